@@ -1,0 +1,24 @@
+# dyndnn: reproduce Xun et al. (MLCAD 2019) end to end. Wiring only: the DAG
+# lives in workflow/rules/, the logic in the dyndnn package (src/dyndnn).
+import os
+
+from snakemake.utils import min_version
+
+min_version("9.19")
+
+
+configfile: os.path.join(workflow.basedir, "config/config.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/export.smk"
+include: "workflow/rules/profile.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "results/report/index.html",

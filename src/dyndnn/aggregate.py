@@ -1,0 +1,48 @@
+"""Gather per-job results into tidy tables under results/tables/, with provenance.
+
+Scope: concatenation and labelling only; metrics are `analysis`'s.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from dyndnn import provenance
+
+__all__ = ["concat_csv", "board_facts_table", "aggregate"]
+
+
+def _as_list(paths) -> list[str]:
+    return [paths] if isinstance(paths, (str, Path)) else list(paths)
+
+
+def concat_csv(paths) -> pd.DataFrame:
+    frames = [pd.read_csv(p) for p in _as_list(paths)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def board_facts_table(paths) -> pd.DataFrame:
+    """Long form: board, fact, value (one row per fact the runner recorded)."""
+    rows = []
+    for p in _as_list(paths):
+        facts = json.loads(Path(p).read_text())
+        board = Path(p).parent.name
+        rows += [{"board": board, "fact": k, "value": json.dumps(v) if isinstance(v, (list, dict)) else v} for k, v in facts.items()]
+    return pd.DataFrame(rows, columns=["board", "fact", "value"])
+
+
+def aggregate(inputs: dict, outputs: dict, repo: str, config: dict) -> None:
+    dataset = json.loads(Path(inputs["dataset"]).read_text())
+    meta = provenance.collect(repo, config=config, dataset=dataset)
+    tables = {
+        "accuracy": (concat_csv(inputs["eval"]), inputs["eval"]),
+        "per_class": (concat_csv(inputs["per_class"]), inputs["per_class"]),
+        "latency_summary": (concat_csv(inputs["summary"]), inputs["summary"]),
+        "latency_samples": (concat_csv(inputs["samples"]), inputs["samples"]),
+        "boards": (board_facts_table(inputs["facts"]), inputs["facts"]),
+    }
+    for name, (df, sources) in tables.items():
+        provenance.write_table(df, outputs[name], {**meta, "table": name, "sources": _as_list(sources)})

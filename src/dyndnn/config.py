@@ -1,0 +1,145 @@
+"""Typed, frozen view of the pipeline configuration, with the cross-field checks.
+
+Scope: structure, types and defaults are checked by the JSON schema in
+`workflow/schemas/` (through `snakemake.utils.validate` in the workflow, or
+`validate_schema` here); `load` turns the validated dict into frozen
+dataclasses and rejects combinations a schema cannot express. Both run before
+any job. Components take only their own sub-config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from dyndnn.model import ModelConfig
+
+__all__ = ["ConfigError", "DataConfig", "TrainConfig", "ExportConfig", "MeasureSettings", "Config", "load", "validate_schema"]
+
+NUM_CLASSES = 10
+SPLIT_SIZES = {"train": 50_000, "test": 10_000}
+
+
+class ConfigError(ValueError):
+    """A configuration that must not reach any job; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str
+    path: str | None = None
+    sha256: str | None = None
+    train_subset: int | None = None
+    test_subset: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    device: str = "auto"
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    step_size: int = 10
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    crop_padding: int = 4
+    hflip: bool = True
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    opset: int = 13
+    ir_version: int = 7
+    parity_images: int = 32
+    parity_atol: float = 1e-4
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """The measurement protocol (MLPerf SingleStream): warm-up discarded, then at
+    least `min_runs` timed inferences and at least `min_seconds` per point."""
+
+    warmup: int = 20
+    min_runs: int = 200
+    min_seconds: float = 2.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    evaluate_batch_size: int
+    export: ExportConfig
+    measure: MeasureSettings
+    boards: tuple[str, ...]
+    report_title: str
+
+
+def _build(cls, values: dict | None):
+    values = dict(values or {})
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
+    return cls(**values)
+
+
+def validate_schema(config: dict, schema_path: str | Path) -> None:
+    """Validate (and fill defaults into) `config` with the JSON schema, as the workflow does."""
+    from snakemake.utils import validate
+    from snakemake.exceptions import WorkflowError
+
+    try:
+        validate(config, str(schema_path), set_default=True)
+    except WorkflowError as e:
+        raise ConfigError(str(e)) from None
+
+
+def load(config: dict, boards_dir: str | Path | None = None) -> Config:
+    """Build the typed config from a schema-validated dict; raise ConfigError on bad combinations."""
+    try:
+        model = ModelConfig(**config.get("model", {}))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"model: {e}") from None
+    data = _build(DataConfig, config["data"])
+    if data.source == "images" and not data.path:
+        raise ConfigError("data.source is 'images' but data.path is not set: give a folder or .tar.gz in image-folder layout")
+    for split in SPLIT_SIZES:
+        n = getattr(data, f"{split}_subset")
+        if n is not None and (n % NUM_CLASSES or n > SPLIT_SIZES[split]):
+            raise ConfigError(
+                f"data.{split}_subset={n}: a stratified subset needs a multiple of {NUM_CLASSES} "
+                f"no larger than the {SPLIT_SIZES[split]:,} {split} images"
+            )
+    profile = dict(config["profile"])
+    boards = tuple(profile.pop("boards"))
+    if boards_dir is not None:
+        missing = [b for b in boards if not (Path(boards_dir) / f"{b}.yaml").is_file()]
+        if missing:
+            raise ConfigError(f"profile.boards: no board config for {missing} in {boards_dir} (add <name>.yaml there)")
+    return Config(
+        seed=config.get("seed", 0),
+        data=data,
+        model=model,
+        train=_build(TrainConfig, config.get("train")),
+        evaluate_batch_size=config.get("evaluate", {}).get("batch_size", 500),
+        export=_build(ExportConfig, config.get("export")),
+        measure=_build(MeasureSettings, profile),
+        boards=boards,
+        report_title=config.get("report", {}).get("title", "dyndnn"),
+    )
+
+
+def read_yaml(path: str | Path) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f) or {}

@@ -1,0 +1,150 @@
+"""CIFAR-10: fetch from one of two sources, decode once into uint8 tensors.
+
+Sources:
+* ``torchvision`` (default): the official download, with torchvision's MD5 check;
+* ``images``: a folder or ``.tar.gz`` in image-folder layout
+  (``<top>/{train,test}/<class>/<file>.jpg``), e.g. the offline JPEG mirror.
+
+`prepare` picks a stratified, seeded subset when asked, decodes it into
+``{"images": uint8 (N, 3, 32, 32), "labels": int64 (N,)}`` and reports counts and
+checksums for the sidecar. Augmentation and normalisation live in `train`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["CLASSES", "fetch", "prepare", "sha256_file", "load_split"]
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_tensors(*tensors: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def fetch(source: str, path: str | None, root: str | Path, sha256: str | None = None) -> dict:
+    """Make the raw data available and describe where it is; raises on a checksum mismatch."""
+    if source == "torchvision":
+        from torchvision.datasets import CIFAR10
+
+        for train in (True, False):  # download=True verifies torchvision's MD5 sums
+            CIFAR10(str(root), train=train, download=True)
+        return {"source": "torchvision", "path": str(Path(root).resolve()), "checksum": "torchvision md5 verified"}
+    src = Path(path).resolve()
+    if not src.exists():
+        raise FileNotFoundError(f"data.path {src} does not exist (source=images needs a folder or .tar.gz)")
+    digest = sha256_file(src) if src.is_file() else None
+    if sha256 and digest != sha256:
+        raise ValueError(f"{src}: sha256 {digest} does not match data.sha256 {sha256}")
+    return {"source": "images", "path": str(src), "sha256": digest}
+
+
+def _class_of(parts: tuple[str, ...], split: str) -> str | None:
+    """`.../<split>/<class>/<file>` -> class, else None."""
+    if len(parts) >= 3 and parts[-3] == split and parts[-2] in CLASSES and parts[-1].lower().endswith(IMAGE_SUFFIXES):
+        return parts[-2]
+    return None
+
+
+def _stratified(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """Indices of a class-balanced subset of size n (all when None), sorted."""
+    if n is None:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    per_class = n // len(CLASSES)
+    picked = []
+    for c in range(len(CLASSES)):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < per_class:
+            raise ValueError(f"class {CLASSES[c]} has {len(idx)} images, fewer than the {per_class} asked for")
+        picked.append(rng.permutation(idx)[:per_class])
+    return np.sort(np.concatenate(picked))
+
+
+def _decode(blob: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(blob)) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)  # (32, 32, 3)
+
+
+def _images_split(path: Path, split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decode the (subset of the) split from an image folder or a .tar.gz, in sorted-name order."""
+    if path.is_dir():
+        entries = sorted((p.relative_to(path).parts, p) for p in path.rglob("*") if p.is_file())
+        named = [(parts, p) for parts, p in entries if _class_of(parts, split)]
+        read = {parts: p.read_bytes for parts, p in named}
+        names = [parts for parts, _ in named]
+    else:
+        with tarfile.open(path) as tar:
+            names = sorted(tuple(m.name.split("/")) for m in tar.getmembers() if m.isfile() and _class_of(tuple(m.name.split("/")), split))
+        read = None
+    if not names:
+        raise ValueError(f"{path}: no images under */{split}/<class>/ (classes {', '.join(CLASSES)})")
+    labels = np.array([CLASSES.index(_class_of(p, split)) for p in names], dtype=np.int64)
+    keep = _stratified(labels, n, seed)
+    wanted = {names[i]: pos for pos, i in enumerate(keep)}
+    images = np.zeros((len(keep), 32, 32, 3), dtype=np.uint8)
+    if read is not None:
+        for parts, pos in wanted.items():
+            images[pos] = _decode(read[parts]())
+    else:
+        with tarfile.open(path) as tar:  # one sequential pass: decode only the wanted members
+            for m in tar:
+                pos = wanted.get(tuple(m.name.split("/")))
+                if pos is not None:
+                    images[pos] = _decode(tar.extractfile(m).read())
+    return images, labels[keep]
+
+
+def _torchvision_split(root: str, split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from torchvision.datasets import CIFAR10
+
+    ds = CIFAR10(root, train=split == "train", download=False)
+    labels = np.asarray(ds.targets, dtype=np.int64)
+    keep = _stratified(labels, n, seed)
+    return ds.data[keep], labels[keep]
+
+
+def prepare(fetched: dict, subsets: dict[str, int | None], seed: int) -> tuple[dict[str, dict], dict]:
+    """Decode each split once. Returns ({split: {"images", "labels"}}, sidecar dict)."""
+    splits, meta = {}, {"source": fetched["source"], "origin": fetched, "seed": seed, "classes": list(CLASSES), "splits": {}}
+    for split, n in subsets.items():
+        if fetched["source"] == "torchvision":
+            images, labels = _torchvision_split(fetched["path"], split, n, seed)
+        else:
+            images, labels = _images_split(Path(fetched["path"]), split, n, seed)
+        x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))  # (N, 3, 32, 32) uint8
+        y = torch.from_numpy(labels)
+        splits[split] = {"images": x, "labels": y}
+        meta["splits"][split] = {
+            "count": len(y),
+            "per_class": np.bincount(labels, minlength=len(CLASSES)).tolist(),
+            "subset": n,
+            "sha256": sha256_tensors(x, y),
+        }
+    return splits, meta
+
+
+def load_split(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    d = torch.load(path, weights_only=True)
+    return d["images"], d["labels"]

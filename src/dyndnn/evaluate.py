@@ -1,0 +1,98 @@
+"""Accuracy, confidence and cost of every configuration of a trained model.
+
+Scope: inference on the test split, top-1 (overall and per class), the summed
+softmax confidence of the correct class (the paper's Fig. 3, normalised to the
+full model), MACs, parameters and weight bytes. No training, no timing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from dyndnn.data import CLASSES
+from dyndnn.model import GroupedAlexNet
+from dyndnn.train import normalize
+
+__all__ = ["count_macs", "config_params", "predict", "evaluate_model"]
+
+BYTES_PER_VALUE = 4  # fp32 weights
+
+
+def count_macs(module: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass of one image, counted with hooks
+    on every Conv and Linear (per image: batch dimension divided out)."""
+    total = 0
+
+    def hook(m, inputs, out):
+        nonlocal total
+        if isinstance(m, nn.Linear):
+            total += m.in_features * m.out_features
+        else:  # Conv1d / Conv2d: each output element reads in/groups * kernel inputs
+            per_out = m.in_channels // m.groups * int(np.prod(m.kernel_size))
+            total += out[0].numel() * per_out
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            module.eval()(x[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def config_params(model: GroupedAlexNet, k: int) -> tuple[int, int]:
+    """(parameters, weight bytes) that the k-group configuration needs resident.
+
+    Counts each group's own tensors (no zero padding); bytes include BN running
+    statistics. The head: group slices 1..k for `sum`, head k alone for `per_config`.
+    """
+    modules = [m for j in range(k) for m in model.group_modules(j) if m not in model.heads]
+    modules += list(model.heads[:k]) if model.cfg.head == "sum" else [model.heads[k - 1]]
+    params = sum(p.numel() for m in modules for p in m.parameters())
+    buffers = sum(b.numel() for m in modules for n, b in m.named_buffers() if n != "num_batches_tracked")
+    return params, (params + buffers) * BYTES_PER_VALUE
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Softmax probabilities (N, classes) for uint8 images (N, 3, 32, 32)."""
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([model(normalize(x[i : i + batch_size].to(device))).softmax(1).cpu() for i in range(0, len(x), batch_size)])
+
+
+def evaluate_model(model: GroupedAlexNet, x: torch.Tensor, y: torch.Tensor, name: str, batch_size: int = 500) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per configuration k = 1..G, plus a per-class table."""
+    rows, per_class = [], []
+    probe = normalize(x[:1])
+    for k in range(1, model.groups + 1):
+        with model.at_groups(k):
+            probs = predict(model, x, batch_size)
+            macs = count_macs(model, probe)
+        static = model.materialize(k)
+        correct = probs.argmax(1) == y
+        params, weight_bytes = config_params(model, k)
+        rows.append(
+            {
+                "model": name,
+                "groups": k,
+                "width_pct": round(100 * k / model.groups),
+                "top1": correct.float().mean().item(),
+                "confidence_sum": probs[torch.arange(len(y)), y].sum().item(),
+                "macs": macs,
+                "macs_executed": count_macs(static, probe),
+                "params": params,
+                "weight_bytes": weight_bytes,
+                "n_images": len(y),
+            }
+        )
+        for c, cls in enumerate(CLASSES):
+            mask = y == c
+            per_class.append({"model": name, "groups": k, "class": cls, "top1": correct[mask].float().mean().item() if mask.any() else float("nan"), "n_images": int(mask.sum())})
+    table = pd.DataFrame(rows)
+    table["confidence_norm"] = table["confidence_sum"] / table["confidence_sum"].iloc[-1]
+    return table, pd.DataFrame(per_class)

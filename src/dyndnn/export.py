@@ -1,0 +1,110 @@
+"""ONNX export of one k-group sub-network, with a parity check and a manifest.
+
+Scope: materialise the k-group network (no slicing ops in the graph), export a
+static-shape fp32 single-image graph at a fixed opset and IR version (old
+runtimes such as ONNX Runtime 1.10 reject newer IRs), check it with ONNX
+Runtime against PyTorch on real test images, and describe it in a manifest.
+Nothing is written unless every check passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from dyndnn.train import load_model, normalize
+
+__all__ = ["ExportError", "to_onnx_bytes", "onnx_parity", "export_onnx"]
+
+INPUT, OUTPUT = "input", "logits"
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def to_onnx_bytes(module: torch.nn.Module, opset: int, ir_version: int, image_size: int = 32) -> bytes:
+    """Export `module` for a (1, 3, H, W) input; returns the serialized, checked model."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():  # the TorchScript exporter is the one that still writes opset 13
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(module.eval(), torch.zeros(1, 3, image_size, image_size), buf, opset_version=opset, dynamo=False, input_names=[INPUT], output_names=[OUTPUT])
+    proto = onnx.load_from_string(buf.getvalue())
+    if proto.ir_version < ir_version:
+        raise ExportError(f"exporter wrote IR {proto.ir_version}, older than the requested {ir_version}")
+    proto.ir_version = ir_version
+    onnx.checker.check_model(proto, full_check=True)
+    return proto.SerializeToString()
+
+
+def onnx_parity(onnx_bytes: bytes, module: torch.nn.Module, images: torch.Tensor) -> float:
+    """Largest |ORT - PyTorch| logit difference over single-image runs of `images` (uint8)."""
+    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    worst = 0.0
+    with torch.no_grad():
+        for img in images:
+            x = normalize(img.unsqueeze(0))
+            ref = module(x).numpy()
+            got = sess.run([OUTPUT], {INPUT: x.numpy()})[0]
+            worst = max(worst, float(np.abs(got - ref).max()))
+    return worst
+
+
+def _describe(onnx_bytes: bytes) -> dict:
+    proto = onnx.load_from_string(onnx_bytes)
+
+    def shapes(values):
+        return {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
+
+    return {
+        "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+        "bytes": len(onnx_bytes),
+        "ir_version": proto.ir_version,
+        "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+        "inputs": shapes(proto.graph.input),
+        "outputs": shapes(proto.graph.output),
+    }
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out_manifest: str, opset: int, ir_version: int, parity_images: int, parity_atol: float) -> dict:
+    """Export the `groups`-group sub-network of `checkpoint`; raise ExportError on a parity failure."""
+    from dyndnn.data import load_split
+
+    model, ckpt = load_model(checkpoint)
+    static = model.materialize(groups)
+    onnx_bytes = to_onnx_bytes(static, opset, ir_version, model.cfg.image_size)
+    x, _ = load_split(test_data)
+    with model.at_groups(groups):
+        err_dynamic = onnx_parity(onnx_bytes, model, x[:parity_images])
+    if not err_dynamic <= parity_atol:
+        raise ExportError(f"ONNX output differs from the dynamic model at {groups} groups by {err_dynamic:.3g} > {parity_atol}")
+    manifest = {
+        **_describe(onnx_bytes),
+        "model": ckpt["kind"],
+        "groups": groups,
+        "arch": model.arch_config(groups),
+        "parity": {"images": int(min(parity_images, len(x))), "max_abs_diff": err_dynamic, "atol": parity_atol, "reference": "dynamic PyTorch model"},
+        "onnxruntime": ort.__version__,
+        "onnx": onnx.__version__,
+        "torch": torch.__version__,
+    }
+    out = Path(out_onnx)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out, onnx_bytes)
+    _write_atomic(Path(out_manifest), json.dumps(manifest, indent=2).encode())
+    return manifest

@@ -1,0 +1,81 @@
+"""Provenance stamped next to every table: code version, packages, host, config, data.
+
+Scope: collect the facts and write a table with its `.meta.json` sidecar
+atomically. No analysis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["git_state", "package_versions", "collect", "write_table", "read_meta"]
+
+PACKAGES = ("dyndnn", "snakemake", "torch", "torchvision", "onnx", "onnxruntime", "numpy", "pandas", "seaborn", "jinja2")
+
+
+def git_state(repo_dir: str | Path) -> dict:
+    """Commit and dirty flag of the checkout at repo_dir ('unknown' outside git)."""
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo_dir), *args], capture_output=True, text=True, timeout=10)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {"commit": "unknown", "dirty": None}
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())
+        return {"commit": head.stdout.strip(), "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
+
+
+def package_versions(names=PACKAGES) -> dict:
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def collect(repo_dir: str | Path, config: dict | None = None, dataset: dict | None = None, **extra) -> dict:
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git": git_state(repo_dir),
+        "packages": package_versions(),
+        "host": {"node": platform.node(), "machine": platform.machine(), "system": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+        "config": config or {},
+        "dataset": dataset or {},
+        **extra,
+    }
+
+
+def write_table(df: pd.DataFrame, path: str | Path, meta: dict) -> None:
+    """CSV plus `<path minus .csv>.meta.json`, each written to a temp file and renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_csv(tmp, index=False)
+    meta_path = meta_path_for(path)
+    meta_tmp = meta_path.with_name(meta_path.name + ".tmp")
+    meta_tmp.write_text(json.dumps({**meta, "rows": len(df), "columns": list(df.columns)}, indent=2, default=str))
+    os.replace(tmp, path)
+    os.replace(meta_tmp, meta_path)
+
+
+def meta_path_for(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".csv") + ".meta.json")
+
+
+def read_meta(path: str | Path) -> dict:
+    return json.loads(meta_path_for(path).read_text())

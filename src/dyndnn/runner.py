@@ -1,0 +1,193 @@
+"""Stand-alone measurement program, copied to a board with the models and a plan.
+
+Usage: python runner.py PLAN.json OUT_DIR
+
+Scope: for every mapping (CPU affinity + thread count) and every model in the
+plan, time single-image inference (SingleStream: warm-up discarded, then at
+least `min_runs` inferences and `min_seconds`), keep every raw sample, measure
+energy with the board's power backend, and write samples.csv, summary.csv and
+board.json into OUT_DIR. It knows nothing about the network, groups or
+accuracy (the plan carries opaque labels). Imports only the standard library,
+numpy, the board's runtime and its sibling `power` module, so it runs on a
+board without torch. Affinity is restored after each mapping, also on error.
+"""
+
+import csv
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import power  # noqa: E402  (the sibling copied next to this file)
+
+SAMPLE_FIELDS = ["label", "mapping", "frequency", "run_idx", "latency_ms"]
+SUMMARY_FIELDS = [
+    "label", "mapping", "frequency", "threads", "cpus", "n", "duration_s",
+    "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms",
+    "power_backend", "power_w", "energy_mj", "power_samples",
+]  # fmt: skip
+
+
+def percentile(sorted_values, q):
+    """Linear-interpolated percentile (numpy's default) of an ascending list."""
+    pos = (len(sorted_values) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def summarise(latencies_ms):
+    s = sorted(latencies_ms)
+    n = len(s)
+    mean = sum(s) / n
+    std = (sum((v - mean) ** 2 for v in s) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    return {"n": n, "mean_ms": mean, "std_ms": std, "min_ms": s[0], "p50_ms": percentile(s, 50), "p90_ms": percentile(s, 90), "p99_ms": percentile(s, 99), "max_ms": s[-1]}
+
+
+def resolve_cpus(cpus):
+    available = sorted(os.sched_getaffinity(0))
+    if cpus == "all":
+        return available
+    missing = sorted(set(cpus) - set(available))
+    if missing:
+        raise RuntimeError("mapping asks for CPUs %s, not available here (have %s)" % (missing, available))
+    return list(cpus)
+
+
+def read_frequency_khz(sysfs_root, cpu):
+    path = os.path.join(sysfs_root, "sys/devices/system/cpu/cpu%d/cpufreq/scaling_cur_freq" % cpu)
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def make_session(model_path, threads):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(model_path, sess_options=opts, providers=["CPUExecutionProvider"])
+    return sess, sess.get_inputs()[0].name
+
+
+def time_model(sess, input_name, x, settings):
+    """Warm up, then run until both the minimum count and the minimum duration are reached."""
+    for _ in range(settings["warmup"]):
+        sess.run(None, {input_name: x})
+    samples = []
+    start = time.perf_counter()
+    while len(samples) < settings["min_runs"] or time.perf_counter() - start < settings["min_seconds"]:
+        t0 = time.perf_counter_ns()
+        sess.run(None, {input_name: x})
+        samples.append((time.perf_counter_ns() - t0) / 1e6)
+    return samples
+
+
+def board_facts(sysfs_root):
+    import numpy
+    import onnxruntime
+
+    cpu_model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware")):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "hostname": platform.node(),
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "cpu_model": cpu_model,
+        "cpus_available": sorted(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "runtime": "onnxruntime",
+        "runtime_version": onnxruntime.__version__,
+        "cpu0_frequency_khz": read_frequency_khz(sysfs_root, 0),
+        "dvfs": "fixed",  # no DVFS control on this board: frequencies are read back, never set
+    }
+
+
+def run_mapping(mapping, plan, x, reader, sample_rows, summary_rows):
+    cpus = resolve_cpus(mapping["cpus"])
+    threads = len(cpus) if mapping.get("threads", "cpus") == "cpus" else int(mapping["threads"])
+    original = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        for model in plan["models"]:
+            sess, input_name = make_session(model["path"], threads)
+            with power.EnergyMeter(reader, plan["power"]["rate_hz"]) as meter:
+                samples = time_model(sess, input_name, x, plan["settings"])
+            freq = read_frequency_khz(plan.get("sysfs_root", "/"), cpus[0])
+            frequency = "fixed" if freq is None else "fixed@%dkHz" % freq
+            for i, v in enumerate(samples):
+                sample_rows.append({"label": model["label"], "mapping": mapping["name"], "frequency": frequency, "run_idx": i, "latency_ms": v})
+            energy_mj = meter.energy_j * 1e3 / len(samples) if reader.name != "none" else None
+            summary_rows.append(
+                dict(
+                    summarise(samples),
+                    label=model["label"], mapping=mapping["name"], frequency=frequency, threads=threads,
+                    cpus=" ".join(map(str, cpus)), duration_s=meter.duration_s, power_backend=reader.name,
+                    power_w=meter.power_w if reader.name != "none" else None, energy_mj=energy_mj,
+                    power_samples=meter.samples,
+                )  # fmt: skip
+            )
+    finally:
+        os.sched_setaffinity(0, original)
+
+
+def write_csv(path, fields, rows):
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def open_power(cfg, sysfs_root):
+    try:
+        return power.make_reader(cfg["backend"], sysfs_root), None
+    except power.PowerUnavailable as e:
+        if cfg.get("required"):
+            raise
+        return power.NoPower(), str(e)
+
+
+def main(argv):
+    if len(argv) != 3:
+        sys.stderr.write(__doc__)
+        return 2
+    import numpy as np
+
+    with open(argv[1]) as f:
+        plan = json.load(f)
+    out = argv[2]
+    os.makedirs(out, exist_ok=True)
+    sysfs_root = plan.get("sysfs_root", "/")
+    reader, power_note = open_power(plan["power"], sysfs_root)
+    x = np.random.default_rng(plan["settings"]["seed"]).standard_normal(plan["input_shape"]).astype(np.float32)
+    sample_rows, summary_rows = [], []
+    for mapping in plan["mappings"]:
+        run_mapping(mapping, plan, x, reader, sample_rows, summary_rows)
+    facts = board_facts(sysfs_root)
+    facts["power_backend"] = reader.name
+    facts["power_note"] = power_note or ""
+    write_csv(os.path.join(out, "samples.csv"), SAMPLE_FIELDS, sample_rows)
+    write_csv(os.path.join(out, "summary.csv"), SUMMARY_FIELDS, summary_rows)
+    with open(os.path.join(out, "board.json"), "w") as f:
+        json.dump(facts, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

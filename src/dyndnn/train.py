@@ -1,0 +1,226 @@
+"""Incremental training of the grouped AlexNet, one stage per group.
+
+Scope: augmentation, the optimiser/schedule registry, one epoch, one stage
+with per-epoch resume checkpoints, and the checkpoint format. Stage k trains
+group k alone: `GroupedAlexNet.prepare_stage` freezes groups < k (weights and BN
+statistics) and hands only group-k parameters to the optimiser.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from dyndnn.config import TrainConfig
+from dyndnn.model import GroupedAlexNet, ModelConfig
+
+__all__ = ["resolve_device", "normalize", "augment", "train_one_epoch", "fit_stage", "train_increment", "load_model", "save_atomic"]
+
+log = logging.getLogger(__name__)
+
+# CIFAR-10 channel statistics of the training set (the usual values).
+MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
+    return torch.device(name)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float normalised with the CIFAR-10 statistics."""
+    return (x.float() / 255.0 - MEAN.to(x.device)) / STD.to(x.device)
+
+
+def augment(x: torch.Tensor, padding: int, hflip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Random crop with zero padding and horizontal flip, per image; uint8 in, uint8 out."""
+    B, _, H, W = x.shape
+    if padding:
+        padded = F.pad(x, (padding,) * 4)
+        dy, dx = torch.randint(0, 2 * padding + 1, (2, B), generator=gen)
+        x = torch.stack([padded[i, :, dy[i] : dy[i] + H, dx[i] : dx[i] + W] for i in range(B)])
+    if hflip:
+        flip = torch.rand(B, generator=gen) < 0.5
+        x = torch.where(flip.view(B, 1, 1, 1), x.flip(3), x)
+    return x
+
+
+def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+
+
+SCHEDULES = {  # per-step schedulers; total = epochs * steps_per_epoch
+    "cosine": lambda opt, cfg, steps: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps),
+    "step": lambda opt, cfg, steps: torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size * steps, gamma=cfg.gamma),
+    "onecycle": lambda opt, cfg, steps: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps),
+    "constant": lambda opt, cfg, steps: torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0),
+}
+
+
+def train_one_epoch(model, x, y, opt, sched, cfg: TrainConfig, gen: torch.Generator, device, desc: str = "") -> dict:
+    """One pass over (x, y) in shuffled batches; returns loss, accuracy and images/s."""
+    model.train()
+    order = torch.randperm(len(y), generator=gen)
+    total_loss, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
+    batches = range(0, len(y), cfg.batch_size)
+    bar = tqdm(batches, desc=desc, unit="batch", file=sys.stderr, mininterval=1 if sys.stderr.isatty() else 30, leave=False)
+    for start in bar:
+        idx = order[start : start + cfg.batch_size]
+        xb = normalize(augment(x[idx], cfg.crop_padding, cfg.hflip, gen).to(device))
+        yb = y[idx].to(device)
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        total_loss += loss.item() * len(idx)
+        correct += (logits.argmax(1) == yb).sum().item()
+        seen += len(idx)
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+    elapsed = time.perf_counter() - t0
+    return {"loss": total_loss / seen, "train_acc": correct / seen, "images_per_s": seen / elapsed, "epoch_s": elapsed}
+
+
+def save_atomic(obj, path: str | Path) -> None:
+    """torch.save to a temporary sibling, then rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fit_stage(model: GroupedAlexNet, k: int, x, y, cfg: TrainConfig, seed: int, resume_path: str | Path | None = None) -> list[dict]:
+    """Train stage k (groups < k frozen) for cfg.epochs; resumable from `resume_path`.
+
+    A resume checkpoint is written after every epoch (model, optimiser, schedule,
+    RNG states) and only used when its fingerprint matches this stage's inputs.
+    """
+    device = next(model.parameters()).device
+    model.train()
+    params = model.prepare_stage(k)
+    opt = build_optimizer(params, cfg)
+    steps = -(-len(y) // cfg.batch_size)
+    sched = SCHEDULES[cfg.schedule](opt, cfg, steps)
+    gen = torch.Generator().manual_seed(seed * 1000 + k)
+    torch.manual_seed(seed * 1000 + k)  # dropout
+    fingerprint = _fingerprint(asdict(cfg), model.cfg.to_dict(), seed, k, len(y))
+    history, start_epoch = [], 0
+    if resume_path and Path(resume_path).exists():
+        state = torch.load(resume_path, weights_only=False)
+        if state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            gen.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            history, start_epoch = state["history"], state["epoch"]
+            log.info("stage %d: resumed after epoch %d from %s", k, start_epoch, resume_path)
+        else:
+            log.warning("stage %d: ignoring %s (made with other settings)", k, resume_path)
+    for epoch in range(start_epoch, cfg.epochs):
+        stats = train_one_epoch(model, x, y, opt, sched, cfg, gen, device, desc=f"stage {k} epoch {epoch + 1}/{cfg.epochs}")
+        stats.update(stage=k, epoch=epoch + 1, lr=opt.param_groups[0]["lr"])
+        history.append(stats)
+        log.info("stage %d epoch %d: %s", k, epoch + 1, {n: round(v, 4) for n, v in stats.items()})
+        if resume_path:
+            save_atomic(
+                {
+                    "fingerprint": fingerprint,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                    "epoch": epoch + 1,
+                },
+                resume_path,
+            )
+    model.frozen_groups = 0
+    model.eval()
+    return history
+
+
+def make_checkpoint(model: GroupedAlexNet, kind: str, stage: int, cfg: TrainConfig, seed: int, history: list[dict]) -> dict:
+    """Checkpoints carry their architecture and training config (torchvision-style)."""
+    return {
+        "kind": kind,
+        "stage": stage,
+        "model_config": model.cfg.to_dict(),
+        "train_config": asdict(cfg),
+        "seed": seed,
+        "history": history,
+        "state_dict": model.state_dict(),
+    }
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[GroupedAlexNet, dict]:
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    model = GroupedAlexNet(ModelConfig(**ckpt["model_config"])).to(device)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), ckpt
+
+
+def write_history(history: list[dict], path: str | Path) -> None:
+    if not history:
+        return
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)
+
+
+def train_increment(
+    data_path: str,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    stage: int,
+    seed: int,
+    out_ckpt: str,
+    out_history: str,
+    previous_ckpt: str | None = None,
+    resume_path: str | None = None,
+    threads: int = 1,
+) -> None:
+    """Run incremental stage `stage`: load stage-1 weights (or initialise), train group `stage`, save."""
+    from dyndnn.data import load_split
+
+    torch.set_num_threads(cfg.threads or threads)
+    device = resolve_device(cfg.device)
+    if previous_ckpt:
+        model, prev = load_model(previous_ckpt, device)
+        if prev["model_config"] != model_cfg.to_dict():
+            raise ValueError(f"{previous_ckpt} was trained with another architecture: {prev['model_config']}")
+        history = list(prev["history"])
+    else:
+        torch.manual_seed(seed)  # initial weights of every group
+        model, history = GroupedAlexNet(model_cfg).to(device), []
+    x, y = load_split(data_path)
+    t0 = time.perf_counter()
+    history += fit_stage(model, stage, x, y, cfg, seed, resume_path)
+    log.info("stage %d done in %.1f s", stage, time.perf_counter() - t0)
+    save_atomic(make_checkpoint(model, "dynamic", stage, cfg, seed, history), out_ckpt)
+    write_history(history, out_history)
+    if resume_path:
+        Path(resume_path).unlink(missing_ok=True)

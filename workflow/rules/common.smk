@@ -1,0 +1,61 @@
+# Config loading and validation (before any job runs), wildcard constraints,
+# target-list functions. Nothing else.
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+import dyndnn.config
+from dyndnn.boards import load_board
+
+BASE = Path(workflow.basedir)
+validate(config, "../schemas/config.schema.yaml")
+try:
+    CFG = dyndnn.config.load(config, boards_dir=BASE / "config/boards")
+    BOARDS = {
+        b: load_board(BASE / f"config/boards/{b}.yaml", BASE / "workflow/schemas/board.schema.yaml")
+        for b in CFG.boards
+    }
+except ValueError as e:
+    raise WorkflowError(f"Invalid configuration: {e}")
+
+G = CFG.model.groups
+MODELS = ["dynamic"]
+REPORT_TEMPLATE = str(BASE / "report/templates/report.html.j2")
+
+
+wildcard_constraints:
+    model="|".join(MODELS),
+    k=r"[1-9][0-9]*",
+    board="|".join(BOARDS),
+
+
+def previous_stage(wildcards):
+    """Stage k trains on top of stage k-1's checkpoint."""
+    k = int(wildcards.k)
+    return [f"results/models/dynamic/stage{k - 1}.pt"] if k > 1 else []
+
+
+def final_checkpoint(wildcards):
+    return f"results/models/dynamic/stage{G}.pt"
+
+
+def exported_models(wildcards):
+    return expand("results/onnx/{model}/g{k}.onnx", model=MODELS, k=range(1, G + 1))
+
+
+def board_config(wildcards):
+    return BOARDS[wildcards.board]
+
+
+def board_file(wildcards):
+    return str(BASE / f"config/boards/{wildcards.board}.yaml")
+
+
+def profile_threads(wildcards):
+    """Measuring the host itself: hold every core so no other job disturbs the timings."""
+    return workflow.cores if BOARDS[wildcards.board]["transport"]["type"] == "local" else 1
+
+
+def measure_settings():
+    return {k: v for k, v in config["profile"].items() if k != "boards"}

@@ -1,0 +1,28 @@
+rule download_data:
+    output:
+        source="resources/cifar10/source.json",
+    params:
+        source=config["data"]["source"],
+        path=config["data"]["path"],
+        sha256=config["data"]["sha256"],
+    log:
+        "results/logs/download_data.log",
+    script:
+        "../scripts/download_data.py"
+
+
+rule prepare_data:
+    input:
+        source=rules.download_data.output.source,
+    output:
+        train="results/data/train.pt",
+        test="results/data/test.pt",
+        meta="results/data/dataset.json",
+    params:
+        train_subset=config["data"]["train_subset"],
+        test_subset=config["data"]["test_subset"],
+        seed=config["seed"],
+    log:
+        "results/logs/prepare_data.log",
+    script:
+        "../scripts/prepare_data.py"

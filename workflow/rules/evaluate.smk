@@ -1,0 +1,15 @@
+rule evaluate:
+    """Top-1, per-class accuracy, confidence, MACs, params and bytes of every configuration."""
+    input:
+        ckpt=final_checkpoint,
+        test=rules.prepare_data.output.test,
+    output:
+        table="results/eval/{model}.csv",
+        per_class="results/eval/{model}.per_class.csv",
+    params:
+        batch_size=config["evaluate"]["batch_size"],
+    threads: 1
+    log:
+        "results/logs/evaluate/{model}.log",
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,15 @@
+import torch
+
+from dyndnn.data import load_split
+from dyndnn.evaluate import evaluate_model
+from dyndnn.logs import log_to
+from dyndnn.train import load_model
+
+with log_to(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    model, _ = load_model(snakemake.input.ckpt)
+    x, y = load_split(snakemake.input.test)
+    table, per_class = evaluate_model(model, x, y, snakemake.wildcards.model, snakemake.params.batch_size)
+    print(table.to_string())
+    table.to_csv(snakemake.output.table, index=False)
+    per_class.to_csv(snakemake.output.per_class, index=False)
