@@ -10,6 +10,7 @@ Failures name the board, the host and the step.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
@@ -24,6 +25,8 @@ import pandas as pd
 from dyndnn.config import read_yaml
 
 __all__ = ["BoardError", "load_board", "LocalTransport", "TRANSPORTS", "profile_board"]
+
+log = logging.getLogger(__name__)
 
 RUNNER_FILES = ("runner.py", "power.py")  # what the board needs of dyndnn: no torch, no model code
 RESULT_FILES = ("summary.csv", "samples.csv", "board.json")
@@ -123,7 +126,9 @@ def profile_board(board: dict, models: list[dict], settings: dict, out_dir: str 
                 step = "run"
                 proc = s.run(["runner.py", "plan.json", "out"], timeout=timeout_s)
                 if proc.returncode != 0:
-                    raise BoardError(board["name"], transport.host, step, f"runner exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+                    log.error("runner stderr on %s:\n%s", board["name"], proc.stderr)
+                    last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+                    raise BoardError(board["name"], transport.host, step, f"runner exited {proc.returncode}: {last}")
                 step = "download"
                 for f in RESULT_FILES:
                     s.get(f"out/{f}", staging / f)

@@ -190,4 +190,11 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    try:
+        sys.exit(main(sys.argv))
+    except Exception as e:  # the host reports the last stderr line; keep the traceback above it
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.write("runner error: %s: %s\n" % (type(e).__name__, e))
+        sys.exit(1)

@@ -1,0 +1,38 @@
+# The two commands: `make reproduce` (main job, default config) and `make test`.
+# Both create the virtual environment and install what they need on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+# torch first, pinned: on x86_64 pip takes this CUDA build (runs on CPU too);
+# on aarch64 use TORCH="torch==2.9.1 torchvision==0.24.1".
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+CORES  ?= all
+BIN     = $(VENV)/bin
+
+.PHONY: install reproduce quick test test-fast lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install $(TORCH)
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@
+
+reproduce: install            ## full paper reproduction on the local host (config/config.yaml)
+	$(BIN)/snakemake --cores $(CORES)
+
+quick: install                ## minutes: 5,000/1,000 images, 1 epoch per stage (offline data)
+	$(BIN)/snakemake --cores $(CORES) --configfile config/quick.yaml
+
+test: install                 ## the whole suite, including one quick pipeline run
+	$(BIN)/python -m pytest
+
+test-fast: install            ## skip the end-to-end pipeline run
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: install
+	$(BIN)/snakemake --lint --configfile config/quick.yaml
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,120 @@
+"""The invariants that make the method true (DESIGN.md, Contracts: Model)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from dyndnn.config import TrainConfig
+from dyndnn.export import onnx_parity, to_onnx_bytes
+from dyndnn.model import GroupedAlexNet, ModelConfig
+from dyndnn.train import fit_stage
+
+from conftest import TINY
+
+VARIANTS = list(itertools.product(["nested", "grouped"], ["sum", "per_config"]))
+G = 4
+
+
+def tiny(connectivity, head, seed=0):
+    torch.manual_seed(seed)
+    return GroupedAlexNet(ModelConfig(groups=G, connectivity=connectivity, head=head, **TINY)).eval()
+
+
+def randomise_groups_above(model, k):
+    with torch.no_grad():
+        for j in range(k, G):
+            for m in model.group_modules(j):
+                for name, t in [*m.named_parameters(), *m.named_buffers()]:
+                    if name == "running_var":
+                        t.copy_(torch.rand_like(t) + 0.5)
+                    elif name != "num_batches_tracked":
+                        t.copy_(torch.randn_like(t))
+
+
+@pytest.mark.parametrize("connectivity,head", VARIANTS)
+def test_k_group_output_ignores_later_groups(connectivity, head):
+    model = tiny(connectivity, head)
+    x = torch.randn(8, 3, 32, 32)
+    for k in range(1, G):
+        with model.at_groups(k):
+            before = model(x)
+        randomise_groups_above(model, k)
+        with model.at_groups(k):
+            assert torch.equal(before, model(x)), f"k={k}: output changed when groups > {k} changed"
+        with model.at_groups(G):
+            assert not torch.allclose(model(x), before), "the full model must depend on the later groups"
+
+
+@pytest.mark.parametrize("connectivity,head", VARIANTS)
+def test_training_a_later_stage_keeps_earlier_predictions_bit_identical(connectivity, head):
+    model = tiny(connectivity, head)
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    y = torch.randint(0, 10, (64,))
+    probe = torch.randn(16, 3, 32, 32)
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.1, schedule="constant")
+    for k in range(1, G + 1):
+        snapshots = {}
+        for j in range(1, k):
+            with model.at_groups(j):
+                snapshots[j] = model(probe)
+        group_k_before = [p.detach().clone() for p in model.group_parameters(k - 1)]
+        fit_stage(model, k, x, y, cfg, seed=0)
+        for j, before in snapshots.items():
+            with model.at_groups(j):
+                assert torch.equal(before, model(probe)), f"stage {k} changed the {j}-group predictions"
+        changed = any(not torch.equal(a, b) for a, b in zip(group_k_before, model.group_parameters(k - 1)))
+        assert changed, f"stage {k} did not train group {k}"
+
+
+def test_stage_optimises_only_group_k_and_freezes_bn_statistics():
+    model = tiny("nested", "sum").train()
+    params = model.prepare_stage(3)
+    assert {id(p) for p in params} == {id(p) for p in model.group_parameters(2)}
+    assert all(not p.requires_grad for j in (0, 1) for p in model.group_parameters(j))
+    model.train()  # must not unfreeze BN of groups 1..2
+    assert not model.bns[0][0].training and not model.bns[0][1].training and model.bns[0][2].training
+    stats = model.bns[2][1].running_mean.clone()
+    model(torch.randn(4, 3, 32, 32))
+    assert torch.equal(stats, model.bns[2][1].running_mean)
+
+
+def test_frozen_groups_build_no_autograd_graph():
+    model = tiny("nested", "sum").train()
+    model.prepare_stage(3)
+    seen = {}
+    hooks = [model.convs[2][j].register_forward_hook(lambda m, i, o, j=j: seen.__setitem__(j, o.requires_grad)) for j in range(3)]
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    for h in hooks:
+        h.remove()
+    assert seen == {0: False, 1: False, 2: True}
+
+
+@pytest.mark.parametrize("connectivity,head", VARIANTS)
+def test_materialize_and_onnx_match_dynamic_model(connectivity, head):
+    model = tiny(connectivity, head, seed=1)
+    x = torch.randn(4, 3, 32, 32)
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    for k in range(1, G + 1):
+        static = model.materialize(k)
+        with model.at_groups(k):
+            torch.testing.assert_close(static(x), model(x), rtol=0, atol=1e-5)
+            assert onnx_parity(to_onnx_bytes(static, opset=13, ir_version=7), model, images) <= 1e-4
+        if connectivity == "grouped" and k > 1:
+            assert {m.groups for m in static.features if isinstance(m, torch.nn.Conv2d)} == {1, k}
+
+
+def test_switching_is_validated_and_restored():
+    model = tiny("nested", "sum")
+    with pytest.raises(ValueError, match="active groups"):
+        model.set_active_groups(G + 1)
+    with model.at_groups(2):
+        assert model.active_groups == 2
+    assert model.active_groups == G
+
+
+def test_model_config_rejects_widths_not_divisible_by_groups():
+    with pytest.raises(ValueError, match="not divisible by groups=5"):
+        ModelConfig(groups=5)

@@ -1,0 +1,127 @@
+"""The pipeline as users run it: snakemake on the real Snakefile, in a temporary directory."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+
+def snakemake(workdir, *args, check=True):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a snakemake run or dry run: rule -> job count."""
+    block = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", block, re.M)}
+
+
+def write_config(path, base="quick.yaml", **edits):
+    config = yaml.safe_load((REPO / "config" / base).read_text())
+    for dotted, value in edits.items():
+        node = config
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_dry_run_of_the_default_config(tmp_path):
+    proc = snakemake(tmp_path, "-n")
+    jobs = job_counts(proc.stdout + proc.stderr)
+    assert jobs["train_increment"] == 4 and jobs["export"] == 4 and jobs["profile_board"] == 1 and jobs["report"] == 1
+
+
+def test_bad_config_is_rejected_before_any_job(tmp_path):
+    cfg = write_config(tmp_path / "bad.yaml", **{"model.groups": 5})
+    proc = snakemake(tmp_path, "--configfile", str(cfg), check=False)
+    assert proc.returncode != 0
+    assert "not divisible by groups=5" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+class Tables(HTMLParser):
+    """Every <table> of a page as a list of rows of cell texts."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._cell = [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append(self._cell.strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+def table_with(tables, *columns):
+    for t in tables:
+        if t and all(c in t[0] for c in columns):
+            return [dict(zip(t[0], row)) for row in t[1:]]
+    raise AssertionError(f"no table with columns {columns}")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, cifar_archive):
+    workdir = tmp_path_factory.mktemp("quick")
+    cfg = write_config(workdir / "quick.yaml", **{"data.path": str(cifar_archive)})
+    proc = snakemake(workdir, "--configfile", str(cfg))
+    return workdir, cfg, proc
+
+
+@pytest.mark.slow
+def test_quick_run_report_has_accuracy_and_latency_for_every_configuration(quick_run):
+    workdir, _, _ = quick_run
+    html = (workdir / "results/report/index.html").read_text()
+    parser = Tables()
+    parser.feed(html)
+    accuracy = table_with(parser.tables, "groups", "top1", "confidence_norm")
+    assert sorted(int(r["groups"]) for r in accuracy) == [1, 2, 3, 4]
+    assert all(0 < float(r["top1"]) <= 1 for r in accuracy)
+    latency = table_with(parser.tables, "groups", "mapping", "p50_ms")
+    for mapping in ("one-core", "all-cores"):
+        rows = [r for r in latency if r["mapping"] == mapping]
+        assert sorted(int(r["groups"]) for r in rows) == [1, 2, 3, 4]
+        assert all(float(r["p50_ms"]) > 0 for r in rows)
+    assert html.count("data:image/png;base64,") >= 2
+    assert (workdir / "results/tables/accuracy.meta.json").is_file()
+
+
+@pytest.mark.slow
+def test_editing_a_measurement_setting_reruns_only_profiling_and_after(quick_run, tmp_path):
+    workdir, cfg, _ = quick_run
+    edited = write_config(tmp_path / "edited.yaml", **{"data.path": yaml.safe_load(cfg.read_text())["data"]["path"], "profile.min_runs": 31})
+    proc = snakemake(workdir, "-n", "--configfile", str(edited))
+    jobs = job_counts(proc.stdout + proc.stderr)
+    assert set(jobs) == {"profile_board", "aggregate", "figure_accuracy", "figure_latency", "report", "all"}, jobs
+
+
+@pytest.mark.slow
+def test_unchanged_config_has_nothing_to_do(quick_run):
+    workdir, cfg, _ = quick_run
+    proc = snakemake(workdir, "-n", "--configfile", str(cfg))
+    assert "Nothing to be done" in proc.stdout + proc.stderr
