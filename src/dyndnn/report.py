@@ -50,6 +50,20 @@ def embed_png(path: str | Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
 
+def layer_rows(model: dict) -> list[dict]:
+    """The exact layer sizes of the grouped AlexNet, per configuration (pure: from the config)."""
+    G, size = model["groups"], model.get("image_size", 32)
+    rows = []
+    for i, c in enumerate(model["conv_channels"]):
+        pool = i in (0, 1, 4)
+        rows.append({"layer": f"conv{i + 1}", "type": "conv 3x3/1 pad 1 + BN + ReLU" + (" + maxpool 2" if pool else ""), "output": f"{size // 2 if pool else size}x{size // 2 if pool else size}", "widths": [c * k // G for k in range(1, G + 1)]})
+        size = size // 2 if pool else size
+    for i, f in enumerate(model["fc_features"]):
+        rows.append({"layer": f"fc{i + 1}", "type": "linear + ReLU + dropout", "output": "1", "widths": [f * k // G for k in range(1, G + 1)]})
+    rows.append({"layer": "head", "type": "linear (" + model["head"] + ")", "output": "1", "widths": [10] * G})
+    return rows
+
+
 def build_context(title: str, accuracy: pd.DataFrame, samples: pd.DataFrame, boards: list[dict], figures: dict[str, dict], provenance: dict, dataset: dict) -> dict:
     """Everything the template shows. `figures`: name -> {png, caption, command}."""
     latency = analysis.latency_summary(samples)
@@ -65,6 +79,7 @@ def build_context(title: str, accuracy: pd.DataFrame, samples: pd.DataFrame, boa
         missing.append("No latency measurements: no board was profiled.")
     return {
         "title": title,
+        "layers": layer_rows(provenance["config"]["model"]) if "model" in provenance.get("config", {}) else [],
         "accuracy_columns": acc_cols,
         "accuracy_rows": records(accuracy, acc_cols) if not accuracy.empty else [],
         "latency_columns": lat_cols,

@@ -60,7 +60,7 @@ def context(tmp_path, latency):
     png = tmp_path / "f.png"
     plots.save(plots.accuracy_per_config(ACC), str(tmp_path / "f.svg"), str(png))
     figures = {"accuracy": {"png": png, "caption": "c", "command": "snakemake x"}, "latency": {"png": png, "caption": "c", "command": "snakemake y"}}
-    prov = {"git": {"commit": "abc", "dirty": False}, "config": {"model": {"groups": 4, "connectivity": "nested", "head": "sum", "conv_channels": [8], "fc_features": [8]}, "profile": {"min_runs": 1, "min_seconds": 0}}}
+    prov = {"git": {"commit": "abc", "dirty": False}, "config": {"model": {"groups": 4, "connectivity": "nested", "head": "sum", "conv_channels": [8, 8, 8, 8, 8], "fc_features": [8]}, "profile": {"min_runs": 1, "min_seconds": 0}}}
     dataset = {"source": "images", "splits": {"train": {"count": 10}, "test": {"count": 100, "sha256": "f" * 64}}}
     return build_context("T", ACC, latency, [], figures, prov, dataset)
 
