@@ -1,6 +1,7 @@
 """Power and energy readers for boards; standard library only.
 
-Scope: read energy counters (RAPL) in a background thread at a fixed rate and
+Scope: read energy counters (RAPL) or instantaneous power rails (INA231 on the
+Odroid XU3, INA3221 on the Jetson Nano) in a background thread at a fixed rate and
 integrate energy over a measured interval. Runs on the board next to
 `runner.py`, so it imports neither torch nor the rest of dyndnn. Every sysfs
 path is taken below `sysfs_root`, so tests can point it at a temporary tree.
@@ -11,7 +12,7 @@ import os
 import threading
 import time
 
-__all__ = ["PowerUnavailable", "make_reader", "RaplReader", "EnergyMeter"]
+__all__ = ["PowerUnavailable", "make_reader", "RaplReader", "RailReader", "Ina231Reader", "Ina3221Reader", "NoPower", "EnergyMeter"]
 
 
 class PowerUnavailable(RuntimeError):
@@ -52,6 +53,88 @@ class RaplReader:
         self._last = now
         return delta / 1e6
 
+    def close(self):
+        pass
+
+
+class RailReader:
+    """Instantaneous power rails (W after `scale`), integrated trapezoidally between polls.
+
+    `rails`: {name: file path below sysfs_root}; `total`: the rail names whose sum is the
+    board's energy (INA3221's board-input rail already includes the others, so it alone).
+    """
+
+    name = "rails"
+
+    def __init__(self, rails, total, scale, sysfs_root="/"):
+        self._clock = time.perf_counter
+        self.paths = {}
+        for rail, pattern in rails.items():
+            matches = sorted(glob.glob(os.path.join(sysfs_root, pattern.lstrip("/"))))
+            if not matches:
+                raise PowerUnavailable("rail %s: no file matches %s" % (rail, pattern))
+            self.paths[rail] = matches[0]
+        unknown = set(total) - set(self.paths)
+        if unknown:
+            raise ValueError("total names unknown rails %s" % sorted(unknown))
+        self.total, self.scale = list(total), scale
+        self.rail_energy_j = {r: 0.0 for r in self.paths}
+        try:
+            self._last = (self._clock(), self.read_w())
+        except (OSError, ValueError) as e:
+            raise PowerUnavailable("power rails not readable: %s" % e)
+
+    def close(self):
+        pass
+
+    def read_w(self):
+        return {r: float(_read(p)) * self.scale for r, p in self.paths.items()}
+
+    def poll(self):
+        t, watts = self._clock(), self.read_w()
+        t0, before = self._last
+        self._last = (t, watts)
+        for r in watts:
+            self.rail_energy_j[r] += (before[r] + watts[r]) / 2 * (t - t0)
+        return sum((before[r] + watts[r]) / 2 * (t - t0) for r in self.total)
+
+
+class Ina231Reader(RailReader):
+    """Odroid XU3: INA231 sensors `<bus>-00XX/sensor_W` (W); `enable` is written 1 first
+    and put back as found on `close`; the first reading needs ~2 s (`settle_s`)."""
+
+    name = "ina231"
+
+    def __init__(self, rails, total, sysfs_root="/", settle_s=2.0):
+        self.enabled = []
+        for rail, pattern in rails.items():
+            for d in sorted(glob.glob(os.path.join(sysfs_root, os.path.dirname(pattern.lstrip("/"))))):
+                enable = os.path.join(d, "enable")
+                if os.path.exists(enable):
+                    before = _read(enable)
+                    if before != "1":
+                        with open(enable, "w") as f:
+                            f.write("1")
+                        self.enabled.append((enable, before))
+        if self.enabled and settle_s:
+            time.sleep(settle_s)
+        RailReader.__init__(self, rails, total, 1.0, sysfs_root)
+
+    def close(self):
+        for enable, before in self.enabled:
+            with open(enable, "w") as f:
+                f.write(before)
+        self.enabled = []
+
+
+class Ina3221Reader(RailReader):
+    """Jetson Nano: INA3221 `in_powerN_input` in mW; rail 0 (POM_5V_IN) is the board input."""
+
+    name = "ina3221"
+
+    def __init__(self, rails, total, sysfs_root="/"):
+        RailReader.__init__(self, rails, total, 1e-3, sysfs_root)
+
 
 class NoPower:
     name = "none"
@@ -59,16 +142,22 @@ class NoPower:
     def poll(self):
         return 0.0
 
+    def close(self):
+        pass
 
-READERS = {"rapl": RaplReader}
 
-
-def make_reader(backend, sysfs_root="/"):
+def make_reader(cfg, sysfs_root="/"):
+    """A reader for a board's `power` config: {backend, rails, total, settle_s}."""
+    backend = cfg.get("backend", "none")
     if backend == "none":
         return NoPower()
-    if backend not in READERS:
-        raise ValueError("unknown power backend %r (known: none, %s)" % (backend, ", ".join(READERS)))
-    return READERS[backend](sysfs_root)
+    if backend == "rapl":
+        return RaplReader(sysfs_root)
+    if backend == "ina231":
+        return Ina231Reader(cfg["rails"], cfg["total"], sysfs_root, cfg.get("settle_s", 2.0))
+    if backend == "ina3221":
+        return Ina3221Reader(cfg["rails"], cfg["total"], sysfs_root)
+    raise ValueError("unknown power backend %r (known: none, rapl, ina231, ina3221)" % backend)
 
 
 class EnergyMeter:

@@ -2,14 +2,16 @@
 
 Usage: python runner.py PLAN.json OUT_DIR
 
-Scope: for every mapping (CPU affinity + thread count) and every model in the
-plan, time single-image inference (SingleStream: warm-up discarded, then at
+Scope: for every mapping (CPU affinity + thread count, or the GPU), every DVFS
+level of the mapping's frequency domain, and every model in the plan, time
+single-image inference (SingleStream: warm-up discarded, then at
 least `min_runs` inferences and `min_seconds`), keep every raw sample, measure
 energy with the board's power backend, and write samples.csv, summary.csv and
 board.json into OUT_DIR. It knows nothing about the network, groups or
 accuracy (the plan carries opaque labels). Imports only the standard library,
 numpy, the board's runtime and its sibling `power` module, so it runs on a
-board without torch. Affinity is restored after each mapping, also on error.
+board without torch. Affinity is restored after each mapping, and every DVFS
+value it wrote is restored at the end, also on error and on SIGTERM/SIGINT/SIGHUP.
 """
 
 import csv
@@ -20,11 +22,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import power  # noqa: E402  (the sibling copied next to this file)
+import dvfs  # noqa: E402  (siblings copied next to this file)
+import power  # noqa: E402
 
 SAMPLE_FIELDS = ["label", "mapping", "frequency", "run_idx", "latency_ms"]
 SUMMARY_FIELDS = [
-    "label", "mapping", "frequency", "threads", "cpus", "n", "duration_s",
+    "label", "mapping", "device", "dvfs_domain", "frequency", "frequency_readback", "threads", "cpus", "n", "duration_s",
     "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms",
     "power_backend", "power_w", "energy_mj", "power_samples",
 ]  # fmt: skip
@@ -65,14 +68,20 @@ def read_frequency_khz(sysfs_root, cpu):
         return None
 
 
-def make_session(model_path, threads):
+PROVIDERS = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider"}
+
+
+def make_session(model_path, threads, device="cpu"):
     import onnxruntime as ort
 
+    provider = PROVIDERS[device]
+    if provider not in ort.get_available_providers():
+        raise RuntimeError("device %s needs %s; this onnxruntime has %s" % (device, provider, ort.get_available_providers()))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    sess = ort.InferenceSession(model_path, sess_options=opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(model_path, sess_options=opts, providers=[provider])
     return sess, sess.get_inputs()[0].name
 
 
@@ -113,34 +122,55 @@ def board_facts(sysfs_root):
         "runtime": "onnxruntime",
         "runtime_version": onnxruntime.__version__,
         "cpu0_frequency_khz": read_frequency_khz(sysfs_root, 0),
-        "dvfs": "fixed",  # no DVFS control on this board: frequencies are read back, never set
     }
 
 
-def run_mapping(mapping, plan, x, reader, sample_rows, summary_rows):
+def mapping_levels(mapping, plan, notes):
+    """[(domain or None, requested level or None)] for the mapping's DVFS domain."""
+    name = mapping.get("dvfs")
+    if not name:
+        return [(None, None)]
+    spec = plan["dvfs"][name]
+    domain = dvfs.Domain(name, spec["kind"], spec["path"], plan.get("sysfs_root", "/"))
+    try:
+        domain.check_writable()
+        levels = domain.available() if spec.get("frequencies", "available") == "available" else list(spec["frequencies"])
+    except dvfs.DvfsUnavailable as e:
+        if spec.get("required"):
+            raise
+        notes.append(str(e))
+        return [(None, None)]
+    return [(domain, level) for level in levels]
+
+
+def run_mapping(mapping, plan, x, reader, controller, sample_rows, summary_rows, notes):
     cpus = resolve_cpus(mapping["cpus"])
     threads = len(cpus) if mapping.get("threads", "cpus") == "cpus" else int(mapping["threads"])
+    device = mapping.get("device", "cpu")
     original = os.sched_getaffinity(0)
     os.sched_setaffinity(0, cpus)
     try:
-        for model in plan["models"]:
-            sess, input_name = make_session(model["path"], threads)
-            with power.EnergyMeter(reader, plan["power"]["rate_hz"]) as meter:
-                samples = time_model(sess, input_name, x, plan["settings"])
-            freq = read_frequency_khz(plan.get("sysfs_root", "/"), cpus[0])
-            frequency = "fixed" if freq is None else "fixed@%dkHz" % freq
-            for i, v in enumerate(samples):
-                sample_rows.append({"label": model["label"], "mapping": mapping["name"], "frequency": frequency, "run_idx": i, "latency_ms": v})
-            energy_mj = meter.energy_j * 1e3 / len(samples) if reader.name != "none" else None
-            summary_rows.append(
-                dict(
-                    summarise(samples),
-                    label=model["label"], mapping=mapping["name"], frequency=frequency, threads=threads,
-                    cpus=" ".join(map(str, cpus)), duration_s=meter.duration_s, power_backend=reader.name,
-                    power_w=meter.power_w if reader.name != "none" else None, energy_mj=energy_mj,
-                    power_samples=meter.samples,
-                )  # fmt: skip
-            )
+        sessions = [(model, make_session(model["path"], threads, device)) for model in plan["models"]]
+        for domain, level in mapping_levels(mapping, plan, notes):
+            readback = controller.set_level(domain, level) if domain else read_frequency_khz(plan.get("sysfs_root", "/"), cpus[0])
+            frequency = "fixed" if level is None else str(level)
+            for model, (sess, input_name) in sessions:
+                with power.EnergyMeter(reader, plan["power"].get("rate_hz", 20)) as meter:
+                    samples = time_model(sess, input_name, x, plan["settings"])
+                for i, v in enumerate(samples):
+                    sample_rows.append({"label": model["label"], "mapping": mapping["name"], "frequency": frequency, "run_idx": i, "latency_ms": v})
+                measured = reader.name != "none"
+                summary_rows.append(
+                    dict(
+                        summarise(samples),
+                        label=model["label"], mapping=mapping["name"], device=device, dvfs_domain=domain.name if domain else "",
+                        frequency=frequency, frequency_readback=readback, threads=threads, cpus=" ".join(map(str, cpus)),
+                        duration_s=meter.duration_s, power_backend=reader.name,
+                        power_w=meter.power_w if measured else None,
+                        energy_mj=meter.energy_j * 1e3 / len(samples) if measured else None,
+                        power_samples=meter.samples,
+                    )  # fmt: skip
+                )
     finally:
         os.sched_setaffinity(0, original)
 
@@ -156,7 +186,7 @@ def write_csv(path, fields, rows):
 
 def open_power(cfg, sysfs_root):
     try:
-        return power.make_reader(cfg["backend"], sysfs_root), None
+        return power.make_reader(cfg, sysfs_root), None
     except power.PowerUnavailable as e:
         if cfg.get("required"):
             raise
@@ -176,12 +206,22 @@ def main(argv):
     sysfs_root = plan.get("sysfs_root", "/")
     reader, power_note = open_power(plan["power"], sysfs_root)
     x = np.random.default_rng(plan["settings"]["seed"]).standard_normal(plan["input_shape"]).astype(np.float32)
-    sample_rows, summary_rows = [], []
-    for mapping in plan["mappings"]:
-        run_mapping(mapping, plan, x, reader, sample_rows, summary_rows)
+    sample_rows, summary_rows, notes = [], [], []
+    controller = dvfs.DvfsController()
+    try:
+        with dvfs.signals_raise():
+            for mapping in plan["mappings"]:
+                run_mapping(mapping, plan, x, reader, controller, sample_rows, summary_rows, notes)
+    finally:
+        try:
+            controller.restore()
+        finally:
+            reader.close()
     facts = board_facts(sysfs_root)
     facts["power_backend"] = reader.name
     facts["power_note"] = power_note or ""
+    facts["dvfs"] = "controlled" if any(r["dvfs_domain"] for r in summary_rows) else "fixed"
+    facts["dvfs_note"] = "; ".join(sorted(set(notes)))
     write_csv(os.path.join(out, "samples.csv"), SAMPLE_FIELDS, sample_rows)
     write_csv(os.path.join(out, "summary.csv"), SUMMARY_FIELDS, summary_rows)
     with open(os.path.join(out, "board.json"), "w") as f:

@@ -12,7 +12,7 @@ from dyndnn.export import onnx_parity, to_onnx_bytes
 from dyndnn.model import GroupedAlexNet, ModelConfig
 from dyndnn.train import fit_stage
 
-from conftest import TINY
+from helpers import TINY
 
 VARIANTS = list(itertools.product(["nested", "grouped"], ["sum", "per_config"]))
 G = 4

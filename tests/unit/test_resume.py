@@ -13,7 +13,7 @@ import torch
 
 from dyndnn.train import load_model
 
-from conftest import TINY
+from helpers import TINY
 
 EPOCHS = 4
 CHILD = """

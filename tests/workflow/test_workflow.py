@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 
 
 def snakemake(workdir, *args, check=True):

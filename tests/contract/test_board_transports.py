@@ -1,8 +1,10 @@
-"""The board protocol on the local transport: a real runner run on real ONNX files."""
+"""The board protocol, one suite for every transport: the real runner on real ONNX
+files, locally and through OpenSSH against a real sshd on 127.0.0.1."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import pandas as pd
 import pytest
@@ -12,7 +14,7 @@ from dyndnn.boards import BoardError, profile_board
 from dyndnn.export import to_onnx_bytes
 from dyndnn.model import GroupedAlexNet, ModelConfig
 
-from conftest import TINY
+from helpers import TINY
 
 SETTINGS = {"warmup": 2, "min_runs": 15, "min_seconds": 0.05, "seed": 0}
 
@@ -42,10 +44,22 @@ def board(**overrides):
     return b
 
 
-def test_measures_every_model_on_every_mapping(models, tmp_path):
+def ssh_transport(sshd, **overrides):
+    return {"type": "ssh", "host": "127.0.0.1", "port": sshd["port"], "user": sshd["user"], "identity": sshd["identity"],
+            "known_hosts": sshd["known_hosts"], "python": sys.executable, "connect_timeout_s": 5, "retries": 2, **overrides}  # fmt: skip
+
+
+@pytest.fixture(params=["local", "ssh"])
+def transport(request):
+    if request.param == "local":
+        return {"type": "local"}
+    return ssh_transport(request.getfixturevalue("sshd"))
+
+
+def test_measures_every_model_on_every_mapping(models, tmp_path, transport):
     out = tmp_path / "profile" / "testboard"
     out.parent.mkdir()
-    summary = profile_board(board(), models, SETTINGS, out)
+    summary = profile_board(board(transport=transport), models, SETTINGS, out)
     assert sorted(summary.groupby(["mapping", "groups"]).size().index) == [(m, k) for m in ("all-cores", "one-core") for k in (1, 4)]
     assert (summary["n"] >= SETTINGS["min_runs"]).all()
     assert (summary["p50_ms"] > 0).all() and (summary["p99_ms"] >= summary["p50_ms"]).all()
@@ -58,10 +72,10 @@ def test_measures_every_model_on_every_mapping(models, tmp_path):
     assert not list(out.parent.glob(".staging-*"))
 
 
-def test_failure_names_board_host_step_and_leaves_nothing(models, tmp_path):
+def test_failure_names_board_host_step_and_leaves_nothing(models, tmp_path, transport):
     out = tmp_path / "profile" / "testboard"
     out.parent.mkdir()
-    bad = board(mappings={"ghost": {"cpus": [999], "threads": 1}})
+    bad = board(transport=transport, mappings={"ghost": {"cpus": [999], "threads": 1}})
     with pytest.raises(BoardError, match=r"board 'testboard' \(host .*\): run failed: .*CPUs \[999\]"):
         profile_board(bad, models, SETTINGS, out)
     assert list(out.parent.iterdir()) == []
@@ -78,3 +92,37 @@ def test_required_power_backend_that_is_absent_fails(models, tmp_path):
 def test_unknown_transport(models, tmp_path):
     with pytest.raises(BoardError, match="transport 'carrier-pigeon' is not available"):
         profile_board(board(transport={"type": "carrier-pigeon"}), models, SETTINGS, tmp_path / "x")
+
+
+def remote_workdirs():
+    import glob
+    import tempfile
+
+    return set(glob.glob(f"{tempfile.gettempdir()}/dyndnn-testboard-*")) | set(glob.glob("/tmp/dyndnn-testboard-*"))
+
+
+def test_ssh_work_dir_is_removed(models, tmp_path, sshd):
+    before = remote_workdirs()
+    out = tmp_path / "p" / "testboard"
+    out.parent.mkdir()
+    profile_board(board(transport=ssh_transport(sshd)), models, SETTINGS, out)
+    assert remote_workdirs() == before
+
+
+def test_ssh_unreachable_board_fails_at_probe(models, tmp_path, sshd):
+    from helpers import free_port
+
+    out = tmp_path / "p" / "testboard"
+    out.parent.mkdir()
+    with pytest.raises(BoardError, match=r"board 'testboard' \(host 127.0.0.1\): probe \(2 attempt\(s\)\) failed: .*(refused|closed)"):
+        profile_board(board(transport=ssh_transport(sshd, port=free_port())), models, SETTINGS, out)
+    assert list(out.parent.iterdir()) == []
+
+
+def test_ssh_checks_host_keys(models, tmp_path, sshd):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    out = tmp_path / "p" / "testboard"
+    out.parent.mkdir()
+    with pytest.raises(BoardError, match="Host key verification failed"):
+        profile_board(board(transport=ssh_transport(sshd, known_hosts=str(empty))), models, SETTINGS, out)
