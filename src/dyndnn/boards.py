@@ -224,6 +224,7 @@ def _plan(board: dict, models: list[dict], settings: dict) -> dict:
         "dvfs": board.get("dvfs", {}),
         "sysfs_root": board.get("sysfs_root", "/"),
         "input_shape": [1, 3, 32, 32],
+        "lock": board.get("lock", "/tmp/dyndnn-board.lock"),
     }
 
 

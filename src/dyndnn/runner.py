@@ -193,6 +193,20 @@ def open_power(cfg, sysfs_root):
         return power.NoPower(), str(e)
 
 
+def board_lock(path):
+    """Hold an exclusive lock for the whole run: one measurement per board at a time,
+    whichever host or workflow started it. Waits for a running measurement to end."""
+    import fcntl
+
+    f = open(path, "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        sys.stderr.write("waiting for another measurement on this board (%s)\n" % path)
+        fcntl.flock(f, fcntl.LOCK_EX)
+    return f
+
+
 def main(argv):
     if len(argv) != 3:
         sys.stderr.write(__doc__)
@@ -205,6 +219,7 @@ def main(argv):
     os.makedirs(out, exist_ok=True)
     sysfs_root = plan.get("sysfs_root", "/")
     reader, power_note = open_power(plan["power"], sysfs_root)
+    lock = board_lock(plan.get("lock", "/tmp/dyndnn-board.lock"))
     x = np.random.default_rng(plan["settings"]["seed"]).standard_normal(plan["input_shape"]).astype(np.float32)
     sample_rows, summary_rows, notes = [], [], []
     controller = dvfs.DvfsController()
@@ -217,6 +232,7 @@ def main(argv):
             controller.restore()
         finally:
             reader.close()
+            lock.close()
     facts = board_facts(sysfs_root)
     facts["power_backend"] = reader.name
     facts["power_note"] = power_note or ""

@@ -221,3 +221,20 @@ def test_ina3221_counts_only_the_board_input_rail(tmp_path):
 def test_missing_rail_is_unavailable(tmp_path):
     with pytest.raises(power.PowerUnavailable, match="no file matches"):
         power.make_reader({"backend": "ina3221", "rails": {"board": "sys/x/in_power0_input"}, "total": ["board"]}, str(tmp_path))
+
+
+def test_a_board_is_never_measured_twice_at_once(sysfs, onnx_model, tmp_path):
+    import fcntl
+
+    lock = tmp_path / "board.lock"
+    p = {**plan(sysfs, onnx_model), "lock": str(lock)}
+    (tmp_path / "plan.json").write_text(json.dumps(p))
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another measurement is running
+        proc = subprocess.Popen([sys.executable, str(REPO / "src/dyndnn/runner.py"), str(tmp_path / "plan.json"), str(tmp_path / "out")], stderr=subprocess.PIPE, text=True)
+        time.sleep(2.0)
+        assert proc.poll() is None and not (tmp_path / "out/summary.csv").exists()
+        assert (sysfs / POLICY / "scaling_governor").read_text().strip() == "ondemand", "touched the board while it was locked"
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "waiting for another measurement" in err
+    assert (tmp_path / "out/summary.csv").exists()
