@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["dynamic_range", "latency_summary", "config_table", "scaling_table"]
+__all__ = ["dynamic_range", "latency_summary", "operating_points", "pareto_mask", "range_table", "footprint_table", "evaluate_claims", "verdict"]
 
 
 def dynamic_range(values) -> float:
@@ -41,32 +41,211 @@ def latency_summary(samples: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def config_table(accuracy: pd.DataFrame, latency: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, groups, board, mapping): accuracy and cost side by side."""
-    cols = ["model", "groups", "width_pct", "top1", "confidence_norm", "macs", "params", "weight_bytes"]
-    lat = latency[["board", "model", "groups", "mapping", "frequency", "p50_ms", "p90_ms", "n"]] if not latency.empty else latency
-    if lat.empty:
-        return accuracy[cols].copy()
-    return accuracy[cols].merge(lat, on=["model", "groups"], how="left")
+# -- operating points, Pareto fronts, dynamic ranges --------------------------------
+DYNAMIC = "dynamic"
 
 
-def scaling_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, board, mapping): how much faster the smallest configuration is than the
-    largest, next to its MAC ratio; the dynamic range of latency over configurations."""
+def operating_points(accuracy: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per measured (board, model, groups, mapping, frequency) with its accuracy,
+    median latency, power and energy per inference (NaN where not measured)."""
+    cols = ["board", "model", "groups", "mapping", "device", "frequency", "p50_ms", "power_w", "energy_mj"]
+    if summary.empty or accuracy.empty:
+        return pd.DataFrame(columns=[*cols, "top1", "confidence_norm", "macs"])
+    s = summary.copy()
+    for c in ("device", "power_w", "energy_mj"):
+        if c not in s:
+            s[c] = "cpu" if c == "device" else float("nan")
+    s["frequency"] = s["frequency"].astype(str)
+    return s[cols].merge(accuracy[["model", "groups", "top1", "confidence_norm", "macs"]], on=["model", "groups"], how="left")
+
+
+def pareto_mask(df: pd.DataFrame, cost: str, benefit: str = "top1") -> pd.Series:
+    """True for points no other point beats (lower-or-equal cost and higher-or-equal
+    benefit, one strictly). NaN costs are never on the front."""
+    d = df[[cost, benefit]].astype(float)
+    ok = d[cost].notna() & d[benefit].notna()
+    mask = pd.Series(False, index=df.index)
+    values = d[ok].to_numpy()
+    for idx, (c, b) in zip(d[ok].index, values):
+        dominated = ((values[:, 0] <= c) & (values[:, 1] >= b) & ((values[:, 0] < c) | (values[:, 1] > b))).any()
+        mask[idx] = not dominated
+    return mask
+
+
+def range_table(points: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per (board, model): the dynamic range of `metric` from the configurations alone
+    (the widest over any one mapping x frequency: conservative for the gain) and with
+    mapping + DVFS (over every measured point), and their ratio."""
     rows = []
-    for (model, board, mapping), d in table.dropna(subset=["p50_ms"]).groupby(["model", "board", "mapping"]):
-        d = d.sort_values("groups")
-        small, full = d.iloc[0], d.iloc[-1]
+    d = points.dropna(subset=[metric])
+    for (board, model), g in d.groupby(["board", "model"]):
+        alone = max(dynamic_range(h[metric]) for _, h in g.groupby(["mapping", "frequency"]))
+        combined = dynamic_range(g[metric])
+        rows.append({"board": board, "model": model, "metric": metric, "range_configs_alone": alone, "range_with_mapping_dvfs": combined, "gain": combined / alone, "points": len(g)})
+    return pd.DataFrame(rows, columns=["board", "model", "metric", "range_configs_alone", "range_with_mapping_dvfs", "gain", "points"])
+
+
+def footprint_table(accuracy: pd.DataFrame, top1_floor: float) -> pd.DataFrame:
+    """Per technique: bytes resident to serve every configuration, and the runtime
+    recoverable compression rate = the largest MAC reduction (full / smallest) reachable
+    at runtime, undone without retraining, at top-1 >= top1_floor."""
+    rows = []
+    for model, g in accuracy.groupby("model"):
+        g = g.sort_values("groups")
+        full = g.iloc[-1]
+        ok = g[g.top1 >= top1_floor]
         rows.append(
             {
                 "model": model,
-                "board": board,
-                "mapping": mapping,
-                "latency_small_over_full": small.p50_ms / full.p50_ms,
-                "macs_small_over_full": small.macs / full.macs,
-                "latency_dynamic_range": dynamic_range(d.p50_ms),
-                "top1_small": small.top1,
-                "top1_full": full.top1,
+                "resident_bytes": float(g["resident_bytes"].max()) if "resident_bytes" in g else float("nan"),
+                "recoverable_compression": float(full.macs / ok.macs.min()) if not ok.empty else float("nan"),
+                "top1_min": float(g.top1.min()),
+                "top1_max": float(g.top1.max()),
+                "top1_floor": top1_floor,
             }
         )
+    return pd.DataFrame(rows)
+
+
+# -- claims -------------------------------------------------------------------------
+class NotMeasurable(Exception):
+    """The results hold nothing that tests this claim; the message says why."""
+
+
+def _dynamic(points_or_acc: pd.DataFrame) -> pd.DataFrame:
+    return points_or_acc[points_or_acc["model"] == DYNAMIC]
+
+
+def _require_baselines(accuracy):
+    others = sorted(set(accuracy["model"]) - {DYNAMIC}) if not accuracy.empty else []
+    if not others:
+        raise NotMeasurable("no existing-work baseline was trained and measured in this run")
+    return others
+
+
+def _require(points, metric, what):
+    d = points.dropna(subset=[metric]) if not points.empty else points
+    if d.empty:
+        raise NotMeasurable(f"no {what} measured on the boards used")
+    return d
+
+
+def _range_vs_baselines(metric, what):
+    def compute(r):
+        _require_baselines(r["accuracy"])
+        pts = _require(r["points"], metric, what)
+        ranges = range_table(pts, metric)
+        ours = ranges[ranges.model == DYNAMIC]
+        theirs = ranges[ranges.model != DYNAMIC]
+        if ours.empty or theirs.empty:
+            raise NotMeasurable(f"{what} of the baselines or of the dynamic DNN is missing")
+        merged = ours.merge(theirs, on="board", suffixes=("", "_base"))
+        ratio = merged.range_with_mapping_dvfs / merged.range_with_mapping_dvfs_base
+        best = merged.loc[ratio.idxmax()]
+        return float(ratio.max()), f"dynamic DNN {what} range / {best.model_base}'s on {best.board}"
+
+    return compute
+
+
+def _mapping_dvfs_gain(metric, what):
+    def compute(r):
+        pts = _require(_dynamic(r["points"]), metric, what)
+        ranges = range_table(pts, metric)
+        best = ranges.loc[ranges.gain.idxmax()]
+        return float(best.gain), f"{what} range over all {int(best.points)} points / configurations alone on {best.board} ({best.range_with_mapping_dvfs:.3g}x vs {best.range_configs_alone:.3g}x)"
+
+    return compute
+
+
+def _memory_vs_baselines(r):
+    _require_baselines(r["accuracy"])
+    fp = footprint_table(r["accuracy"], r["top1_floor"]).set_index("model")
+    if fp["resident_bytes"].isna().any() or DYNAMIC not in fp.index:
+        raise NotMeasurable("resident memory was not recorded for every technique")
+    ours = fp.loc[DYNAMIC]
+    peers = fp.drop(index=DYNAMIC)
+    same = peers[peers.recoverable_compression >= ours.recoverable_compression * 0.999]
+    if same.empty:
+        raise NotMeasurable("no baseline reaches the dynamic DNN's recoverable compression rate")
+    ratio = same.resident_bytes / ours.resident_bytes
+    return float(ratio.max()), f"resident bytes of {ratio.idxmax()} / dynamic DNN at compression >= {ours.recoverable_compression:.3g}x"
+
+
+def _series(column):
+    def compute(r):
+        acc = _dynamic(r["accuracy"]).sort_values("groups")
+        if acc.empty:
+            raise NotMeasurable("no accuracy results for the dynamic DNN")
+        return [float(v) for v in acc[column]], f"{column} for 1..{len(acc)} groups"
+
+    return compute
+
+
+def _pruning_speeds_up(device):
+    def compute(r):
+        pts = _dynamic(r["points"])
+        pts = pts[pts["device"] == device] if not pts.empty else pts
+        if pts.empty:
+            raise NotMeasurable(f"no {device.upper()} mapping measured on the boards used")
+        failures = []
+        for key, g in pts.groupby(["board", "mapping", "frequency"]):
+            lat = g.sort_values("groups")["p50_ms"].to_numpy()
+            if not (lat[1:] > lat[:-1]).all():
+                failures.append("/".join(map(str, key)))
+        n = pts.groupby(["board", "mapping", "frequency"]).ngroups
+        return not failures, (f"latency falls with every group removed on all {n} {device.upper()} mapping x frequency points" if not failures else f"not monotonic on {', '.join(failures)}")
+
+    return compute
+
+
+def _pareto_points(r):
+    pts = _dynamic(r["points"]).dropna(subset=["p50_ms", "top1"]) if not r["points"].empty else r["points"]
+    if pts.empty:
+        raise NotMeasurable("no latency measured on the boards used")
+    counts = {board: int(pareto_mask(g, "p50_ms").sum()) for board, g in pts.groupby("board")}
+    board = max(counts, key=counts.get)
+    return counts[board], f"Pareto-optimal (latency, top-1) points on {board} over {int((pts.board == board).sum())} operating points"
+
+
+CLAIM_METRICS = {
+    "energy_range_vs_baselines": _range_vs_baselines("energy_mj", "energy"),
+    "time_range_vs_baselines": _range_vs_baselines("p50_ms", "latency"),
+    "memory_vs_baselines": _memory_vs_baselines,
+    "energy_range_mapping_dvfs_gain": _mapping_dvfs_gain("energy_mj", "energy"),
+    "time_range_mapping_dvfs_gain": _mapping_dvfs_gain("p50_ms", "latency"),
+    "top1_by_groups": _series("top1"),
+    "confidence_by_groups": _series("confidence_norm"),
+    "pruning_speeds_up_cpu": _pruning_speeds_up("cpu"),
+    "pruning_speeds_up_gpu": _pruning_speeds_up("gpu"),
+    "pareto_points_with_mapping_dvfs": _pareto_points,
+}
+
+HOLDS, FAILS, NOT_MEASURABLE = "holds", "does not hold", "not measurable"
+
+
+def verdict(claim: dict, value) -> str:
+    """The verdict for one claim given our value (never called for unmeasurable ones)."""
+    check = str(claim["check"])
+    if check == "at_least":
+        return HOLDS if value >= float(claim["value"]) * (1 - float(claim.get("tolerance", 0))) else FAILS
+    if check == "increasing":
+        return HOLDS if len(value) > 1 and all(b > a for a, b in zip(value, value[1:])) else FAILS
+    if check == "true":
+        return HOLDS if value else FAILS
+    raise ValueError(f"claim {claim.get('id')}: unknown check {check!r}")
+
+
+def evaluate_claims(claims: list[dict], accuracy: pd.DataFrame, points: pd.DataFrame, top1_floor: float = 0.0) -> pd.DataFrame:
+    """One row per claim: our value, the verdict and a one-line reason."""
+    results = {"accuracy": accuracy, "points": points, "top1_floor": top1_floor}
+    rows = []
+    for c in claims:
+        if c["metric"] not in CLAIM_METRICS:
+            raise ValueError(f"claim {c['id']}: unknown metric {c['metric']!r} (known: {sorted(CLAIM_METRICS)})")
+        try:
+            value, reason = CLAIM_METRICS[c["metric"]](results)
+            v = verdict(c, value)
+        except NotMeasurable as e:
+            value, reason, v = None, str(e), NOT_MEASURABLE
+        rows.append({"id": c["id"], "claim": c["claim"], "source": c["source"], "paper": c["value"], "unit": c.get("unit", ""), "ours": value, "verdict": v, "reason": reason})
     return pd.DataFrame(rows)

@@ -16,7 +16,7 @@ from dyndnn.data import CLASSES
 from dyndnn.model import GroupedAlexNet
 from dyndnn.train import normalize
 
-__all__ = ["count_macs", "config_params", "predict", "evaluate_model"]
+__all__ = ["count_macs", "config_params", "resident_bytes", "predict", "evaluate_model"]
 
 BYTES_PER_VALUE = 4  # fp32 weights
 
@@ -57,6 +57,12 @@ def config_params(model: GroupedAlexNet, k: int) -> tuple[int, int]:
     return params, (params + buffers) * BYTES_PER_VALUE
 
 
+def resident_bytes(model: nn.Module) -> int:
+    """Bytes that must be resident to serve every configuration of the dynamic DNN:
+    all groups' tensors and every head (fp32, BN statistics included)."""
+    return BYTES_PER_VALUE * sum(t.numel() for n, t in model.state_dict().items() if not n.endswith("num_batches_tracked"))
+
+
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Softmax probabilities (N, classes) for uint8 images (N, 3, 32, 32)."""
@@ -94,5 +100,6 @@ def evaluate_model(model: GroupedAlexNet, x: torch.Tensor, y: torch.Tensor, name
             mask = y == c
             per_class.append({"model": name, "groups": k, "class": cls, "top1": correct[mask].float().mean().item() if mask.any() else float("nan"), "n_images": int(mask.sum())})
     table = pd.DataFrame(rows)
+    table["resident_bytes"] = resident_bytes(model)  # one stored model serves every configuration
     table["confidence_norm"] = table["confidence_sum"] / table["confidence_sum"].iloc[-1]
     return table, pd.DataFrame(per_class)

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-__all__ = ["theme", "accuracy_per_config", "latency_per_config", "save"]
+__all__ = ["theme", "PLOTS", "save"]
 
 
 def theme() -> None:
@@ -23,25 +23,41 @@ def _empty(message: str) -> plt.Figure:
     return fig
 
 
-def accuracy_per_config(accuracy: pd.DataFrame) -> plt.Figure:
-    """Paper Fig. 2 / Fig. 3: top-1 and normalised confidence for each configuration."""
+def _configuration(df: pd.DataFrame) -> pd.Series:
+    return (100 * df["groups"] / df.groupby("model")["groups"].transform("max")).round().astype(int).astype(str) + " %"
+
+
+def fig2_top1(t: dict) -> plt.Figure:
+    """Paper Fig. 2: top-1 per configuration, every technique."""
     theme()
-    if accuracy.empty:
+    acc = t["accuracy"]
+    if acc.empty:
         return _empty("no accuracy results")
-    d = accuracy.assign(configuration=accuracy["width_pct"].astype(str) + " %")
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    sns.barplot(d, x="configuration", y="top1", hue="model", ax=axes[0])
-    axes[0].set(ylabel="top-1 accuracy", ylim=(0, 1), title="Top-1 on the test images")
-    sns.lineplot(d, x="groups", y="confidence_norm", hue="model", marker="o", ax=axes[1])
-    axes[1].set(xlabel="active groups", ylabel="confidence / full model", title="Confidence of the correct class")
-    axes[1].set_xticks(sorted(d["groups"].unique()))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    sns.barplot(acc.assign(configuration=_configuration(acc)), x="configuration", y="top1", hue="model", ax=ax)
+    ax.set(ylabel="top-1 accuracy", ylim=(0, 1), title="Top-1 on the test images")
     fig.tight_layout()
     return fig
 
 
-def latency_per_config(samples: pd.DataFrame) -> plt.Figure:
+def fig3_confidence(t: dict) -> plt.Figure:
+    """Paper Fig. 3: confidence of the correct class, normalised to the full model."""
+    theme()
+    acc = t["accuracy"]
+    if acc.empty:
+        return _empty("no accuracy results")
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    sns.lineplot(acc, x="groups", y="confidence_norm", hue="model", marker="o", ax=ax)
+    ax.set(xlabel="active groups", ylabel="confidence / full model", title="Confidence of the correct class")
+    ax.set_xticks(sorted(acc["groups"].unique()))
+    fig.tight_layout()
+    return fig
+
+
+def fig4_latency(t: dict) -> plt.Figure:
     """Paper Fig. 4: single-image inference time per configuration, per mapping and board."""
     theme()
+    samples = t["samples"]
     if samples.empty:
         return _empty("no latency measurements")
     d = samples.assign(configuration=(100 * samples["groups"] / samples["groups"].max()).round().astype(int).astype(str) + " %")
@@ -58,3 +74,75 @@ def save(fig: plt.Figure, svg: str, png: str) -> None:
     fig.savefig(svg)
     fig.savefig(png, dpi=150)
     plt.close(fig)
+
+
+def fig5_tradeoffs(t: dict) -> plt.Figure:
+    """Paper Fig. 5: energy, power and time against accuracy; marker = configuration,
+    colour = mapping, every DVFS level a point; the Pareto front drawn per panel."""
+    from dyndnn.analysis import pareto_mask
+
+    theme()
+    pts = t["points"]
+    pts = pts[pts["model"] == "dynamic"].dropna(subset=["top1"]) if not pts.empty else pts
+    if pts.empty:
+        return _empty("no operating points: no board was profiled")
+    pts = pts.assign(configuration=_configuration(pts), where=pts["board"] + ": " + pts["mapping"])
+    panels = [("energy_mj", "energy per inference (mJ)"), ("power_w", "mean power (W)"), ("p50_ms", "median latency (ms)")]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, (col, label) in zip(axes, panels):
+        d = pts.dropna(subset=[col])
+        if d.empty:
+            ax.axis("off")
+            ax.text(0.5, 0.5, f"{label}:\nnot measured on the boards used", ha="center", va="center")
+            continue
+        sns.scatterplot(d, x=col, y="top1", hue="where", style="configuration", s=70, ax=ax)
+        if col != "power_w":  # power is not a cost to minimise on its own
+            front = d[pareto_mask(d, col)].sort_values(col)
+            ax.step(front[col], front["top1"], where="post", color="k", lw=1, label="Pareto front")
+        ax.set(xlabel=label, ylabel="top-1", xscale="log")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def dynamic_range(t: dict) -> plt.Figure:
+    """Time and energy dynamic range per technique, configurations alone vs with mapping + DVFS."""
+    from dyndnn.analysis import range_table
+
+    theme()
+    pts = t["points"]
+    frames = [range_table(pts, m) for m in ("p50_ms", "energy_mj")] if not pts.empty else []
+    ranges = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if ranges.empty:
+        return _empty("no operating points: no board was profiled")
+    long = ranges.melt(id_vars=["board", "model", "metric"], value_vars=["range_configs_alone", "range_with_mapping_dvfs"], var_name="scope", value_name="range")
+    long["what"] = long["metric"].map({"p50_ms": "time", "energy_mj": "energy"}) + " (" + long["board"] + ")"
+    g = sns.catplot(long, x="model", y="range", hue="scope", col="what", kind="bar", height=3.6, aspect=1.1)
+    g.set_axis_labels("technique", "max / min")
+    return g.figure
+
+
+def memory_compression(t: dict) -> plt.Figure:
+    """Resident memory against runtime-recoverable compression, per technique."""
+    from dyndnn.analysis import footprint_table
+
+    theme()
+    acc = t["accuracy"]
+    if acc.empty:
+        return _empty("no accuracy results")
+    fp = footprint_table(acc, t["top1_floor"])
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    sns.scatterplot(fp.assign(resident_mb=fp.resident_bytes / 1e6), x="recoverable_compression", y="resident_mb", hue="model", s=90, ax=ax)
+    ax.set(xlabel=f"runtime-recoverable compression (MACs full / smallest, top-1 >= {t['top1_floor']})", ylabel="resident memory (MB)")
+    fig.tight_layout()
+    return fig
+
+
+PLOTS = {
+    "fig2_top1": fig2_top1,
+    "fig3_confidence": fig3_confidence,
+    "fig4_latency": fig4_latency,
+    "fig5_tradeoffs": fig5_tradeoffs,
+    "dynamic_range": dynamic_range,
+    "memory_compression": memory_compression,
+}

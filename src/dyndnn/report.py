@@ -64,34 +64,94 @@ def layer_rows(model: dict) -> list[dict]:
     return rows
 
 
-def build_context(title: str, accuracy: pd.DataFrame, samples: pd.DataFrame, boards: list[dict], figures: dict[str, dict], provenance: dict, dataset: dict) -> dict:
+SECTIONS = {  # figure -> (heading, table columns)
+    "fig2_top1": ("Accuracy per configuration (paper Fig. 2)", ["model", "groups", "width_pct", "top1", "macs", "macs_executed", "params", "weight_bytes", "n_images"]),
+    "fig3_confidence": ("Confidence per configuration (paper Fig. 3)", ["model", "groups", "confidence_sum", "confidence_norm"]),
+    "fig4_latency": ("Inference time per configuration and mapping (paper Fig. 4)", ["board", "model", "groups", "mapping", "device", "frequency", "n", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms"]),
+    "fig5_tradeoffs": ("Energy, power and time against accuracy (paper Fig. 5)", ["board", "model", "groups", "mapping", "frequency", "p50_ms", "power_w", "energy_mj", "top1", "pareto_time", "pareto_energy"]),
+    "dynamic_range": ("Dynamic range of time and energy", ["board", "model", "metric", "range_configs_alone", "range_with_mapping_dvfs", "gain", "points"]),
+    "memory_compression": ("Memory footprint and runtime-recoverable compression", ["model", "resident_bytes", "recoverable_compression", "top1_min", "top1_max", "top1_floor"]),
+}
+
+
+def load_tables(inputs: dict, top1_floor: float) -> dict:
+    """The aggregated tables every figure and the report read, plus derived operating points."""
+    accuracy = pd.read_csv(inputs["accuracy"])
+    summary = pd.read_csv(inputs["summary"]) if Path(inputs["summary"]).stat().st_size > 1 else pd.DataFrame()
+    samples = pd.read_csv(inputs["samples"]) if Path(inputs["samples"]).stat().st_size > 1 else pd.DataFrame()
+    return {"accuracy": accuracy, "summary": summary, "samples": samples, "points": analysis.operating_points(accuracy, summary), "top1_floor": top1_floor}
+
+
+def figure_tables(t: dict) -> dict[str, pd.DataFrame]:
+    """The table printed under each figure (same data the figure was drawn from)."""
+    pts = t["points"].copy()
+    if not pts.empty:
+        pts["pareto_time"] = False
+        pts["pareto_energy"] = False
+        for _, idx in pts.groupby(["board", "model"]).groups.items():
+            pts.loc[idx, "pareto_time"] = analysis.pareto_mask(pts.loc[idx], "p50_ms")
+            pts.loc[idx, "pareto_energy"] = analysis.pareto_mask(pts.loc[idx], "energy_mj")
+    ranges = [analysis.range_table(t["points"], m) for m in ("p50_ms", "energy_mj")] if not t["points"].empty else []
+    return {
+        "fig2_top1": t["accuracy"],
+        "fig3_confidence": t["accuracy"],
+        "fig4_latency": analysis.latency_summary(t["samples"]) if not t["samples"].empty else pd.DataFrame(),
+        "fig5_tradeoffs": pts,
+        "dynamic_range": pd.concat(ranges, ignore_index=True) if ranges else pd.DataFrame(),
+        "memory_compression": analysis.footprint_table(t["accuracy"], t["top1_floor"]) if not t["accuracy"].empty else pd.DataFrame(),
+    }
+
+
+def _table(df: pd.DataFrame, columns: list[str]) -> dict:
+    cols = [c for c in columns if c in df.columns]
+    return {"columns": cols, "rows": records(df, cols) if not df.empty else []}
+
+
+def claim_rows(claims: pd.DataFrame) -> list[dict]:
+    def ours(v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "-"
+        if isinstance(v, list):
+            return " / ".join(f"{x:.3g}" for x in v)
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        return fmt(v)
+
+    return [
+        {"id": r.id, "claim": r.claim, "source": r.source, "paper": f"{r.paper} {r.unit}".strip(), "ours": ours(r.ours), "verdict": r.verdict, "reason": r.reason}
+        for r in claims.itertuples(index=False)
+    ]
+
+
+def build_context(title: str, tables: dict, claims: pd.DataFrame, boards: list[dict], figures: dict[str, dict], provenance: dict, dataset: dict) -> dict:
     """Everything the template shows. `figures`: name -> {png, caption, command}."""
-    latency = analysis.latency_summary(samples)
-    table = analysis.config_table(accuracy, latency)
-    scaling = analysis.scaling_table(table) if not latency.empty else pd.DataFrame()
-    acc_cols = ["model", "groups", "width_pct", "top1", "confidence_norm", "macs", "macs_executed", "params", "weight_bytes", "n_images"]
-    lat_cols = ["board", "model", "groups", "mapping", "frequency", "n", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms"]
-    scale_cols = ["board", "model", "mapping", "latency_small_over_full", "macs_small_over_full", "latency_dynamic_range", "top1_small", "top1_full"]
+    per_figure = figure_tables(tables)
+    sections = []
+    for name, (heading, columns) in SECTIONS.items():
+        f = figures.get(name)
+        sections.append({"name": name, "heading": heading, "figure": {**f, "src": embed_png(f["png"])} if f else None, "table": _table(per_figure[name], columns)})
     missing = []
-    if accuracy.empty:
+    if tables["accuracy"].empty:
         missing.append("No accuracy results: the evaluate rule produced no rows.")
-    if latency.empty:
+    if tables["samples"].empty:
         missing.append("No latency measurements: no board was profiled.")
+    if not tables["points"].empty and tables["points"]["energy_mj"].isna().all():
+        missing.append("No energy or power: no readable power sensor on the boards used (see each board's power_note).")
+    if not tables["accuracy"].empty and set(tables["accuracy"]["model"]) == {analysis.DYNAMIC}:
+        missing.append("No existing-work baselines (static, slimmable, truncated, pruned) in this run: the comparisons against them are not measurable.")
+    counts = claims["verdict"].value_counts().to_dict() if not claims.empty else {}
     return {
         "title": title,
         "layers": layer_rows(provenance["config"]["model"]) if "model" in provenance.get("config", {}) else [],
-        "accuracy_columns": acc_cols,
-        "accuracy_rows": records(accuracy, acc_cols) if not accuracy.empty else [],
-        "latency_columns": lat_cols,
-        "latency_rows": records(latency, lat_cols),
-        "scaling_columns": scale_cols,
-        "scaling_rows": records(scaling, scale_cols) if not scaling.empty else [],
-        "figures": {name: {**f, "src": embed_png(f["png"])} for name, f in figures.items()},
+        "claims": claim_rows(claims),
+        "verdict_counts": {v: counts.get(v, 0) for v in (analysis.HOLDS, analysis.FAILS, analysis.NOT_MEASURABLE)},
+        "sections": sections,
         "boards": boards,
         "provenance": provenance,
         "provenance_json": json.dumps(provenance, indent=2, default=str),
         "dataset": dataset,
         "missing": missing,
+        "top1_floor": tables["top1_floor"],
     }
 
 
@@ -104,24 +164,24 @@ def write_report(template_path: str | Path, context: dict, out_html: str | Path)
     tmp.replace(out)
 
 
-FIGURES = {
-    "accuracy": "Top-1 accuracy and normalised confidence per configuration.",
-    "latency": "Single-image inference time per configuration, mapping and board (log scale).",
-}
+def regenerate_command(name: str, configfiles: list[str]) -> str:
+    cfg = "".join(f" --configfile {c}" for c in configfiles)
+    return f"snakemake --cores all{cfg} --forcerun figure_{name} -- results/figures/{name}.svg"
 
 
-def report_from_files(inputs: dict, out_html: str, title: str) -> None:
-    """Load the aggregated tables named in `inputs` and render the report."""
+def report_from_files(inputs: dict, out_html: str, title: str, top1_floor: float, configfiles: list[str] = ()) -> None:
+    """Load the aggregated tables named in `inputs`, evaluate the claims, render the report."""
+    import yaml
+
+    from dyndnn.figures import FIGURES
     from dyndnn.provenance import read_meta
 
-    accuracy = pd.read_csv(inputs["accuracy"])
-    samples = pd.read_csv(inputs["samples"])
+    tables = load_tables(inputs, top1_floor)
     facts = pd.read_csv(inputs["boards"], dtype=str, keep_default_na=False)
     boards = [{"board": b, "facts": dict(zip(d["fact"], d["value"]))} for b, d in facts.groupby("board")]
-    figures = {
-        name: {"png": inputs[f"{name}_png"], "caption": caption, "command": f"snakemake --forcerun figure_{name} -- results/figures/{name}.svg"}
-        for name, caption in FIGURES.items()
-    }
-    meta = read_meta(inputs["accuracy"])
+    pngs = {Path(p).stem: p for p in ([inputs["figures"]] if isinstance(inputs["figures"], str) else inputs["figures"])}
+    figures = {name: {"png": pngs[name], "caption": caption, "command": regenerate_command(name, configfiles)} for name, caption in FIGURES.items() if name in pngs}
+    claims = analysis.evaluate_claims(yaml.safe_load(Path(inputs["claims"]).read_text())["claims"], tables["accuracy"], tables["points"], top1_floor)
     dataset = json.loads(Path(inputs["dataset"]).read_text())
-    write_report(inputs["template"], build_context(title, accuracy, samples, boards, figures, meta, dataset), out_html)
+    context = build_context(title, tables, claims, boards, figures, read_meta(inputs["accuracy"]), dataset)
+    write_report(inputs["template"], context, out_html)

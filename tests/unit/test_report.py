@@ -8,8 +8,13 @@ import jinja2
 import pandas as pd
 import pytest
 
+import yaml
+
 from dyndnn import analysis, plots
+from dyndnn.figures import FIGURES
 from dyndnn.report import build_context, render
+
+from helpers import REPO
 
 ACC = pd.DataFrame(
     {
@@ -23,6 +28,7 @@ ACC = pd.DataFrame(
         "macs_executed": [10, 40, 90, 160],
         "params": [1, 2, 3, 4],
         "weight_bytes": [4, 8, 12, 16],
+        "resident_bytes": [16] * 4,
         "n_images": [100] * 4,
     }
 )
@@ -50,32 +56,110 @@ def test_latency_summary_uses_raw_samples():
     assert analysis.latency_summary(pd.DataFrame()).empty
 
 
-def test_scaling_table():
-    lat = analysis.latency_summary(samples({1: [1.0], 2: [2.0], 3: [3.0], 4: [4.0]}))
-    t = analysis.scaling_table(analysis.config_table(ACC, lat)).iloc[0]
-    assert t.latency_small_over_full == 0.25 and t.macs_small_over_full == 0.1 and t.latency_dynamic_range == 4.0
+def summary(latencies: dict[int, float], mapping="one-core", device="cpu", energy=None, board="b") -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"board": board, "model": "dynamic", "groups": k, "mapping": mapping, "device": device, "frequency": "fixed", "p50_ms": v,
+          "power_w": None if energy is None else 2.0, "energy_mj": None if energy is None else energy * v} for k, v in latencies.items()]
+    )  # fmt: skip
 
 
-def context(tmp_path, latency):
+CLAIMS = yaml.safe_load((REPO / "config/claims.yaml").read_text())["claims"]
+
+
+def tables(with_latency: bool, baselines: bool = False) -> dict:
+    acc = ACC.copy()
+    if baselines:
+        acc = pd.concat([acc, ACC.assign(model="static", resident_bytes=40)], ignore_index=True)
+    lat = samples({k: [float(k)] * 3 for k in range(1, 5)}) if with_latency else pd.DataFrame()
+    summ = summary({k: float(k) for k in range(1, 5)}) if with_latency else pd.DataFrame()
+    return {"accuracy": acc, "summary": summ, "samples": lat, "points": analysis.operating_points(acc, summ), "top1_floor": 0.5}
+
+
+def context(tmp_path, t):
     png = tmp_path / "f.png"
-    plots.save(plots.accuracy_per_config(ACC), str(tmp_path / "f.svg"), str(png))
-    figures = {"accuracy": {"png": png, "caption": "c", "command": "snakemake x"}, "latency": {"png": png, "caption": "c", "command": "snakemake y"}}
+    plots.save(plots.fig2_top1(t), str(tmp_path / "f.svg"), str(png))
+    figures = {name: {"png": png, "caption": "c", "command": "snakemake x"} for name in FIGURES}
     prov = {"git": {"commit": "abc", "dirty": False}, "config": {"model": {"groups": 4, "connectivity": "nested", "head": "sum", "conv_channels": [8, 8, 8, 8, 8], "fc_features": [8]}, "profile": {"min_runs": 1, "min_seconds": 0}}}
     dataset = {"source": "images", "splits": {"train": {"count": 10}, "test": {"count": 100, "sha256": "f" * 64}}}
-    return build_context("T", ACC, latency, [], figures, prov, dataset)
+    claims = analysis.evaluate_claims(CLAIMS, t["accuracy"], t["points"], t["top1_floor"])
+    return build_context("T", t, claims, [], figures, prov, dataset)
 
 
-@pytest.mark.parametrize("with_latency", [True, False])
-def test_report_renders_with_and_without_boards(repo, tmp_path, with_latency):
-    lat = samples({k: [float(k)] * 3 for k in range(1, 5)}) if with_latency else pd.DataFrame()
-    html = render(repo / "report/templates/report.html.j2", context(tmp_path, lat))
-    assert "data:image/png;base64," in html
-    assert html.count("<tr>") >= 5
+@pytest.mark.parametrize("with_latency,baselines", [(True, False), (False, False), (True, True), (False, True)])
+def test_report_renders_with_missing_boards_and_baselines(repo, tmp_path, with_latency, baselines):
+    html = render(repo / "report/templates/report.html.j2", context(tmp_path, tables(with_latency, baselines)))
+    assert html.count("data:image/png;base64,") == len(FIGURES)
+    for c in CLAIMS:  # every claim of claims.yaml appears, with a verdict
+        assert c["claim"] in html
     assert ("No latency measurements" in html) != with_latency
+    assert ("No existing-work baselines" in html) != baselines
+
+
+@pytest.mark.parametrize("name", list(FIGURES))
+def test_every_figure_draws_from_empty_and_full_tables(name, tmp_path):
+    for t in (tables(True, True), tables(False)):
+        plots.save(plots.PLOTS[name](t), str(tmp_path / f"{name}.svg"), str(tmp_path / f"{name}.png"))
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
 
 
 def test_missing_variable_fails_the_build(repo, tmp_path):
-    ctx = context(tmp_path, pd.DataFrame())
-    del ctx["accuracy_rows"]
+    ctx = context(tmp_path, tables(False))
+    del ctx["claims"]
     with pytest.raises(jinja2.UndefinedError):
         render(repo / "report/templates/report.html.j2", ctx)
+
+
+# -- verdicts ---------------------------------------------------------------------
+def claim(**kw):
+    return {"id": "x", "claim": "c", "source": "s", "value": 2.0, "metric": "m", **kw}
+
+
+def test_verdict_rules():
+    assert analysis.verdict(claim(check="at_least", tolerance=0.2), 1.6) == analysis.HOLDS
+    assert analysis.verdict(claim(check="at_least", tolerance=0.2), 1.59) == analysis.FAILS
+    assert analysis.verdict(claim(check="increasing"), [0.5, 0.6, 0.7]) == analysis.HOLDS
+    assert analysis.verdict(claim(check="increasing"), [0.5, 0.6, 0.6]) == analysis.FAILS
+    assert analysis.verdict(claim(check="true"), True) == analysis.HOLDS
+    with pytest.raises(ValueError, match="unknown check"):
+        analysis.verdict(claim(check="vibes"), 1)
+
+
+def by_id(df):
+    return df.set_index("id")
+
+
+def test_claims_without_boards_or_baselines_are_not_measurable():
+    t = tables(False)
+    c = by_id(analysis.evaluate_claims(CLAIMS, t["accuracy"], t["points"], 0.5))
+    assert c.loc["accuracy_rises", "verdict"] == analysis.HOLDS
+    for cid in ("energy_range_vs_existing", "time_range_vs_existing", "memory_vs_existing", "pruning_speeds_up_cpu", "mapping_dvfs_finer"):
+        assert c.loc[cid, "verdict"] == analysis.NOT_MEASURABLE, cid
+    assert "baseline" in c.loc["memory_vs_existing", "reason"]
+
+
+def test_claims_from_measured_points():
+    acc = ACC.copy()
+    fast = summary({1: 1.0, 2: 2.0, 3: 3.0, 4: 4.0}, mapping="big", energy=3.0)
+    slow = summary({1: 10.0, 2: 20.0, 3: 30.0, 4: 40.0}, mapping="little", energy=1.0)
+    gpu = summary({1: 0.5, 2: 0.5, 3: 0.6, 4: 0.7}, mapping="gpu", device="gpu")
+    points = analysis.operating_points(acc, pd.concat([fast, slow, gpu], ignore_index=True))
+    c = by_id(analysis.evaluate_claims(CLAIMS, acc, points, 0.5))
+    assert c.loc["pruning_speeds_up_cpu", "verdict"] == analysis.HOLDS
+    assert c.loc["pruning_speeds_up_gpu", "verdict"] == analysis.FAILS  # 0.5 -> 0.5 ms is no speed-up
+    # time: all points span 40 / 0.5 = 80x, the widest single mapping 4x: gain 20 -> below 41.6 * 0.8
+    assert c.loc["time_range_with_mapping_dvfs", "ours"] == pytest.approx(20.0)
+    assert c.loc["time_range_with_mapping_dvfs", "verdict"] == analysis.FAILS
+    # energy (no GPU energy): 3..12 mJ (big) and 10..40 mJ (little): 40 / 3 over all, 4x alone
+    assert c.loc["energy_range_with_mapping_dvfs", "ours"] == pytest.approx(40 / 3 / 4)
+
+
+def test_memory_claim_against_a_baseline():
+    acc = pd.concat([ACC.assign(resident_bytes=16), ACC.assign(model="static", resident_bytes=40)], ignore_index=True)
+    c = by_id(analysis.evaluate_claims(CLAIMS, acc, analysis.operating_points(acc, pd.DataFrame()), 0.5))
+    assert c.loc["memory_vs_existing", "ours"] == pytest.approx(2.5)
+    assert c.loc["memory_vs_existing", "verdict"] == analysis.HOLDS
+
+
+def test_pareto_mask():
+    df = pd.DataFrame({"cost": [1.0, 2.0, 2.0, 3.0, float("nan")], "top1": [0.5, 0.7, 0.6, 0.7, 0.9]})
+    assert list(analysis.pareto_mask(df, "cost")) == [True, True, False, False, False]

@@ -99,16 +99,23 @@ def test_quick_run_report_has_accuracy_and_latency_for_every_configuration(quick
     html = (workdir / "results/report/index.html").read_text()
     parser = Tables()
     parser.feed(html)
-    accuracy = table_with(parser.tables, "groups", "top1", "confidence_norm")
+    accuracy = table_with(parser.tables, "groups", "width_pct", "top1")
     assert sorted(int(r["groups"]) for r in accuracy) == [1, 2, 3, 4]
     assert all(0 < float(r["top1"]) <= 1 for r in accuracy)
-    latency = table_with(parser.tables, "groups", "mapping", "p50_ms")
+    confidence = table_with(parser.tables, "groups", "confidence_norm")
+    assert [float(r["confidence_norm"]) for r in confidence][-1] == 1.0
+    latency = table_with(parser.tables, "groups", "mapping", "p90_ms")
     for mapping in ("one-core", "all-cores"):
         rows = [r for r in latency if r["mapping"] == mapping]
         assert sorted(int(r["groups"]) for r in rows) == [1, 2, 3, 4]
         assert all(float(r["p50_ms"]) > 0 for r in rows)
-    assert html.count("data:image/png;base64,") >= 2
+    from dyndnn.figures import FIGURES
+
+    assert html.count("data:image/png;base64,") == len(FIGURES)
     assert (workdir / "results/tables/accuracy.meta.json").is_file()
+    claims = table_with(parser.tables, "claim", "verdict", "reason")
+    assert len(claims) == len(yaml.safe_load((REPO / "config/claims.yaml").read_text())["claims"])
+    assert {r["verdict"] for r in claims} <= {"holds", "does not hold", "not measurable"}
 
 
 @pytest.mark.slow
@@ -117,7 +124,9 @@ def test_editing_a_measurement_setting_reruns_only_profiling_and_after(quick_run
     edited = write_config(tmp_path / "edited.yaml", **{"data.path": yaml.safe_load(cfg.read_text())["data"]["path"], "profile.min_runs": 31})
     proc = snakemake(workdir, "-n", "--configfile", str(edited))
     jobs = job_counts(proc.stdout + proc.stderr)
-    assert set(jobs) == {"profile_board", "aggregate", "figure_accuracy", "figure_latency", "report", "all"}, jobs
+    from dyndnn.figures import FIGURES
+
+    assert set(jobs) == {"profile_board", "aggregate", "report", "all", *(f"figure_{f}" for f in FIGURES)}, jobs
 
 
 @pytest.mark.slow
@@ -125,3 +134,50 @@ def test_unchanged_config_has_nothing_to_do(quick_run):
     workdir, cfg, _ = quick_run
     proc = snakemake(workdir, "-n", "--configfile", str(cfg))
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+PROBE = """<script>
+window.__errors = [];
+window.addEventListener("error", e => window.__errors.push(String(e.message || (e.target && e.target.src || e.type).slice(0, 80))), true);
+(orig => { console.error = (...a) => { window.__errors.push(a.join(" ")); orig(...a); }; })(console.error);
+window.addEventListener("load", () => {
+  const imgs = Array.from(document.images);
+  const r = {images: imgs.length, loaded: imgs.filter(i => i.complete && i.naturalWidth > 0).length, errors: window.__errors};
+  const pre = document.createElement("pre"); pre.id = "dyndnn-probe"; pre.textContent = JSON.stringify(r);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_report_in_headless_chromium(quick_run, tmp_path):
+    """Every image loads and nothing logs an error, in a real browser."""
+    import json
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
+    workdir, _, _ = quick_run
+    html = (workdir / "results/report/index.html").read_text()
+    page = tmp_path / "index.html"
+    page.write_text(html.replace("<head>", "<head>" + PROBE, 1))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000"]  # fmt: skip
+    proc = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    found = re.search(r'<pre id="dyndnn-probe">(.*?)</pre>', proc.stdout)
+    assert found, f"the page did not finish loading in Chromium: {proc.stderr[-2000:]}"
+    result = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    from dyndnn.figures import FIGURES
+
+    assert result["images"] == len(FIGURES) and result["loaded"] == result["images"], result
+    assert result["errors"] == [], result
+
+
+@pytest.mark.slow
+def test_snakemake_own_report(quick_run):
+    workdir, cfg, _ = quick_run
+    snakemake(workdir, "--configfile", str(cfg), "--report", "snakemake-report.html")
+    text = (workdir / "snakemake-report.html").read_text(errors="replace")
+    assert "fig5_tradeoffs" in text and "fig2_top1" in text

@@ -1,5 +1,6 @@
 # Config loading and validation (before any job runs), wildcard constraints,
 # target-list functions. Nothing else.
+import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -7,6 +8,7 @@ from snakemake.utils import validate
 
 import dyndnn.config
 from dyndnn.boards import load_board
+from dyndnn.figures import FIGURES
 
 BASE = Path(workflow.basedir)
 validate(config, "../schemas/config.schema.yaml")
@@ -22,6 +24,7 @@ except ValueError as e:
 G = CFG.model.groups
 MODELS = ["dynamic"]
 REPORT_TEMPLATE = str(BASE / "report/templates/report.html.j2")
+CLAIMS = str(BASE / "config/claims.yaml")
 
 
 wildcard_constraints:
@@ -59,3 +62,8 @@ def profile_threads(wildcards):
 
 def measure_settings():
     return {k: v for k, v in config["profile"].items() if k != "boards"}
+
+
+def report_configfiles():
+    """The --configfile arguments of this run, for the report's regenerate commands."""
+    return [os.path.relpath(c) for c in workflow.overwrite_configfiles or []]

@@ -1,7 +1,5 @@
 localrules:
     aggregate,
-    figure_accuracy,
-    figure_latency,
     report,
 
 
@@ -29,43 +27,49 @@ rule aggregate:
         "../scripts/aggregate.py"
 
 
-rule figure_accuracy:
-    input:
-        accuracy=rules.aggregate.output.accuracy,
-    output:
-        svg=report("results/figures/accuracy.svg", caption="../../report/captions/accuracy.rst", category="Accuracy"),
-        png="results/figures/accuracy.png",
-    log:
-        "results/logs/figures/accuracy.log",
-    script:
-        "../scripts/figure_accuracy.py"
+# One rule per figure (dyndnn.figures.FIGURES), each with its caption for --report.
+for _fig in FIGURES:
 
-
-rule figure_latency:
-    input:
-        samples=rules.aggregate.output.latency_samples,
-    output:
-        svg=report("results/figures/latency.svg", caption="../../report/captions/latency.rst", category="Latency"),
-        png="results/figures/latency.png",
-    log:
-        "results/logs/figures/latency.log",
-    script:
-        "../scripts/figure_latency.py"
+    rule:
+        name:
+            f"figure_{_fig}"
+        input:
+            accuracy=rules.aggregate.output.accuracy,
+            summary=rules.aggregate.output.latency_summary,
+            samples=rules.aggregate.output.latency_samples,
+        output:
+            svg=report(
+                f"results/figures/{_fig}.svg",
+                caption=f"../../report/captions/{_fig}.rst",
+                category="Figures",
+            ),
+            png=f"results/figures/{_fig}.png",
+        params:
+            name=_fig,
+            top1_floor=config["report"]["top1_floor"],
+        log:
+            f"results/logs/figures/{_fig}.log",
+        localrule: True
+        script:
+            "../scripts/figure.py"
 
 
 rule report:
     input:
         accuracy=rules.aggregate.output.accuracy,
+        summary=rules.aggregate.output.latency_summary,
         samples=rules.aggregate.output.latency_samples,
         boards=rules.aggregate.output.boards,
         dataset=rules.prepare_data.output.meta,
-        accuracy_png=rules.figure_accuracy.output.png,
-        latency_png=rules.figure_latency.output.png,
+        figures=expand("results/figures/{fig}.png", fig=FIGURES),
+        claims=CLAIMS,
         template=REPORT_TEMPLATE,
     output:
         "results/report/index.html",
     params:
         title=config["report"]["title"],
+        top1_floor=config["report"]["top1_floor"],
+        configfiles=report_configfiles(),
     log:
         "results/logs/report.log",
     script:
