@@ -9,6 +9,8 @@ Definitions used throughout the report:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -163,6 +165,8 @@ def _memory_vs_baselines(r):
     if fp["resident_bytes"].isna().any() or DYNAMIC not in fp.index:
         raise NotMeasurable("resident memory was not recorded for every technique")
     ours = fp.loc[DYNAMIC]
+    if math.isnan(ours.recoverable_compression):
+        raise NotMeasurable(f"the dynamic DNN never reaches top-1 >= {r['top1_floor']} (report.top1_floor), so it has no recoverable compression rate")
     peers = fp.drop(index=DYNAMIC)
     same = peers[peers.recoverable_compression >= ours.recoverable_compression * 0.999]
     if same.empty:

@@ -83,6 +83,7 @@ class Config:
     measure: MeasureSettings
     boards: tuple[str, ...]
     report_title: str
+    baselines: tuple[str, ...] = ()
 
 
 def _build(cls, values: dict | None):
@@ -121,6 +122,10 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
                 f"data.{split}_subset={n}: a stratified subset needs a multiple of {NUM_CLASSES} "
                 f"no larger than the {SPLIT_SIZES[split]:,} {split} images"
             )
+    baselines = tuple(name for name in ("static", "slimmable", "truncated", "pruned") if config.get("baselines", {}).get(name, {}).get("enabled"))
+    needs_static = [b for b in ("truncated", "pruned") if b in baselines]
+    if needs_static and "static" not in baselines:
+        raise ConfigError(f"baselines {needs_static} are derived from the static baseline's 100 % model: enable baselines.static too")
     profile = dict(config["profile"])
     boards = tuple(profile.pop("boards"))
     if boards_dir is not None:
@@ -137,6 +142,7 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
         measure=_build(MeasureSettings, profile),
         boards=boards,
         report_title=config.get("report", {}).get("title", "dyndnn"),
+        baselines=baselines,
     )
 
 

@@ -16,7 +16,7 @@ from dyndnn.data import CLASSES
 from dyndnn.model import GroupedAlexNet
 from dyndnn.train import normalize
 
-__all__ = ["count_macs", "config_params", "resident_bytes", "predict", "evaluate_model"]
+__all__ = ["count_macs", "config_params", "predict", "evaluate_model"]
 
 BYTES_PER_VALUE = 4  # fp32 weights
 
@@ -57,12 +57,6 @@ def config_params(model: GroupedAlexNet, k: int) -> tuple[int, int]:
     return params, (params + buffers) * BYTES_PER_VALUE
 
 
-def resident_bytes(model: nn.Module) -> int:
-    """Bytes that must be resident to serve every configuration of the dynamic DNN:
-    all groups' tensors and every head (fp32, BN statistics included)."""
-    return BYTES_PER_VALUE * sum(t.numel() for n, t in model.state_dict().items() if not n.endswith("num_batches_tracked"))
-
-
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Softmax probabilities (N, classes) for uint8 images (N, 3, 32, 32)."""
@@ -71,28 +65,37 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.T
     return torch.cat([model(normalize(x[i : i + batch_size].to(device))).softmax(1).cpu() for i in range(0, len(x), batch_size)])
 
 
-def evaluate_model(model: GroupedAlexNet, x: torch.Tensor, y: torch.Tensor, name: str, batch_size: int = 500) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per configuration k = 1..G, plus a per-class table."""
+def _cost(technique, k: int, probe: torch.Tensor) -> dict:
+    """MACs (connected / executed), params and weight bytes of configuration k."""
+    static = technique.materialize(k)
+    executed = count_macs(static, probe)
+    if technique.kind == "dynamic":  # per-group modules: hooks see only the connections that exist
+        net = technique.nets[0]
+        with net.at_groups(k):
+            macs = count_macs(net, probe)
+        params, weight_bytes = config_params(net, k)
+    else:  # dense sliced layers: what executes is what is connected
+        macs = executed
+        params = sum(p.numel() for p in static.parameters())
+        weight_bytes = BYTES_PER_VALUE * sum(t.numel() for n, t in static.state_dict().items() if not n.endswith("num_batches_tracked"))
+    return {"macs": macs, "macs_executed": executed, "params": params, "weight_bytes": weight_bytes}
+
+
+def evaluate_model(technique, x: torch.Tensor, y: torch.Tensor, name: str, batch_size: int = 500) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per configuration k = 1..G of any technique (`baselines.Technique`), plus a per-class table."""
     rows, per_class = [], []
     probe = normalize(x[:1])
-    for k in range(1, model.groups + 1):
-        with model.at_groups(k):
-            probs = predict(model, x, batch_size)
-            macs = count_macs(model, probe)
-        static = model.materialize(k)
+    for k in range(1, technique.groups + 1):
+        probs = predict(technique.module(k), x, batch_size)
         correct = probs.argmax(1) == y
-        params, weight_bytes = config_params(model, k)
         rows.append(
             {
                 "model": name,
                 "groups": k,
-                "width_pct": round(100 * k / model.groups),
+                "width_pct": round(100 * k / technique.groups),
                 "top1": correct.float().mean().item(),
                 "confidence_sum": probs[torch.arange(len(y)), y].sum().item(),
-                "macs": macs,
-                "macs_executed": count_macs(static, probe),
-                "params": params,
-                "weight_bytes": weight_bytes,
+                **_cost(technique, k, probe),
                 "n_images": len(y),
             }
         )
@@ -100,6 +103,6 @@ def evaluate_model(model: GroupedAlexNet, x: torch.Tensor, y: torch.Tensor, name
             mask = y == c
             per_class.append({"model": name, "groups": k, "class": cls, "top1": correct[mask].float().mean().item() if mask.any() else float("nan"), "n_images": int(mask.sum())})
     table = pd.DataFrame(rows)
-    table["resident_bytes"] = resident_bytes(model)  # one stored model serves every configuration
+    table["resident_bytes"] = technique.resident_bytes()  # what must be stored to serve every configuration
     table["confidence_norm"] = table["confidence_sum"] / table["confidence_sum"].iloc[-1]
     return table, pd.DataFrame(per_class)

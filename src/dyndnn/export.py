@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from dyndnn.train import load_model, normalize
+from dyndnn.train import normalize
 
 __all__ = ["ExportError", "to_onnx_bytes", "onnx_parity", "export_onnx"]
 
@@ -85,20 +85,21 @@ def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out
     """Export the `groups`-group sub-network of `checkpoint`; raise ExportError on a parity failure."""
     from dyndnn.data import load_split
 
-    model, ckpt = load_model(checkpoint)
-    static = model.materialize(groups)
-    onnx_bytes = to_onnx_bytes(static, opset, ir_version, model.cfg.image_size)
+    from dyndnn.baselines import load_technique
+
+    technique, ckpt = load_technique(checkpoint)
+    static = technique.materialize(groups)
+    onnx_bytes = to_onnx_bytes(static, opset, ir_version, technique.cfg.image_size)
     x, _ = load_split(test_data)
-    with model.at_groups(groups):
-        err_dynamic = onnx_parity(onnx_bytes, model, x[:parity_images])
+    err_dynamic = onnx_parity(onnx_bytes, technique.module(groups), x[:parity_images])
     if not err_dynamic <= parity_atol:
-        raise ExportError(f"ONNX output differs from the dynamic model at {groups} groups by {err_dynamic:.3g} > {parity_atol}")
+        raise ExportError(f"{ckpt['kind']}: ONNX output differs from the PyTorch model at {groups} groups by {err_dynamic:.3g} > {parity_atol}")
     manifest = {
         **_describe(onnx_bytes),
         "model": ckpt["kind"],
         "groups": groups,
-        "arch": model.arch_config(groups),
-        "parity": {"images": int(min(parity_images, len(x))), "max_abs_diff": err_dynamic, "atol": parity_atol, "reference": "dynamic PyTorch model"},
+        "arch": {**technique.cfg.to_dict(), "active_groups": groups, "width_pct": round(100 * groups / technique.groups)},
+        "parity": {"images": int(min(parity_images, len(x))), "max_abs_diff": err_dynamic, "atol": parity_atol, "reference": f"{ckpt['kind']} PyTorch model at {groups} groups"},
         "onnxruntime": ort.__version__,
         "onnx": onnx.__version__,
         "torch": torch.__version__,

@@ -72,7 +72,13 @@ SCHEDULES = {  # per-step schedulers; total = epochs * steps_per_epoch
 }
 
 
-def train_one_epoch(model, x, y, opt, sched, cfg: TrainConfig, gen: torch.Generator, device, desc: str = "") -> dict:
+def cross_entropy_loss(model, xb, yb, cfg: TrainConfig):
+    """The default objective: (loss, logits used for the running accuracy)."""
+    logits = model(xb)
+    return F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing), logits
+
+
+def train_one_epoch(model, x, y, opt, sched, cfg: TrainConfig, gen: torch.Generator, device, desc: str = "", loss_fn=cross_entropy_loss) -> dict:
     """One pass over (x, y) in shuffled batches; returns loss, accuracy and images/s."""
     model.train()
     order = torch.randperm(len(y), generator=gen)
@@ -83,8 +89,7 @@ def train_one_epoch(model, x, y, opt, sched, cfg: TrainConfig, gen: torch.Genera
         idx = order[start : start + cfg.batch_size]
         xb = normalize(augment(x[idx], cfg.crop_padding, cfg.hflip, gen).to(device))
         yb = y[idx].to(device)
-        logits = model(xb)
-        loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+        loss, logits = loss_fn(model, xb, yb, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -111,21 +116,32 @@ def _fingerprint(*parts) -> str:
 
 
 def fit_stage(model: GroupedAlexNet, k: int, x, y, cfg: TrainConfig, seed: int, resume_path: str | Path | None = None) -> list[dict]:
-    """Train stage k (groups < k frozen) for cfg.epochs; resumable from `resume_path`.
-
-    A resume checkpoint is written after every epoch (model, optimiser, schedule,
-    RNG states) and only used when its fingerprint matches this stage's inputs.
-    """
-    device = next(model.parameters()).device
+    """Train incremental stage k (groups < k frozen) for cfg.epochs; resumable."""
     model.train()
     params = model.prepare_stage(k)
+    history = fit(model, params, x, y, cfg, seed * 1000 + k, resume_path, tag={"stage": k})
+    model.frozen_groups = 0
+    return history
+
+
+def fit(model, params, x, y, cfg: TrainConfig, seed: int, resume_path: str | Path | None = None, tag: dict | None = None, loss_fn=cross_entropy_loss) -> list[dict]:
+    """Optimise `params` of `model` for cfg.epochs with the configured recipe.
+
+    A resume checkpoint is written after every epoch (model, optimiser, schedule,
+    RNG states) and only used when its fingerprint matches these inputs, so a
+    killed job continues where it stopped and ends with the same weights.
+    """
+    tag = tag or {}
+    device = next(model.parameters()).device
+    model.train()
     opt = build_optimizer(params, cfg)
     steps = -(-len(y) // cfg.batch_size)
     sched = SCHEDULES[cfg.schedule](opt, cfg, steps)
-    gen = torch.Generator().manual_seed(seed * 1000 + k)
-    torch.manual_seed(seed * 1000 + k)  # dropout
-    fingerprint = _fingerprint(asdict(cfg), model.cfg.to_dict(), seed, k, len(y))
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # dropout
+    fingerprint = _fingerprint(asdict(cfg), getattr(model, "cfg", ModelConfig()).to_dict(), seed, tag, len(y))
     history, start_epoch = [], 0
+    label = " ".join(f"{k} {v}" for k, v in tag.items())
     if resume_path and Path(resume_path).exists():
         state = torch.load(resume_path, weights_only=False)
         if state.get("fingerprint") == fingerprint:
@@ -135,14 +151,14 @@ def fit_stage(model: GroupedAlexNet, k: int, x, y, cfg: TrainConfig, seed: int, 
             gen.set_state(state["generator"])
             torch.set_rng_state(state["torch_rng"])
             history, start_epoch = state["history"], state["epoch"]
-            log.info("stage %d: resumed after epoch %d from %s", k, start_epoch, resume_path)
+            log.info("%s: resumed after epoch %d from %s", label, start_epoch, resume_path)
         else:
-            log.warning("stage %d: ignoring %s (made with other settings)", k, resume_path)
+            log.warning("%s: ignoring %s (made with other settings)", label, resume_path)
     for epoch in range(start_epoch, cfg.epochs):
-        stats = train_one_epoch(model, x, y, opt, sched, cfg, gen, device, desc=f"stage {k} epoch {epoch + 1}/{cfg.epochs}")
-        stats.update(stage=k, epoch=epoch + 1, lr=opt.param_groups[0]["lr"])
+        stats = train_one_epoch(model, x, y, opt, sched, cfg, gen, device, desc=f"{label} epoch {epoch + 1}/{cfg.epochs}", loss_fn=loss_fn)
+        stats.update(**tag, epoch=epoch + 1, lr=opt.param_groups[0]["lr"])
         history.append(stats)
-        log.info("stage %d epoch %d: %s", k, epoch + 1, {n: round(v, 4) for n, v in stats.items()})
+        log.info("%s epoch %d: %s", label, epoch + 1, {n: round(v, 4) if isinstance(v, float) else v for n, v in stats.items()})
         if resume_path:
             save_atomic(
                 {
@@ -157,7 +173,6 @@ def fit_stage(model: GroupedAlexNet, k: int, x, y, cfg: TrainConfig, seed: int, 
                 },
                 resume_path,
             )
-    model.frozen_groups = 0
     model.eval()
     return history
 

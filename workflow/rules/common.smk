@@ -22,13 +22,15 @@ except ValueError as e:
     raise WorkflowError(f"Invalid configuration: {e}")
 
 G = CFG.model.groups
-MODELS = ["dynamic"]
+BASELINES = list(CFG.baselines)
+MODELS = ["dynamic", *BASELINES]
 REPORT_TEMPLATE = str(BASE / "report/templates/report.html.j2")
 CLAIMS = str(BASE / "config/claims.yaml")
 
 
 wildcard_constraints:
     model="|".join(MODELS),
+    baseline="|".join(BASELINES) or "no-baseline-enabled",
     k=r"[1-9][0-9]*",
     board="|".join(BOARDS),
 
@@ -40,7 +42,18 @@ def previous_stage(wildcards):
 
 
 def final_checkpoint(wildcards):
-    return f"results/models/dynamic/stage{G}.pt"
+    if wildcards.model == "dynamic":
+        return f"results/models/dynamic/stage{G}.pt"
+    return f"results/models/{wildcards.model}/final.pt"
+
+
+def static_for(wildcards):
+    """truncated and pruned start from the static baseline's 100 % model."""
+    return ["results/models/static/final.pt"] if wildcards.baseline in ("truncated", "pruned") else []
+
+
+def baseline_block(wildcards):
+    return config["baselines"][wildcards.baseline]
 
 
 def exported_models(wildcards):

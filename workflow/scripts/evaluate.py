@@ -3,11 +3,11 @@ import torch
 from dyndnn.data import load_split
 from dyndnn.evaluate import evaluate_model
 from dyndnn.logs import log_to
-from dyndnn.train import load_model
+from dyndnn.baselines import load_technique
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
-    model, _ = load_model(snakemake.input.ckpt)
+    model, _ = load_technique(snakemake.input.ckpt)
     x, y = load_split(snakemake.input.test)
     table, per_class = evaluate_model(model, x, y, snakemake.wildcards.model, snakemake.params.batch_size)
     print(table.to_string())

@@ -1,0 +1,19 @@
+from dyndnn.baselines import train_baseline_job
+from dyndnn.config import TrainConfig
+from dyndnn.logs import log_to
+from dyndnn.model import ModelConfig
+
+with log_to(snakemake.log[0]):
+    train_baseline_job(
+        kind=snakemake.wildcards.baseline,
+        data_path=snakemake.input.data,
+        model_cfg=ModelConfig(**snakemake.params.model),
+        train_cfg=TrainConfig(**snakemake.params.train),
+        seed=snakemake.params.seed,
+        out_ckpt=snakemake.output.ckpt,
+        out_history=snakemake.output.history,
+        static_ckpt=snakemake.input.static[0] if snakemake.input.static else None,
+        finetune_epochs=snakemake.params.block.get("finetune_epochs", 0),
+        resume_dir=snakemake.params.resume_dir,
+        threads=snakemake.threads,
+    )
