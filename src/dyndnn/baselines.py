@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dyndnn.config import TrainConfig
-from dyndnn.model import POOL_AFTER, GroupedAlexNet, ModelConfig, StaticAlexNet
+from dyndnn.model import POOL_AFTER, GroupedAlexNet, ModelConfig, StaticAlexNet, Switchable
 
 __all__ = ["SlimmableAlexNet", "Technique", "width_config", "l1_prune", "train_baseline", "load_technique", "BASELINES"]
 
@@ -40,7 +40,7 @@ def width_config(cfg: ModelConfig, k: int) -> ModelConfig:
     return replace(cfg, groups=1, conv_channels=tuple(c * k // G for c in cfg.conv_channels), fc_features=tuple(f * k // G for f in cfg.fc_features), head="sum")
 
 
-class SlimmableAlexNet(nn.Module):
+class SlimmableAlexNet(Switchable, nn.Module):
     """A dense AlexNet sized at full width, run at the first k/G of every layer's channels.
 
     With ``switchable_bn`` every width has its own BatchNorm (slimmable networks);
@@ -60,15 +60,6 @@ class SlimmableAlexNet(nn.Module):
         self.fcs = nn.ModuleList(nn.Linear(feats[i], feats[i + 1]) for i in range(len(cfg.fc_features)))
         self.head = nn.Linear(cfg.fc_features[-1], cfg.num_classes)
         self.active_groups = G
-
-    @property
-    def groups(self) -> int:
-        return self.cfg.groups
-
-    def set_active_groups(self, k: int) -> None:
-        if not 1 <= k <= self.groups:
-            raise ValueError(f"active groups must be in 1..{self.groups}, got {k}")
-        self.active_groups = k
 
     def _width(self, full: int, k: int) -> int:
         return full * k // self.groups

@@ -77,7 +77,34 @@ def _reads(connectivity: str, j: int) -> slice:
     return slice(0, j + 1) if connectivity == "nested" else slice(j, j + 1)
 
 
-class GroupedAlexNet(nn.Module):
+class Switchable:
+    """Runtime switching of the active configuration k = 1..G (G = cfg.groups)."""
+
+    cfg: ModelConfig
+    active_groups: int
+
+    @property
+    def groups(self) -> int:
+        return self.cfg.groups
+
+    def set_active_groups(self, k: int) -> None:
+        """Run with groups (or width steps) 1..k only (k in 1..G)."""
+        if not 1 <= k <= self.groups:
+            raise ValueError(f"active groups must be in 1..{self.groups}, got {k}")
+        self.active_groups = k
+
+    @contextmanager
+    def at_groups(self, k: int):
+        """Temporarily switch to k groups; restores the previous setting."""
+        previous = self.active_groups
+        self.set_active_groups(k)
+        try:
+            yield self
+        finally:
+            self.active_groups = previous
+
+
+class GroupedAlexNet(Switchable, nn.Module):
     """AlexNet for CIFAR-10 with G channel groups in every conv and FC layer.
 
     Layers: five 3x3 convs (BN + ReLU; max-pool after 1, 2, 5), then FC layers
@@ -117,27 +144,6 @@ class GroupedAlexNet(nn.Module):
     def _in_width(self, j: int, in_per_group: int) -> int:
         r = _reads(self.cfg.connectivity, j)
         return (r.stop - r.start) * in_per_group
-
-    # -- runtime switching -------------------------------------------------
-    @property
-    def groups(self) -> int:
-        return self.cfg.groups
-
-    def set_active_groups(self, k: int) -> None:
-        """Run with groups 1..k only (k in 1..G)."""
-        if not 1 <= k <= self.groups:
-            raise ValueError(f"active groups must be in 1..{self.groups}, got {k}")
-        self.active_groups = k
-
-    @contextmanager
-    def at_groups(self, k: int):
-        """Temporarily switch to k groups; restores the previous setting."""
-        previous = self.active_groups
-        self.set_active_groups(k)
-        try:
-            yield self
-        finally:
-            self.active_groups = previous
 
     # -- incremental training ---------------------------------------------
     def group_modules(self, j: int) -> list[nn.Module]:
