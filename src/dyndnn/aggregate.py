@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dyndnn import provenance
+from dyndnn import analysis, provenance
 
 __all__ = ["concat_csv", "board_facts_table", "aggregate"]
 
@@ -37,10 +37,12 @@ def board_facts_table(paths) -> pd.DataFrame:
 def aggregate(inputs: dict, outputs: dict, repo: str, config: dict) -> None:
     dataset = json.loads(Path(inputs["dataset"]).read_text())
     meta = provenance.collect(repo, config=config, dataset=dataset)
+    accuracy, summary = concat_csv(inputs["eval"]), concat_csv(inputs["summary"])
     tables = {
-        "accuracy": (concat_csv(inputs["eval"]), inputs["eval"]),
+        "accuracy": (accuracy, inputs["eval"]),
         "per_class": (concat_csv(inputs["per_class"]), inputs["per_class"]),
-        "latency_summary": (concat_csv(inputs["summary"]), inputs["summary"]),
+        "latency_summary": (summary, inputs["summary"]),
+        "operating_points": (analysis.operating_points(accuracy, summary), [*_as_list(inputs["eval"]), *_as_list(inputs["summary"])]),
         "latency_samples": (concat_csv(inputs["samples"]), inputs["samples"]),
         "boards": (board_facts_table(inputs["facts"]), inputs["facts"]),
     }

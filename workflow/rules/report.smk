@@ -17,6 +17,7 @@ rule aggregate:
         per_class="results/tables/per_class.csv",
         latency_samples="results/tables/latency_samples.csv",
         latency_summary="results/tables/latency_summary.csv",
+        operating_points="results/tables/operating_points.csv",
         boards="results/tables/boards.csv",
     params:
         repo=workflow.basedir,

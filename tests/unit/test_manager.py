@@ -1,0 +1,60 @@
+"""The runtime manager on hand-built operating points."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from dyndnn.manager import choose
+
+POINTS = pd.DataFrame(
+    {
+        "groups": [1, 2, 3, 4, 4, 2],
+        "mapping": ["big", "big", "big", "big", "little", "little"],
+        "p50_ms": [1.0, 2.0, 3.0, 4.0, 8.0, 2.0],
+        "energy_mj": [5.0, 8.0, 11.0, 14.0, 6.0, 3.0],
+        "power_w": [5.0, 4.0, 3.7, 3.5, 0.75, 1.5],
+        "top1": [0.60, 0.70, 0.75, 0.80, 0.80, 0.70],
+    }
+)
+
+
+def test_highest_accuracy_within_time_budget():
+    c = choose(POINTS, 3.5, "time_ms")
+    assert c.meets_budget and c.point["groups"] == 3
+
+
+def test_ties_go_to_the_cheaper_point():
+    c = choose(POINTS, 10.0, "time_ms")  # two points at 0.80: 4 ms on big beats 8 ms on little
+    assert c.point["mapping"] == "big" and c.point["p50_ms"] == 4.0
+    c = choose(POINTS, 2.0, "time_ms")  # two points at 0.70 and 2 ms: fewer groups first, then ...
+    assert c.point["top1"] == 0.70 and c.point["p50_ms"] == 2.0
+
+
+def test_energy_and_power_budgets():
+    assert choose(POINTS, 6.0, "energy_mj").point["mapping"] == "little"
+    assert choose(POINTS, 1.0, "power_w").point["groups"] == 4
+
+
+def test_infeasible_budget_flags_the_cheapest():
+    c = choose(POINTS, 0.5, "time_ms")
+    assert not c.meets_budget and c.point["p50_ms"] == 1.0 and "no point meets" in c.reason
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="budget kind"):
+        choose(POINTS, 1.0, "latency")
+    with pytest.raises(ValueError, match="no operating point"):
+        choose(POINTS.assign(energy_mj=float("nan")), 1.0, "energy_mj")
+
+
+def test_cli_answers_a_budget_query(tmp_path, capsys):
+    from dyndnn.cli import main
+
+    table = tmp_path / "points.csv"
+    POINTS.assign(board="b", model="dynamic", frequency="fixed").to_csv(table, index=False)
+    assert main(["manager", "--points", str(table), "--time-ms", "3.5"]) == 0
+    assert "groups 3" in capsys.readouterr().out
+    assert main(["manager", "--points", str(table), "--time-ms", "0.1"]) == 3
+    assert "VIOLATES" in capsys.readouterr().out
+    assert main(["manager", "--points", str(tmp_path / "missing.csv"), "--time-ms", "1"]) == 2
