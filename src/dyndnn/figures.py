@@ -7,5 +7,6 @@ FIGURES = {
     "fig4_latency": "Paper Fig. 4: single-image inference time per configuration on every mapping of every measured board (raw samples, log scale).",
     "fig5_tradeoffs": "Paper Fig. 5: energy, power and time against top-1 for every configuration (marker) x mapping (colour) x DVFS level; line: Pareto front.",
     "dynamic_range": "Dynamic range (max / min over reachable operating points) of time and energy per technique, configurations alone and with mapping + DVFS.",
+    "budget_trace": "Runtime managers on a changing time budget (dashed): latency per step of our lookup-table manager, a fixed configuration, Dynamic-OFA-style level stepping and an oracle.",
     "memory_compression": "Memory that must be resident to serve every configuration against the runtime-recoverable compression rate, per technique.",
 }

@@ -138,11 +138,31 @@ def memory_compression(t: dict) -> plt.Figure:
     return fig
 
 
+def budget_trace(t: dict) -> plt.Figure:
+    """Latency per step of every policy against the changing budget."""
+    theme()
+    runs = t.get("budget_trace", pd.DataFrame())
+    if runs.empty:
+        return _empty("no budget simulation: no board was profiled")
+    policies = list(dict.fromkeys(runs["policy"]))
+    fig, axes = plt.subplots(len(policies), 1, figsize=(10, 1.9 * len(policies)), sharex=True, sharey=True)
+    for ax, policy in zip(axes, policies):
+        d = runs[runs.policy == policy]
+        ax.plot(d.step, d.latency_ms, lw=0.8, label="latency")
+        ax.plot(d.step, d.budget_ms, "k--", lw=1, label="budget")
+        ax.set(ylabel="ms", title=f"{policy}: {int(d.violation.sum())} violations, mean top-1 {d.top1.mean():.3f}", yscale="log")
+    axes[-1].set_xlabel("step")
+    axes[0].legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 PLOTS = {
     "fig2_top1": fig2_top1,
     "fig3_confidence": fig3_confidence,
     "fig4_latency": fig4_latency,
     "fig5_tradeoffs": fig5_tradeoffs,
     "dynamic_range": dynamic_range,
+    "budget_trace": budget_trace,
     "memory_compression": memory_compression,
 }

@@ -70,6 +70,7 @@ SECTIONS = {  # figure -> (heading, table columns)
     "fig4_latency": ("Inference time per configuration and mapping (paper Fig. 4)", ["board", "model", "groups", "mapping", "device", "frequency", "n", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms"]),
     "fig5_tradeoffs": ("Energy, power and time against accuracy (paper Fig. 5)", ["board", "model", "groups", "mapping", "frequency", "p50_ms", "power_w", "energy_mj", "top1", "pareto_time", "pareto_energy"]),
     "dynamic_range": ("Dynamic range of time and energy", ["board", "model", "metric", "range_configs_alone", "range_with_mapping_dvfs", "gain", "points"]),
+    "budget_trace": ("Runtime managers on a changing budget", ["policy", "steps", "violations", "violation_rate", "mean_top1", "mean_latency_ms", "switches"]),
     "memory_compression": ("Memory footprint and runtime-recoverable compression", ["model", "resident_bytes", "recoverable_compression", "top1_min", "top1_max", "top1_floor"]),
 }
 
@@ -79,7 +80,11 @@ def load_tables(inputs: dict, top1_floor: float) -> dict:
     accuracy = pd.read_csv(inputs["accuracy"])
     summary = pd.read_csv(inputs["summary"]) if Path(inputs["summary"]).stat().st_size > 1 else pd.DataFrame()
     samples = pd.read_csv(inputs["samples"]) if Path(inputs["samples"]).stat().st_size > 1 else pd.DataFrame()
-    return {"accuracy": accuracy, "summary": summary, "samples": samples, "points": analysis.operating_points(accuracy, summary), "top1_floor": top1_floor}
+    tables = {"accuracy": accuracy, "summary": summary, "samples": samples, "points": analysis.operating_points(accuracy, summary), "top1_floor": top1_floor}
+    for name in ("budget_trace", "budget_summary"):
+        if inputs.get(name):
+            tables[name] = pd.read_csv(inputs[name])
+    return tables
 
 
 def figure_tables(t: dict) -> dict[str, pd.DataFrame]:
@@ -99,6 +104,7 @@ def figure_tables(t: dict) -> dict[str, pd.DataFrame]:
         "fig5_tradeoffs": pts,
         "dynamic_range": pd.concat(ranges, ignore_index=True) if ranges else pd.DataFrame(),
         "memory_compression": analysis.footprint_table(t["accuracy"], t["top1_floor"]) if not t["accuracy"].empty else pd.DataFrame(),
+        "budget_trace": t.get("budget_summary", pd.DataFrame()),
     }
 
 

@@ -72,7 +72,14 @@ def tables(with_latency: bool, baselines: bool = False) -> dict:
         acc = pd.concat([acc, ACC.assign(model="static", resident_bytes=40)], ignore_index=True)
     lat = samples({k: [float(k)] * 3 for k in range(1, 5)}) if with_latency else pd.DataFrame()
     summ = summary({k: float(k) for k in range(1, 5)}) if with_latency else pd.DataFrame()
-    return {"accuracy": acc, "summary": summ, "samples": lat, "points": analysis.operating_points(acc, summ), "top1_floor": 0.5}
+    t = {"accuracy": acc, "summary": summ, "samples": lat, "points": analysis.operating_points(acc, summ), "top1_floor": 0.5}
+    if with_latency:
+        from dyndnn.simulate import TraceSpec, simulate, summarise_runs
+
+        pts = t["points"][t["points"].model == "dynamic"]
+        t["budget_trace"] = simulate(pts, lat, TraceSpec(steps=60, contention=((10, 30, 2.0),), budget_changes=(), window=5))
+        t["budget_summary"] = summarise_runs(t["budget_trace"])
+    return t
 
 
 def context(tmp_path, t):

@@ -28,6 +28,23 @@ rule aggregate:
         "../scripts/aggregate.py"
 
 
+rule simulate_budget:
+    """Runtime managers on a changing time budget, over the measured operating points."""
+    input:
+        points=rules.aggregate.output.operating_points,
+        samples=rules.aggregate.output.latency_samples,
+    output:
+        runs="results/tables/budget_trace.csv",
+        summary="results/tables/budget_summary.csv",
+    params:
+        settings=config["simulate"],
+    log:
+        "results/logs/simulate_budget.log",
+    localrule: True
+    script:
+        "../scripts/simulate_budget.py"
+
+
 # One rule per figure (dyndnn.figures.FIGURES), each with its caption for --report.
 for _fig in FIGURES:
 
@@ -38,6 +55,7 @@ for _fig in FIGURES:
             accuracy=rules.aggregate.output.accuracy,
             summary=rules.aggregate.output.latency_summary,
             samples=rules.aggregate.output.latency_samples,
+            budget_trace=rules.simulate_budget.output.runs,
         output:
             svg=report(
                 f"results/figures/{_fig}.svg",
@@ -63,6 +81,7 @@ rule report:
         boards=rules.aggregate.output.boards,
         dataset=rules.prepare_data.output.meta,
         figures=expand("results/figures/{fig}.png", fig=FIGURES),
+        budget_summary=rules.simulate_budget.output.summary,
         claims=CLAIMS,
         template=REPORT_TEMPLATE,
     output:
