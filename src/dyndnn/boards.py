@@ -16,9 +16,9 @@ import platform
 import shlex
 import shutil
 import subprocess
-import time
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,7 +26,7 @@ import pandas as pd
 
 from dyndnn.config import read_yaml
 
-__all__ = ["BoardError", "load_board", "LocalTransport", "TRANSPORTS", "profile_board"]
+__all__ = ["BoardError", "load_board", "check_board", "LocalTransport", "SshTransport", "TRANSPORTS", "profile_board"]
 
 log = logging.getLogger(__name__)
 

@@ -64,3 +64,32 @@ def test_cross_field_rules(repo, schema, quick):
         load({**quick, "data": {**quick["data"], "train_subset": 1234}}, boards)
     with pytest.raises(ConfigError, match=r"no board config for \['nope'\]"):
         load({**quick, "profile": {**quick["profile"], "boards": ["nope"]}}, boards)
+
+
+@pytest.mark.parametrize("name", ["local", "odroid-xu3", "jetson-nano"])
+def test_shipped_boards_validate(repo, name):
+    from dyndnn.boards import load_board
+
+    board = load_board(repo / f"config/boards/{name}.yaml", repo / "workflow/schemas/board.schema.yaml")
+    assert board["name"] == name and board["mappings"]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda b: b["mappings"]["A7"].update(dvfs="a9"), "not defined under dvfs"),
+        (lambda b: b["power"].update(total=["a15", "nope"]), r"unknown rails \['nope'\]"),
+        (lambda b: b["power"].pop("rails"), "needs 'rails' and 'total'"),
+        (lambda b: b.update(name="other"), "expected 'odroid-xu3'"),
+        (lambda b: b["transport"].update(password="hunter2"), "Additional properties"),
+    ],
+)
+def test_bad_board_configs_are_rejected(repo, tmp_path, edit, message):
+    from dyndnn.boards import load_board
+
+    board = read_yaml(repo / "config/boards/odroid-xu3.yaml")
+    edit(board)
+    path = tmp_path / "odroid-xu3.yaml"
+    path.write_text(__import__("yaml").safe_dump(board))
+    with pytest.raises(ValueError, match=message):
+        load_board(path, repo / "workflow/schemas/board.schema.yaml")
