@@ -11,7 +11,9 @@ point, times the slowdown. Policies:
 * ``stepping``: Dynamic-OFA's runtime manager: levels ordered by accuracy, one step
   down when the moving average of the last `window` latencies exceeds the budget,
   one up when it is below `up_margin` x budget;
-* ``oracle``: knows the slowdown, picks the most accurate point that fits.
+* ``oracle``: knows every candidate's realised latency at this step (its sample
+  draw times the slowdown) and picks the most accurate point that fits: an upper
+  bound no online policy can beat.
 
 Reports budget violations and mean accuracy per policy. Pure numpy/pandas.
 """
@@ -88,8 +90,9 @@ def simulate(points: pd.DataFrame, samples: pd.DataFrame, spec: TraceSpec) -> pd
         for step, budget, slow in trace.itertuples(index=False):
             if policy == "fixed":
                 idx = fixed
-            elif policy == "oracle":  # knows the true slowdown
-                idx = _choose_idx(pts, budget / slow)
+            elif policy == "oracle":  # knows the realised latency of every candidate
+                realised = pts.assign(p50_ms=[float(np.quantile(pools[(m, str(f), g)], draws[step])) * slow for m, f, g in zip(pts.mapping, pts.frequency, pts.groups)])
+                idx = _choose_idx(realised, budget)
             elif policy == "manager":
                 estimate = float(np.mean(ratio)) if ratio else 1.0
                 idx = _choose_idx(pts, budget / estimate)
@@ -113,9 +116,9 @@ def simulate(points: pd.DataFrame, samples: pd.DataFrame, spec: TraceSpec) -> pd
 
 
 def _choose_idx(pts: pd.DataFrame, budget: float) -> int:
-    c = choose(pts, budget, "time_ms")
-    match = pts.index[(pts.p50_ms == c.point["p50_ms"]) & (pts.top1 == c.point["top1"]) & (pts.groups == c.point["groups"])]
-    return int(match[0])
+    """Index (into pts) of the manager's choice for this budget."""
+    c = choose(pts.assign(_idx=pts.index), budget, "time_ms")
+    return int(c.point["_idx"])
 
 
 def summarise_runs(runs: pd.DataFrame) -> pd.DataFrame:
