@@ -118,7 +118,7 @@ def claim_rows(claims: pd.DataFrame) -> list[dict]:
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return "-"
         if isinstance(v, list):
-            return " / ".join(f"{x:.3g}" for x in v)
+            return " / ".join(f"{x:.4g}" for x in v)
         if isinstance(v, bool):
             return "yes" if v else "no"
         return fmt(v)
