@@ -217,7 +217,8 @@ TRANSPORTS = {"local": LocalTransport, "ssh": SshTransport}
 
 def _plan(board: dict, models: list[dict], settings: dict) -> dict:
     return {
-        "models": [{"label": m["label"], "path": f"{m['label'].replace('/', '_')}.onnx"} for m in models],
+        "models": [{"label": m["label"], "path": m["label"].replace("/", "_") + Path(m["path"]).suffix} for m in models],
+        "runtime": board.get("runtime", "onnxruntime"),
         "mappings": [{"name": name, **spec} for name, spec in board["mappings"].items()],
         "settings": settings,
         "power": board.get("power", {"backend": "none", "rate_hz": 20}),

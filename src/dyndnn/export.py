@@ -59,6 +59,21 @@ def onnx_parity(onnx_bytes: bytes, module: torch.nn.Module, images: torch.Tensor
     return worst
 
 
+def to_torchscript(module: torch.nn.Module, image_size: int = 32) -> torch.jit.ScriptModule:
+    """A traced single-image TorchScript module, for boards whose runtime is torch.
+
+    TorchScript is deprecated in new torch, but it is what the old torch builds that
+    exist for 32-bit ARM boards can load (torch.export archives need a new torch)."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.trace(module.eval(), torch.zeros(1, 3, image_size, image_size))
+
+
+def torchscript_parity(scripted, module: torch.nn.Module, images: torch.Tensor) -> float:
+    with torch.no_grad():
+        return max(float((scripted(x) - module(x)).abs().max()) for x in (normalize(img.unsqueeze(0)) for img in images))
+
+
 def _describe(onnx_bytes: bytes) -> dict:
     proto = onnx.load_from_string(onnx_bytes)
 
@@ -81,8 +96,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out_manifest: str, opset: int, ir_version: int, parity_images: int, parity_atol: float) -> dict:
-    """Export the `groups`-group sub-network of `checkpoint`; raise ExportError on a parity failure."""
+def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out_manifest: str, opset: int, ir_version: int, parity_images: int, parity_atol: float, out_torchscript: str | None = None) -> dict:
+    """Export the `groups`-group sub-network of `checkpoint` as ONNX (and TorchScript when
+    `out_torchscript` is given); raise ExportError on a parity failure, writing nothing."""
     from dyndnn.data import load_split
 
     from dyndnn.baselines import load_technique
@@ -94,6 +110,10 @@ def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out
     err_dynamic = onnx_parity(onnx_bytes, technique.module(groups), x[:parity_images])
     if not err_dynamic <= parity_atol:
         raise ExportError(f"{ckpt['kind']}: ONNX output differs from the PyTorch model at {groups} groups by {err_dynamic:.3g} > {parity_atol}")
+    scripted = to_torchscript(static, technique.cfg.image_size) if out_torchscript else None
+    err_script = torchscript_parity(scripted, technique.module(groups), x[:parity_images]) if scripted is not None else None
+    if err_script is not None and not err_script <= parity_atol:
+        raise ExportError(f"{ckpt['kind']}: TorchScript output differs at {groups} groups by {err_script:.3g} > {parity_atol}")
     manifest = {
         **_describe(onnx_bytes),
         "model": ckpt["kind"],
@@ -104,6 +124,12 @@ def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out
         "onnx": onnx.__version__,
         "torch": torch.__version__,
     }
+    if scripted is not None:
+        manifest["torchscript"] = {"path": Path(out_torchscript).name, "max_abs_diff": err_script}
+        buf = io.BytesIO()
+        torch.jit.save(scripted, buf)
+        Path(out_torchscript).parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(Path(out_torchscript), buf.getvalue())
     out = Path(out_onnx)
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(out, onnx_bytes)

@@ -71,7 +71,8 @@ def read_frequency_khz(sysfs_root, cpu):
 PROVIDERS = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider"}
 
 
-def make_session(model_path, threads, device="cpu"):
+def onnxruntime_infer(model_path, threads, device, x):
+    """An ONNX Runtime session for one static-shape model; returns a no-argument call."""
     import onnxruntime as ort
 
     provider = PROVIDERS[device]
@@ -82,25 +83,51 @@ def make_session(model_path, threads, device="cpu"):
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     sess = ort.InferenceSession(model_path, sess_options=opts, providers=[provider])
-    return sess, sess.get_inputs()[0].name
+    feed = {sess.get_inputs()[0].name: x}
+    return lambda: sess.run(None, feed)
 
 
-def time_model(sess, input_name, x, settings):
+def torch_infer(model_path, threads, device, x):
+    """A TorchScript model, for boards without an ONNX Runtime build (32-bit ARM);
+    the GPU is synchronised so the clock reads finished work."""
+    import torch
+
+    dev = "cuda" if device == "gpu" else "cpu"
+    if dev == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device gpu needs a CUDA build of torch on the board")
+    torch.set_num_threads(threads)
+    model = torch.jit.load(model_path, map_location=dev).eval()
+    inp = torch.from_numpy(x).to(dev)
+
+    def infer():
+        with torch.no_grad():
+            model(inp)
+        if dev == "cuda":
+            torch.cuda.synchronize()
+
+    return infer
+
+
+RUNTIMES = {"onnxruntime": onnxruntime_infer, "torch": torch_infer}
+
+
+def time_model(infer, settings):
     """Warm up, then run until both the minimum count and the minimum duration are reached."""
     for _ in range(settings["warmup"]):
-        sess.run(None, {input_name: x})
+        infer()
     samples = []
     start = time.perf_counter()
     while len(samples) < settings["min_runs"] or time.perf_counter() - start < settings["min_seconds"]:
         t0 = time.perf_counter_ns()
-        sess.run(None, {input_name: x})
+        infer()
         samples.append((time.perf_counter_ns() - t0) / 1e6)
     return samples
 
 
-def board_facts(sysfs_root):
+def board_facts(sysfs_root, runtime):
+    import importlib
+
     import numpy
-    import onnxruntime
 
     cpu_model = ""
     try:
@@ -119,8 +146,8 @@ def board_facts(sysfs_root):
         "cpus_available": sorted(os.sched_getaffinity(0)),
         "python": platform.python_version(),
         "numpy": numpy.__version__,
-        "runtime": "onnxruntime",
-        "runtime_version": onnxruntime.__version__,
+        "runtime": runtime,
+        "runtime_version": importlib.import_module(runtime).__version__,
         "cpu0_frequency_khz": read_frequency_khz(sysfs_root, 0),
     }
 
@@ -150,13 +177,14 @@ def run_mapping(mapping, plan, x, reader, controller, sample_rows, summary_rows,
     original = os.sched_getaffinity(0)
     os.sched_setaffinity(0, cpus)
     try:
-        sessions = [(model, make_session(model["path"], threads, device)) for model in plan["models"]]
+        make = RUNTIMES[plan.get("runtime", "onnxruntime")]
+        sessions = [(model, make(model["path"], threads, device, x)) for model in plan["models"]]
         for domain, level in mapping_levels(mapping, plan, notes):
             readback = controller.set_level(domain, level) if domain else read_frequency_khz(plan.get("sysfs_root", "/"), cpus[0])
             frequency = "fixed" if level is None else str(level)
-            for model, (sess, input_name) in sessions:
+            for model, infer in sessions:
                 with power.EnergyMeter(reader, plan["power"].get("rate_hz", 20)) as meter:
-                    samples = time_model(sess, input_name, x, plan["settings"])
+                    samples = time_model(infer, plan["settings"])
                 for i, v in enumerate(samples):
                     sample_rows.append({"label": model["label"], "mapping": mapping["name"], "frequency": frequency, "run_idx": i, "latency_ms": v})
                 measured = reader.name != "none"
@@ -233,7 +261,7 @@ def main(argv):
         finally:
             reader.close()
             lock.close()
-    facts = board_facts(sysfs_root)
+    facts = board_facts(sysfs_root, plan.get("runtime", "onnxruntime"))
     facts["power_backend"] = reader.name
     facts["power_note"] = power_note or ""
     facts["dvfs"] = "controlled" if any(r["dvfs_domain"] for r in summary_rows) else "fixed"

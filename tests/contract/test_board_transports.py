@@ -72,6 +72,25 @@ def test_measures_every_model_on_every_mapping(models, tmp_path, transport):
     assert not list(out.parent.glob(".staging-*"))
 
 
+def test_torch_runtime_runs_torchscript(tmp_path):
+    """Boards without an ONNX Runtime build (32-bit ARM) run the TorchScript export."""
+    from dyndnn.export import to_torchscript
+
+    torch.manual_seed(0)
+    net = GroupedAlexNet(ModelConfig(**TINY))
+    models = []
+    for k in (1, 4):
+        p = tmp_path / f"g{k}.pt"
+        torch.jit.save(to_torchscript(net.materialize(k)), str(p))
+        models.append({"label": f"dynamic/g{k}", "path": str(p), "model": "dynamic", "groups": k})
+    out = tmp_path / "profile" / "testboard"
+    out.parent.mkdir()
+    summary = profile_board(board(runtime="torch"), models, SETTINGS, out)
+    assert len(summary) == 4 and (summary["p50_ms"] > 0).all()
+    facts = json.loads((out / "board.json").read_text())
+    assert facts["runtime"] == "torch" and facts["runtime_version"] == torch.__version__
+
+
 def test_failure_names_board_host_step_and_leaves_nothing(models, tmp_path, transport):
     out = tmp_path / "profile" / "testboard"
     out.parent.mkdir()

@@ -7,7 +7,7 @@ import torch
 
 from dyndnn.baselines import SlimmableAlexNet, Technique, l1_prune, train_baseline, width_config
 from dyndnn.config import TrainConfig
-from dyndnn.export import onnx_parity, to_onnx_bytes
+from dyndnn.export import onnx_parity, to_onnx_bytes, to_torchscript, torchscript_parity
 from dyndnn.model import GroupedAlexNet, ModelConfig
 
 from helpers import TINY
@@ -92,6 +92,7 @@ def test_every_technique_exports_with_onnx_parity(kind):
         with torch.no_grad():
             torch.testing.assert_close(static(x), t.module(k)(x), rtol=0, atol=1e-5)
         assert onnx_parity(to_onnx_bytes(static, 13, 7), t.module(k), images) <= 1e-4
+        assert torchscript_parity(to_torchscript(static), t.module(k), images) <= 1e-4
 
 
 def test_l1_pruning_keeps_the_largest_filters():

@@ -57,6 +57,9 @@ def baseline_block(wildcards):
 
 
 def exported_models(wildcards):
+    """The files the board's runtime runs: ONNX, or TorchScript for runtime torch."""
+    if BOARDS[wildcards.board]["runtime"] == "torch":
+        return expand("results/torchscript/{model}/g{k}.pt", model=MODELS, k=range(1, G + 1))
     return expand("results/onnx/{model}/g{k}.onnx", model=MODELS, k=range(1, G + 1))
 
 

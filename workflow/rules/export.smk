@@ -6,6 +6,7 @@ rule export:
     output:
         onnx="results/onnx/{model}/g{k}.onnx",
         manifest="results/onnx/{model}/g{k}.json",
+        torchscript="results/torchscript/{model}/g{k}.pt",
     params:
         export=config["export"],
     threads: 1

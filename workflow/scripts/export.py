@@ -11,6 +11,7 @@ with log_to(snakemake.log[0]):
         test_data=snakemake.input.test,
         out_onnx=snakemake.output.onnx,
         out_manifest=snakemake.output.manifest,
+        out_torchscript=snakemake.output.torchscript,
         **snakemake.params.export,
     )
     print(manifest)
