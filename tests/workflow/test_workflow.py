@@ -42,7 +42,9 @@ def write_config(path, base="quick.yaml", **edits):
 def test_dry_run_of_the_default_config(tmp_path):
     proc = snakemake(tmp_path, "-n")
     jobs = job_counts(proc.stdout + proc.stderr)
-    assert jobs["train_increment"] == 4 and jobs["export"] == 4 and jobs["profile_board"] == 1 and jobs["report"] == 1
+    techniques = 1 + jobs["train_baseline"]  # the dynamic DNN and the four existing works
+    assert jobs["train_increment"] == 4 and jobs["train_baseline"] == 4 and jobs["evaluate"] == techniques
+    assert jobs["export"] == 4 * techniques and jobs["profile_board"] == 1 and jobs["report"] == 1
 
 
 def test_bad_config_is_rejected_before_any_job(tmp_path):
