@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dyndnn.config import TrainConfig
-from dyndnn.model import POOL_AFTER, GroupedAlexNet, ModelConfig, StaticAlexNet, Switchable
+from dyndnn.model import POOL_AFTER, ModelConfig, StaticAlexNet, Switchable
 
 __all__ = ["SlimmableAlexNet", "Technique", "width_config", "l1_prune", "train_baseline", "load_technique", "BASELINES"]
 
@@ -252,9 +252,9 @@ def load_technique(path, device="cpu") -> tuple[Technique, dict]:
     ckpt = torch.load(path, map_location=device, weights_only=False)
     cfg = ModelConfig(**ckpt["model_config"])
     if ckpt["kind"] == "dynamic":
-        net = GroupedAlexNet(cfg)
-        net.load_state_dict(ckpt["state_dict"])
-        return Technique("dynamic", [net.eval()], cfg), ckpt
+        from dyndnn.train import model_from_checkpoint
+
+        return Technique("dynamic", [model_from_checkpoint(ckpt, device)], cfg), ckpt
     nets = []
     for net_cfg, switchable, state in zip(ckpt["net_configs"], ckpt["switchable_bn"], ckpt["state_dicts"]):
         net = SlimmableAlexNet(ModelConfig(**net_cfg), switchable_bn=switchable)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -21,6 +20,8 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from dyndnn.model import arch_config
+from dyndnn.provenance import write_atomic
 from dyndnn.train import normalize
 
 __all__ = ["ExportError", "to_onnx_bytes", "onnx_parity", "export_onnx"]
@@ -90,12 +91,6 @@ def _describe(onnx_bytes: bytes) -> dict:
     }
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out_manifest: str, opset: int, ir_version: int, parity_images: int, parity_atol: float, out_torchscript: str | None = None) -> dict:
     """Export the `groups`-group sub-network of `checkpoint` as ONNX (and TorchScript when
     `out_torchscript` is given); raise ExportError on a parity failure, writing nothing."""
@@ -118,7 +113,7 @@ def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out
         **_describe(onnx_bytes),
         "model": ckpt["kind"],
         "groups": groups,
-        "arch": {**technique.cfg.to_dict(), "active_groups": groups, "width_pct": round(100 * groups / technique.groups)},
+        "arch": arch_config(technique.cfg, groups),
         "parity": {"images": int(min(parity_images, len(x))), "max_abs_diff": err_dynamic, "atol": parity_atol, "reference": f"{ckpt['kind']} PyTorch model at {groups} groups"},
         "onnxruntime": ort.__version__,
         "onnx": onnx.__version__,
@@ -129,9 +124,9 @@ def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out
         buf = io.BytesIO()
         torch.jit.save(scripted, buf)
         Path(out_torchscript).parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(Path(out_torchscript), buf.getvalue())
+        write_atomic(Path(out_torchscript), buf.getvalue())
     out = Path(out_onnx)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out, onnx_bytes)
-    _write_atomic(Path(out_manifest), json.dumps(manifest, indent=2).encode())
+    write_atomic(out, onnx_bytes)
+    write_atomic(Path(out_manifest), json.dumps(manifest, indent=2).encode())
     return manifest

@@ -21,13 +21,13 @@ invariants structural rather than a matter of gradient masks:
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-__all__ = ["ModelConfig", "GroupedAlexNet", "StaticAlexNet", "GroupedLinear", "CONNECTIVITIES", "HEADS"]
+__all__ = ["ModelConfig", "GroupedAlexNet", "arch_config", "StaticAlexNet", "GroupedLinear", "CONNECTIVITIES", "HEADS"]
 
 CONNECTIVITIES = ("nested", "grouped")
 # sum: logits_k = sum_{j<=k} W_j h_j + b (one head slice per group);
@@ -226,15 +226,19 @@ class GroupedAlexNet(Switchable, nn.Module):
         return StaticAlexNet.from_grouped(self, k)
 
     def arch_config(self, k: int) -> dict:
-        """JSON-able description of the k-group sub-network."""
-        G = self.groups
-        return {
-            **self.cfg.to_dict(),
-            "active_groups": k,
-            "width_pct": round(100 * k / G),
-            "conv_channels_active": [c * k // G for c in self.cfg.conv_channels],
-            "fc_features_active": [c * k // G for c in self.cfg.fc_features],
-        }
+        return arch_config(self.cfg, k)
+
+
+def arch_config(cfg: ModelConfig, k: int) -> dict:
+    """JSON-able description of configuration k of any technique built on `cfg`."""
+    G = cfg.groups
+    return {
+        **cfg.to_dict(),
+        "active_groups": k,
+        "width_pct": round(100 * k / G),
+        "conv_channels_active": [c * k // G for c in cfg.conv_channels],
+        "fc_features_active": [c * k // G for c in cfg.fc_features],
+    }
 
 
 class GroupedLinear(nn.Module):

@@ -60,7 +60,7 @@ def fig4_latency(t: dict) -> plt.Figure:
     samples = t["samples"]
     if samples.empty:
         return _empty("no latency measurements")
-    d = samples.assign(configuration=(100 * samples["groups"] / samples["groups"].max()).round().astype(int).astype(str) + " %")
+    d = samples.assign(configuration=_configuration(samples))
     boards = sorted(d["board"].unique())
     fig, axes = plt.subplots(1, len(boards), figsize=(5.5 * len(boards), 3.8), squeeze=False)
     for ax, board in zip(axes[0], boards):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["git_state", "package_versions", "collect", "write_table", "read_meta"]
+__all__ = ["git_state", "package_versions", "collect", "write_atomic", "write_table", "read_meta"]
 
 PACKAGES = ("dyndnn", "snakemake", "torch", "torchvision", "onnx", "onnxruntime", "numpy", "pandas", "seaborn", "jinja2")
 
@@ -57,6 +57,15 @@ def collect(repo_dir: str | Path, config: dict | None = None, dataset: dict | No
         "dataset": dataset or {},
         **extra,
     }
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Write to a temporary sibling, then rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
 
 
 def write_table(df: pd.DataFrame, path: str | Path, meta: dict) -> None:

@@ -162,12 +162,9 @@ def build_context(title: str, tables: dict, claims: pd.DataFrame, boards: list[d
 
 
 def write_report(template_path: str | Path, context: dict, out_html: str | Path) -> None:
-    html = render(template_path, context)
-    out = Path(out_html)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(html)
-    tmp.replace(out)
+    from dyndnn.provenance import write_atomic
+
+    write_atomic(out_html, render(template_path, context))
 
 
 def regenerate_command(name: str, configfiles: list[str]) -> str:

@@ -190,11 +190,16 @@ def make_checkpoint(model: GroupedAlexNet, kind: str, stage: int, cfg: TrainConf
     }
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[GroupedAlexNet, dict]:
-    ckpt = torch.load(path, map_location=device, weights_only=False)
+def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> GroupedAlexNet:
+    """The dynamic DNN of a loaded checkpoint, in eval mode."""
     model = GroupedAlexNet(ModelConfig(**ckpt["model_config"])).to(device)
     model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), ckpt
+    return model.eval()
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[GroupedAlexNet, dict]:
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    return model_from_checkpoint(ckpt, device), ckpt
 
 
 def write_history(history: list[dict], path: str | Path) -> None:

@@ -15,7 +15,7 @@ def test_archive_source_stratified_and_deterministic(image_tar, tmp_path):
     splits, meta = prepare(fetched, {"train": 30, "test": None}, seed=3)
     assert meta["splits"]["train"]["per_class"] == [3] * 10
     assert meta["splits"]["test"]["count"] == 30
-    x, y = splits["train"]["images"], splits["train"]["labels"]
+    x = splits["train"]["images"]
     assert x.shape == (30, 3, 32, 32) and str(x.dtype) == "torch.uint8"
     again, meta2 = prepare(fetched, {"train": 30}, seed=3)
     assert meta2["splits"]["train"]["sha256"] == meta["splits"]["train"]["sha256"]

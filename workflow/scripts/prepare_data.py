@@ -1,6 +1,5 @@
 import json
 
-import torch
 
 from dyndnn.data import prepare
 from dyndnn.logs import log_to
