@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, SHARED_CIFAR, make_image_tar
+from helpers import REPO, SHARED_CIFAR, make_image_tar, snakemake, write_config
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +24,12 @@ def cifar_archive() -> Path:
 @pytest.fixture
 def image_tar(tmp_path) -> Path:
     return make_image_tar(tmp_path / "fake.tar.gz", {"train": 6, "test": 3})
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory, cifar_archive):
+    """One local run of config/quick.yaml (real CIFAR-10 subset), shared by every test that reads it."""
+    workdir = tmp_path_factory.mktemp("quick")
+    cfg = write_config(workdir / "quick.yaml", **{"data.path": str(cifar_archive)})
+    proc = snakemake(workdir, "--configfile", str(cfg))
+    return workdir, cfg, proc

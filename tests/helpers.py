@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+import re
 import socket
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -37,4 +41,30 @@ def make_image_tar(path: Path, per_class: dict[str, int], seed: int = 0) -> Path
                     info.size = buf.tell()
                     buf.seek(0)
                     tar.addfile(info, buf)
+    return path
+
+
+def snakemake(workdir, *args, check=True, cores: str | None = "2"):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *(["--cores", cores] if cores else []), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a snakemake run or dry run: rule -> job count."""
+    block = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", block, re.M)}
+
+
+def write_config(path, base="quick.yaml", **edits):
+    config = yaml.safe_load((REPO / "config" / base).read_text())
+    for dotted, value in edits.items():
+        node = config
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(config))
     return path

@@ -34,13 +34,26 @@ def board_facts_table(paths) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["board", "fact", "value"])
 
 
-def aggregate(inputs: dict, outputs: dict, repo: str, config: dict) -> None:
+def aggregate(inputs: dict, outputs: dict, repo: str, config: dict, primary_seed: int = 0, models=None, designs=None) -> None:
+    """Every table the figures and the report read. `accuracy` and `per_class` hold the
+    primary seed (the models that were exported and measured); `accuracy_seeds` every
+    seed, and `seed_summary` the mean and spread over seeds."""
     dataset = json.loads(Path(inputs["dataset"]).read_text())
     meta = provenance.collect(repo, config=config, dataset=dataset)
-    accuracy, summary = concat_csv(inputs["eval"]), concat_csv(inputs["summary"])
+    evaluated, summary = concat_csv(inputs["eval"]), concat_csv(inputs["summary"])
+    models = list(models) if models is not None else list(evaluated["model"].unique())
+    every_seed = evaluated[evaluated["model"].isin(models)].reset_index(drop=True)
+    accuracy = every_seed[every_seed["seed"] == primary_seed].reset_index(drop=True)
+    histories = {Path(p).parents[1].name: pd.read_csv(p) for p in _as_list(inputs.get("histories", []))}
+    designs = designs or {}
+    primary = evaluated[(evaluated["seed"] == primary_seed) & evaluated["model"].isin(list(designs))]
+    per_class = concat_csv(inputs["per_class"])
     tables = {
         "accuracy": (accuracy, inputs["eval"]),
-        "per_class": (concat_csv(inputs["per_class"]), inputs["per_class"]),
+        "accuracy_seeds": (every_seed, inputs["eval"]),
+        "seed_summary": (analysis.seed_summary(every_seed), inputs["eval"]),
+        "ablation": (analysis.ablation_table(primary, histories, designs), [*_as_list(inputs["eval"]), *_as_list(inputs.get("histories", []))]),
+        "per_class": (per_class[per_class["seed"] == primary_seed].reset_index(drop=True), inputs["per_class"]),
         "latency_summary": (summary, inputs["summary"]),
         "operating_points": (analysis.operating_points(accuracy, summary), [*_as_list(inputs["eval"]), *_as_list(inputs["summary"])]),
         "latency_samples": (concat_csv(inputs["samples"]), inputs["samples"]),

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["dynamic_range", "latency_summary", "operating_points", "pareto_mask", "range_table", "footprint_table", "evaluate_claims", "verdict"]
+__all__ = ["dynamic_range", "latency_summary", "operating_points", "pareto_mask", "range_table", "footprint_table", "seed_summary", "ablation_table", "evaluate_claims", "verdict"]
 
 
 def dynamic_range(values) -> float:
@@ -112,6 +112,42 @@ def footprint_table(accuracy: pd.DataFrame, top1_floor: float) -> pd.DataFrame:
 # -- claims -------------------------------------------------------------------------
 class NotMeasurable(Exception):
     """The results hold nothing that tests this claim; the message says why."""
+
+
+def seed_summary(every_seed: pd.DataFrame) -> pd.DataFrame:
+    """Per technique and configuration: mean, sample std, min and max over training seeds
+    of top-1 and normalised confidence (std is NaN with one seed)."""
+    stats = every_seed.groupby(["model", "groups"], sort=False).agg(
+        n_seeds=("seed", "nunique"),
+        top1_mean=("top1", "mean"),
+        top1_std=("top1", "std"),
+        top1_min=("top1", "min"),
+        top1_max=("top1", "max"),
+        confidence_mean=("confidence_norm", "mean"),
+        confidence_std=("confidence_norm", "std"),
+    )
+    return stats.reset_index()
+
+
+def ablation_table(evaluated: pd.DataFrame, histories: dict[str, pd.DataFrame], designs: dict[str, dict]) -> pd.DataFrame:
+    """One row per design of the dynamic DNN: top-1 and normalised confidence at every
+    configuration, the smallest top-1 gain of adding one group (points), resident bytes,
+    and training time (sum of the stages' epoch times from the training history)."""
+    rows = []
+    for technique, knobs in designs.items():
+        ev = evaluated[evaluated["model"] == technique].sort_values("groups")
+        if ev.empty:
+            continue
+        top1 = ev["top1"].to_numpy()
+        row = {"design": technique, **knobs}
+        row.update({f"top1_g{k}": v for k, v in zip(ev["groups"], top1)})
+        row.update({f"confidence_g{k}": v for k, v in zip(ev["groups"], ev["confidence_norm"])})
+        row["min_gain_pts"] = float(100 * (top1[1:] - top1[:-1]).min()) if len(top1) > 1 else float("nan")
+        row["resident_bytes"] = int(ev["resident_bytes"].iloc[0])
+        history = histories.get(technique)
+        row["train_s"] = float(history["epoch_s"].sum()) if history is not None and "epoch_s" in history else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _dynamic(points_or_acc: pd.DataFrame) -> pd.DataFrame:

@@ -9,7 +9,7 @@ any job. Components take only their own sub-config.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
@@ -51,6 +51,25 @@ class TrainConfig:
     crop_padding: int = 4
     hflip: bool = True
     threads: int = 0
+    # Stage schedules of the dynamic DNN: per-stage epochs and peak LR (None = `epochs`, `lr`
+    # for every stage). Baselines use `epochs` and `lr`.
+    stage_epochs: tuple[int, ...] | None = None
+    stage_lr: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        for name in ("stage_epochs", "stage_lr"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def for_stage(self, k: int) -> "TrainConfig":
+        """The recipe of incremental stage k (1-based)."""
+        return replace(
+            self,
+            epochs=self.stage_epochs[k - 1] if self.stage_epochs else self.epochs,
+            lr=self.stage_lr[k - 1] if self.stage_lr else self.lr,
+            stage_epochs=None,
+            stage_lr=None,
+        )
 
 
 @dataclass(frozen=True)
@@ -84,6 +103,8 @@ class Config:
     boards: tuple[str, ...]
     report_title: str
     baselines: tuple[str, ...] = ()
+    designs: dict = field(default_factory=dict)  # ablation: name -> (ModelConfig, TrainConfig, description)
+    seeds: tuple[int, ...] = (0,)  # training seeds; seeds[0] is the primary seed (its models are exported and measured)
 
 
 def _build(cls, values: dict | None):
@@ -132,11 +153,32 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
         missing = [b for b in boards if not (Path(boards_dir) / f"{b}.yaml").is_file()]
         if missing:
             raise ConfigError(f"profile.boards: no board config for {missing} in {boards_dir} (add <name>.yaml there)")
+    train = _build(TrainConfig, config.get("train"))
+    for name in ("stage_epochs", "stage_lr"):
+        values = getattr(train, name)
+        if values is not None and len(values) != model.groups:
+            raise ConfigError(f"train.{name} has {len(values)} entries: give one per stage (model.groups = {model.groups})")
+    designs = {}
+    for name, d in (config.get("ablation") or {}).items():
+        try:
+            d_model = ModelConfig(**{**config.get("model", {}), **d.get("model", {})})
+            d_train = _build(TrainConfig, {**(config.get("train") or {}), **d.get("train", {})})
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"ablation.{name}: {e}") from None
+        if d_model.groups != model.groups:
+            raise ConfigError(f"ablation.{name}: model.groups must stay {model.groups} (the table compares configurations 1..G)")
+        designs[name] = (d_model, d_train, d.get("description", ""))
+    seed = config.get("seed", 0)
+    seeds = tuple(config.get("seeds") or (seed,))
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds {list(seeds)}: every seed must appear once")
     return Config(
-        seed=config.get("seed", 0),
+        seed=seed,
+        seeds=seeds,
+        designs=designs,
         data=data,
         model=model,
-        train=_build(TrainConfig, config.get("train")),
+        train=train,
         evaluate_batch_size=config.get("evaluate", {}).get("batch_size", 500),
         export=_build(ExportConfig, config.get("export")),
         measure=_build(MeasureSettings, profile),

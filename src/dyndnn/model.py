@@ -47,6 +47,10 @@ class ModelConfig:
     num_classes: int = 10
     head: str = "sum"
     dropout: float = 0.5
+    # Training stage k only: dropout on the frozen groups' features where group k reads
+    # them, so the new group cannot lean on them alone and learns complementary filters.
+    # Never active at inference, never touches the frozen groups' own outputs.
+    frozen_dropout: float = 0.0
     image_size: int = 32
 
     def __post_init__(self):
@@ -180,6 +184,9 @@ class GroupedAlexNet(Switchable, nn.Module):
     def _group_inputs(self, xs: list[torch.Tensor], j: int) -> torch.Tensor:
         r = _reads(self.cfg.connectivity, j)
         parts = xs[r]
+        p = self.cfg.frozen_dropout
+        if p and self.training and j >= self.frozen_groups:  # the group being trained reads frozen features
+            parts = [F.dropout(h, p, training=True) if r.start + i < self.frozen_groups else h for i, h in enumerate(parts)]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -75,13 +75,34 @@ SECTIONS = {  # figure -> (heading, table columns)
 }
 
 
+TABLE_SECTIONS = {  # table without a figure -> (heading, columns, what it shows, what an empty table means)
+    "seed_summary": (
+        "Spread over training seeds",
+        ["model", "groups", "n_seeds", "top1_mean", "top1_std", "top1_min", "top1_max", "confidence_mean", "confidence_std"],
+        "Every technique trained and evaluated once per seed in the config's seeds list; mean, sample standard deviation, "
+        "minimum and maximum of top-1 and normalised confidence. The figures above use the primary seed, whose models were exported and measured.",
+        "No seed results in this run.",
+    ),
+    "ablation": (
+        "Ablation: what makes later groups count",
+        ["design", "description", "head", "dropout", "frozen_dropout", "stage_epochs", "stage_lr", *[f"top1_g{k}" for k in range(1, 17)],
+         *[f"confidence_g{k}" for k in range(1, 17)], "min_gain_pts", "resident_bytes", "train_s"],
+        "Design variants of the dynamic DNN (config key ablation), each trained through every incremental stage with the same data and "
+        "evaluated on the same test images (primary seed). min_gain_pts is the smallest top-1 gain, in points, of adding one group; "
+        "resident_bytes what must be stored to serve every configuration (per-configuration heads included); train_s the summed epoch "
+        "times of all stages (on whatever host trained it).",
+        "No ablation designs in this run's config (key ablation).",
+    ),
+}
+
+
 def load_tables(inputs: dict, top1_floor: float) -> dict:
     """The aggregated tables every figure and the report read, plus derived operating points."""
     accuracy = pd.read_csv(inputs["accuracy"])
     summary = pd.read_csv(inputs["summary"]) if Path(inputs["summary"]).stat().st_size > 1 else pd.DataFrame()
     samples = pd.read_csv(inputs["samples"]) if Path(inputs["samples"]).stat().st_size > 1 else pd.DataFrame()
     tables = {"accuracy": accuracy, "summary": summary, "samples": samples, "points": analysis.operating_points(accuracy, summary), "top1_floor": top1_floor}
-    for name in ("budget_trace", "budget_summary"):
+    for name in ("budget_trace", "budget_summary", *TABLE_SECTIONS):
         if inputs.get(name):
             tables[name] = pd.read_csv(inputs[name])
     return tables
@@ -152,6 +173,10 @@ def build_context(title: str, tables: dict, claims: pd.DataFrame, boards: list[d
         "claims": claim_rows(claims),
         "verdict_counts": {v: counts.get(v, 0) for v in (analysis.HOLDS, analysis.FAILS, analysis.NOT_MEASURABLE)},
         "sections": sections,
+        "table_sections": [
+            {"name": name, "heading": heading, "text": text, "empty": empty, "table": _table(tables.get(name, pd.DataFrame()), columns)}
+            for name, (heading, columns, text, empty) in TABLE_SECTIONS.items()
+        ],
         "boards": boards,
         "provenance": provenance,
         "provenance_json": json.dumps(provenance, indent=2, default=str),

@@ -116,10 +116,10 @@ def _fingerprint(*parts) -> str:
 
 
 def fit_stage(model: GroupedAlexNet, k: int, x, y, cfg: TrainConfig, seed: int, resume_path: str | Path | None = None) -> list[dict]:
-    """Train incremental stage k (groups < k frozen) for cfg.epochs; resumable."""
+    """Train incremental stage k (groups < k frozen) with the stage's recipe; resumable."""
     model.train()
     params = model.prepare_stage(k)
-    history = fit(model, params, x, y, cfg, seed * 1000 + k, resume_path, tag={"stage": k})
+    history = fit(model, params, x, y, cfg.for_stage(k), seed * 1000 + k, resume_path, tag={"stage": k})
     model.frozen_groups = 0
     return history
 

@@ -10,33 +10,7 @@ from html.parser import HTMLParser
 import pytest
 import yaml
 
-from helpers import REPO
-
-
-def snakemake(workdir, *args, check=True):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a snakemake run or dry run: rule -> job count."""
-    block = output.split("Job stats:", 1)[1].split("total", 1)[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", block, re.M)}
-
-
-def write_config(path, base="quick.yaml", **edits):
-    config = yaml.safe_load((REPO / "config" / base).read_text())
-    for dotted, value in edits.items():
-        node = config
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(config))
-    return path
+from helpers import REPO, job_counts, snakemake, write_config
 
 
 def test_dry_run_of_the_default_config(tmp_path):
@@ -85,14 +59,6 @@ def table_with(tables, *columns):
         if t and all(c in t[0] for c in columns):
             return [dict(zip(t[0], row)) for row in t[1:]]
     raise AssertionError(f"no table with columns {columns}")
-
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory, cifar_archive):
-    workdir = tmp_path_factory.mktemp("quick")
-    cfg = write_config(workdir / "quick.yaml", **{"data.path": str(cifar_archive)})
-    proc = snakemake(workdir, "--configfile", str(cfg))
-    return workdir, cfg, proc
 
 
 @pytest.mark.slow

@@ -23,33 +23,74 @@ except ValueError as e:
 
 G = CFG.model.groups
 BASELINES = list(CFG.baselines)
-MODELS = ["dynamic", *BASELINES]
+MODELS = ["dynamic", *BASELINES]  # exported, measured, compared in the figures
+DESIGNS = {f"dynamic-{name}": name for name in CFG.designs}  # ablation variants: trained and evaluated only
+DYNAMIC_MODELS = ["dynamic", *DESIGNS]
+EVAL_MODELS = [*MODELS, *DESIGNS]
+SEEDS = list(CFG.seeds)
+PRIMARY_SEED = SEEDS[0]  # its models are exported and measured (latency does not depend on the seed)
 REPORT_TEMPLATE = str(BASE / "report/templates/report.html.j2")
 CLAIMS = str(BASE / "config/claims.yaml")
 
 
 wildcard_constraints:
-    model="|".join(MODELS),
+    model="|".join(EVAL_MODELS),
+    dyn="|".join(DYNAMIC_MODELS),
     baseline="|".join(BASELINES) or "no-baseline-enabled",
     k=r"[1-9][0-9]*",
+    seed=r"[0-9]+",
     board="|".join(BOARDS),
 
 
 def previous_stage(wildcards):
-    """Stage k trains on top of stage k-1's checkpoint."""
+    """Stage k trains on top of stage k-1's checkpoint (same seed)."""
     k = int(wildcards.k)
-    return [f"results/models/dynamic/stage{k - 1}.pt"] if k > 1 else []
+    return [f"results/models/{wildcards.dyn}/seed{wildcards.seed}/stage{k - 1}.pt"] if k > 1 else []
+
+
+def design_block(section):
+    """The model or train block of a dynamic-DNN job: the config's, with the design's overrides."""
+
+    def block(wildcards):
+        name = DESIGNS.get(wildcards.dyn)
+        overrides = config["ablation"][name].get(section, {}) if name else {}
+        return {**config[section], **overrides}
+
+    return block
+
+
+def ablation_designs():
+    """technique name -> description and the knobs that make the design (ablation table)."""
+    designs = {}
+    for technique in DYNAMIC_MODELS:
+        name = DESIGNS.get(technique)
+        block = config["ablation"][name] if name else {"description": "this config's design"}
+        model = {**config["model"], **block.get("model", {})}
+        train = {**config["train"], **block.get("train", {})}
+        designs[technique] = {
+            "description": block.get("description", ""),
+            "head": model["head"],
+            "dropout": model["dropout"],
+            "frozen_dropout": model["frozen_dropout"],
+            "stage_epochs": str(train["stage_epochs"] or [train["epochs"]] * G),
+            "stage_lr": str(train["stage_lr"] or [train["lr"]] * G),
+        }
+    return designs
 
 
 def final_checkpoint(wildcards):
-    if wildcards.model == "dynamic":
-        return f"results/models/dynamic/stage{G}.pt"
-    return f"results/models/{wildcards.model}/final.pt"
+    """The trained technique of the job's seed; export and profiling use the primary seed."""
+    seed = wildcards.get("seed", PRIMARY_SEED)
+    if wildcards.model in DYNAMIC_MODELS:
+        return f"results/models/{wildcards.model}/seed{seed}/stage{G}.pt"
+    return f"results/models/{wildcards.model}/seed{seed}/final.pt"
 
 
 def static_for(wildcards):
-    """truncated and pruned start from the static baseline's 100 % model."""
-    return ["results/models/static/final.pt"] if wildcards.baseline in ("truncated", "pruned") else []
+    """truncated and pruned start from the static baseline's 100 % model (same seed)."""
+    if wildcards.baseline in ("truncated", "pruned"):
+        return [f"results/models/static/seed{wildcards.seed}/final.pt"]
+    return []
 
 
 def baseline_block(wildcards):

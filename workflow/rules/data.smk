@@ -5,6 +5,7 @@ rule download_data:
         source=config["data"]["source"],
         path=config["data"]["path"],
         sha256=config["data"]["sha256"],
+    localrule: True  # compute nodes of a cluster often have no internet
     log:
         "results/logs/download_data.log",
     script:
@@ -22,6 +23,7 @@ rule prepare_data:
         train_subset=config["data"]["train_subset"],
         test_subset=config["data"]["test_subset"],
         seed=config["seed"],
+    localrule: True
     log:
         "results/logs/prepare_data.log",
     script:

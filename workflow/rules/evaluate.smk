@@ -4,12 +4,12 @@ rule evaluate:
         ckpt=final_checkpoint,
         test=rules.prepare_data.output.test,
     output:
-        table="results/eval/{model}.csv",
-        per_class="results/eval/{model}.per_class.csv",
+        table="results/eval/seed{seed}/{model}.csv",
+        per_class="results/eval/seed{seed}/{model}.per_class.csv",
     params:
         batch_size=config["evaluate"]["batch_size"],
     threads: 1
     log:
-        "results/logs/evaluate/{model}.log",
+        "results/logs/evaluate/seed{seed}/{model}.log",
     script:
         "../scripts/evaluate.py"

@@ -11,6 +11,7 @@ rule profile_board:
         board=board_config,
         settings=measure_settings(),
     threads: profile_threads
+    localrule: True  # boards are reached from the submit host; never from a cluster node
     log:
         "results/logs/profile_board/{board}.log",
     script:

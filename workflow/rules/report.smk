@@ -6,14 +6,18 @@ localrules:
 rule aggregate:
     """Tidy long-form tables, each with a .meta.json provenance sidecar."""
     input:
-        eval=expand("results/eval/{model}.csv", model=MODELS),
-        per_class=expand("results/eval/{model}.per_class.csv", model=MODELS),
+        eval=expand("results/eval/seed{seed}/{model}.csv", model=EVAL_MODELS, seed=SEEDS),
+        per_class=expand("results/eval/seed{seed}/{model}.per_class.csv", model=MODELS, seed=SEEDS),
+        histories=expand("results/models/{dyn}/seed{seed}/stage{G}.history.csv", dyn=DYNAMIC_MODELS, seed=PRIMARY_SEED, G=G),
         summary=expand("results/profile/{board}/summary.csv", board=BOARDS),
         samples=expand("results/profile/{board}/samples.csv", board=BOARDS),
         facts=expand("results/profile/{board}/board.json", board=BOARDS),
         dataset=rules.prepare_data.output.meta,
     output:
         accuracy="results/tables/accuracy.csv",
+        accuracy_seeds="results/tables/accuracy_seeds.csv",
+        seed_summary="results/tables/seed_summary.csv",
+        ablation="results/tables/ablation.csv",
         per_class="results/tables/per_class.csv",
         latency_samples="results/tables/latency_samples.csv",
         latency_summary="results/tables/latency_summary.csv",
@@ -22,6 +26,9 @@ rule aggregate:
     params:
         repo=workflow.basedir,
         config=config,
+        primary_seed=PRIMARY_SEED,
+        models=MODELS,
+        designs=ablation_designs(),
     log:
         "results/logs/aggregate.log",
     script:
@@ -82,6 +89,8 @@ rule report:
         dataset=rules.prepare_data.output.meta,
         figures=expand("results/figures/{fig}.png", fig=FIGURES),
         budget_summary=rules.simulate_budget.output.summary,
+        seed_summary=rules.aggregate.output.seed_summary,
+        ablation=rules.aggregate.output.ablation,
         claims=CLAIMS,
         template=REPORT_TEMPLATE,
     output:

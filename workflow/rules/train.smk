@@ -4,18 +4,18 @@ rule train_increment:
         data=rules.prepare_data.output.train,
         previous=previous_stage,
     output:
-        ckpt="results/models/dynamic/stage{k}.pt",
-        history="results/models/dynamic/stage{k}.history.csv",
+        ckpt="results/models/{dyn}/seed{seed}/stage{k}.pt",
+        history="results/models/{dyn}/seed{seed}/stage{k}.history.csv",
     params:
-        model=config["model"],
-        train=config["train"],
-        seed=config["seed"],
-        resume="results/models/dynamic/resume/stage{k}.pt",
+        model=design_block("model"),
+        train=design_block("train"),
+        seed=lambda wildcards: int(wildcards.seed),
+        resume="results/models/{dyn}/seed{seed}/resume/stage{k}.pt",
     threads: workflow.cores
     log:
-        "results/logs/train_increment/stage{k}.log",
+        "results/logs/train_increment/{dyn}/seed{seed}/stage{k}.log",
     benchmark:
-        "results/benchmarks/train_increment/stage{k}.tsv"
+        "results/benchmarks/train_increment/{dyn}/seed{seed}/stage{k}.tsv"
     script:
         "../scripts/train_increment.py"
 
@@ -27,18 +27,18 @@ rule train_baseline:
         data=rules.prepare_data.output.train,
         static=static_for,
     output:
-        ckpt="results/models/{baseline}/final.pt",
-        history="results/models/{baseline}/history.csv",
+        ckpt="results/models/{baseline}/seed{seed}/final.pt",
+        history="results/models/{baseline}/seed{seed}/history.csv",
     params:
         model=config["model"],
         train=config["train"],
-        seed=config["seed"],
+        seed=lambda wildcards: int(wildcards.seed),
         block=baseline_block,
-        resume_dir="results/models/{baseline}/resume",
+        resume_dir="results/models/{baseline}/seed{seed}/resume",
     threads: workflow.cores
     log:
-        "results/logs/train_baseline/{baseline}.log",
+        "results/logs/train_baseline/seed{seed}/{baseline}.log",
     benchmark:
-        "results/benchmarks/train_baseline/{baseline}.tsv"
+        "results/benchmarks/train_baseline/seed{seed}/{baseline}.tsv"
     script:
         "../scripts/train_baseline.py"

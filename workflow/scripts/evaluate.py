@@ -10,6 +10,8 @@ with log_to(snakemake.log[0]):
     model, _ = load_technique(snakemake.input.ckpt)
     x, y = load_split(snakemake.input.test)
     table, per_class = evaluate_model(model, x, y, snakemake.wildcards.model, snakemake.params.batch_size)
+    table.insert(1, "seed", int(snakemake.wildcards.seed))
+    per_class.insert(1, "seed", int(snakemake.wildcards.seed))
     print(table.to_string())
     table.to_csv(snakemake.output.table, index=False)
     per_class.to_csv(snakemake.output.per_class, index=False)
