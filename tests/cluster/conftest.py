@@ -90,7 +90,14 @@ def slurm_cluster(tmp_path_factory):
             mem_mb=4096,
         )
     )
-    env = {**os.environ, "SLURM_CONF": str(conf)}
+    # The jobstep plugin drops every SLURM_* variable before its nested srun, so srun
+    # inside a job would look for /etc/slurm/slurm.conf; a real cluster has one there.
+    # This test cluster leaves /etc alone and puts an srun on PATH that names its config.
+    bindir = root / "bin"
+    bindir.mkdir()
+    (bindir / "srun").write_text(f'#!/bin/sh\nSLURM_CONF={conf} exec {_which("srun")} "$@"\n')
+    (bindir / "srun").chmod(0o755)
+    env = {**os.environ, "SLURM_CONF": str(conf), "PATH": f"{bindir}:{os.environ['PATH']}"}
     logs = {name: open(root / "log" / f"{name}.out", "w") for name in ("munged", "slurmctld", "slurmd")}
     commands = {
         "munged": [_which("munged"), "--foreground", "--force", f"--socket={munge_socket}", f"--key-file={key}",

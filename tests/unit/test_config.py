@@ -19,7 +19,7 @@ def quick(repo):
     return read_yaml(repo / "config/quick.yaml")
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "quick.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "quick.yaml", "laptop.yaml", "ablation.yaml"])
 def test_shipped_configs_validate(repo, schema, name):
     config = read_yaml(repo / "config" / name)
     validate_schema(config, schema)
@@ -64,6 +64,28 @@ def test_cross_field_rules(repo, schema, quick):
         load({**quick, "data": {**quick["data"], "train_subset": 1234}}, boards)
     with pytest.raises(ConfigError, match=r"no board config for \['nope'\]"):
         load({**quick, "profile": {**quick["profile"], "boards": ["nope"]}}, boards)
+
+
+def test_seeds_stage_schedules_and_ablation_designs(repo, schema, quick):
+    boards = repo / "config/boards"
+    good = copy.deepcopy(quick)
+    good.update(seeds=[3, 1], ablation={"pc": {"model": {"head": "per_config"}, "train": {"stage_epochs": [1, 1, 2, 2]}}})
+    validate_schema(good, schema)
+    cfg = load(good, boards)
+    assert cfg.seeds == (3, 1) and cfg.designs["pc"][0].head == "per_config" and cfg.designs["pc"][1].stage_epochs == (1, 1, 2, 2)
+    assert cfg.designs["pc"][1].for_stage(3).epochs == 2 and cfg.train.for_stage(3).epochs == quick["train"]["epochs"]
+    with pytest.raises(ConfigError, match="every seed must appear once"):
+        load({**good, "seeds": [1, 1]}, boards)
+    with pytest.raises(ConfigError, match=r"train.stage_epochs has 3 entries: give one per stage \(model.groups = 4\)"):
+        load({**good, "train": {**good["train"], "stage_epochs": [1, 2, 3]}}, boards)
+    with pytest.raises(ConfigError, match=r"ablation.bad: TrainConfig: unknown keys \['epochz'\]"):
+        load({**good, "ablation": {"bad": {"train": {"epochz": 3}}}}, boards)
+    with pytest.raises(ConfigError, match="ablation.g2: model.groups must stay 4"):
+        load({**good, "ablation": {"g2": {"model": {"groups": 2}}}}, boards)
+    bad_name = copy.deepcopy(quick)
+    bad_name["ablation"] = {"Bad-Name": {}}
+    with pytest.raises(ConfigError, match="Bad-Name"):
+        validate_schema(bad_name, schema)
 
 
 @pytest.mark.parametrize("name", ["local", "odroid-xu3", "jetson-nano"])

@@ -18,9 +18,9 @@ VARIANTS = list(itertools.product(["nested", "grouped"], ["sum", "per_config"]))
 G = 4
 
 
-def tiny(connectivity, head, seed=0):
+def tiny(connectivity, head, seed=0, **kwargs):
     torch.manual_seed(seed)
-    return GroupedAlexNet(ModelConfig(groups=G, connectivity=connectivity, head=head, **TINY)).eval()
+    return GroupedAlexNet(ModelConfig(groups=G, connectivity=connectivity, head=head, **TINY, **kwargs)).eval()
 
 
 def randomise_groups_above(model, k):
@@ -48,9 +48,9 @@ def test_k_group_output_ignores_later_groups(connectivity, head):
             assert not torch.allclose(model(x), before), "the full model must depend on the later groups"
 
 
-@pytest.mark.parametrize("connectivity,head", VARIANTS)
-def test_training_a_later_stage_keeps_earlier_predictions_bit_identical(connectivity, head):
-    model = tiny(connectivity, head)
+@pytest.mark.parametrize("connectivity,head,frozen_dropout", [(c, h, 0.0) for c, h in VARIANTS] + [("nested", "per_config", 0.3)])
+def test_training_a_later_stage_keeps_earlier_predictions_bit_identical(connectivity, head, frozen_dropout):
+    model = tiny(connectivity, head, frozen_dropout=frozen_dropout)
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
     y = torch.randint(0, 10, (64,))
     probe = torch.randn(16, 3, 32, 32)
@@ -118,3 +118,29 @@ def test_switching_is_validated_and_restored():
 def test_model_config_rejects_widths_not_divisible_by_groups():
     with pytest.raises(ValueError, match="not divisible by groups=5"):
         ModelConfig(groups=5)
+
+
+def test_frozen_dropout_acts_only_on_frozen_features_read_while_training():
+    x = torch.randn(8, 3, 32, 32)
+
+    def two_training_passes(frozen_dropout, stage):
+        model = tiny("nested", "per_config", dropout=0.0, frozen_dropout=frozen_dropout)
+        with model.at_groups(G):
+            reference = model(x)
+        state = {n: t.clone() for n, t in model.state_dict().items()}
+        model.train()
+        model.prepare_stage(stage)
+        with torch.no_grad():
+            outs = [model(x) for _ in range(2)]
+        model.load_state_dict(state)  # undo the BN statistics the training passes updated
+        model.eval()
+        with model.at_groups(G):
+            assert torch.equal(model(x), reference), "frozen_dropout must not act at inference"
+        return outs
+
+    a, b = two_training_passes(0.5, stage=3)
+    assert not torch.equal(a, b), "stage 3 must read randomly dropped frozen features"
+    a, b = two_training_passes(0.0, stage=3)
+    assert torch.equal(a, b), "without frozen_dropout (and FC dropout 0) a training pass is deterministic"
+    a, b = two_training_passes(0.5, stage=1)
+    assert torch.equal(a, b), "stage 1 has no frozen groups: nothing to drop"

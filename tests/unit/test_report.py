@@ -170,3 +170,26 @@ def test_memory_claim_against_a_baseline():
 def test_pareto_mask():
     df = pd.DataFrame({"cost": [1.0, 2.0, 2.0, 3.0, float("nan")], "top1": [0.5, 0.7, 0.6, 0.7, 0.9]})
     assert list(analysis.pareto_mask(df, "cost")) == [True, True, False, False, False]
+
+
+def test_seed_summary_and_ablation_table_from_hand_built_results(repo, tmp_path):
+    seeds = pd.concat([ACC.assign(seed=0), ACC.assign(seed=1, top1=ACC.top1 + 0.02)], ignore_index=True)
+    s = analysis.seed_summary(seeds).set_index("groups")
+    assert s.loc[2, "n_seeds"] == 2 and s.loc[2, "top1_mean"] == pytest.approx(0.61)
+    assert s.loc[2, "top1_std"] == pytest.approx(0.02 / math.sqrt(2)) and s.loc[2, "top1_max"] == pytest.approx(0.62)
+
+    variant = ACC.assign(model="dynamic-pc", top1=[0.5, 0.52, 0.56, 0.6], resident_bytes=20)
+    knobs = {"description": "d", "head": "sum", "dropout": 0.5, "frozen_dropout": 0.0, "stage_epochs": "[1]", "stage_lr": "[0.1]"}
+    history = pd.DataFrame({"epoch_s": [1.0, 2.0, 3.5]})
+    ab = analysis.ablation_table(pd.concat([ACC, variant]), {"dynamic": history}, {"dynamic": knobs, "dynamic-pc": {**knobs, "head": "per_config"}})
+    ab = ab.set_index("design")
+    assert ab.loc["dynamic", "min_gain_pts"] == pytest.approx(5.0) and ab.loc["dynamic-pc", "min_gain_pts"] == pytest.approx(2.0)
+    assert ab.loc["dynamic", "train_s"] == 6.5 and math.isnan(ab.loc["dynamic-pc", "train_s"])
+    assert ab.loc["dynamic-pc", "top1_g4"] == 0.6 and ab.loc["dynamic-pc", "resident_bytes"] == 20
+
+    t = tables(False)
+    t["seed_summary"], t["ablation"] = analysis.seed_summary(seeds), ab.reset_index()
+    html = render(repo / "report/templates/report.html.j2", context(tmp_path, t))
+    assert "Spread over training seeds" in html and "Ablation: what makes later groups count" in html and "dynamic-pc" in html
+    html = render(repo / "report/templates/report.html.j2", context(tmp_path, tables(False)))
+    assert "No ablation designs in this run" in html
