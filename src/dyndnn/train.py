@@ -97,7 +97,7 @@ def train_one_epoch(model, x, y, opt, sched, cfg: TrainConfig, gen: torch.Genera
         total_loss += loss.item() * len(idx)
         correct += (logits.argmax(1) == yb).sum().item()
         seen += len(idx)
-        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
     elapsed = time.perf_counter() - t0
     return {"loss": total_loss / seen, "train_acc": correct / seen, "images_per_s": seen / elapsed, "epoch_s": elapsed}
 
