@@ -25,6 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dvfs  # noqa: E402  (siblings copied next to this file)
 import power  # noqa: E402
 
+# JetPack 4 boards run Python 3.6, which has no time.perf_counter_ns (3.7).
+_now_ns = getattr(time, "perf_counter_ns", None) or (lambda: int(time.perf_counter() * 1e9))
+
 SAMPLE_FIELDS = ["label", "mapping", "frequency", "run_idx", "latency_ms"]
 SUMMARY_FIELDS = [
     "label", "mapping", "device", "dvfs_domain", "frequency", "frequency_readback", "threads", "cpus", "n", "duration_s",
@@ -118,9 +121,9 @@ def time_model(infer, settings):
     samples = []
     start = time.perf_counter()
     while len(samples) < settings["min_runs"] or time.perf_counter() - start < settings["min_seconds"]:
-        t0 = time.perf_counter_ns()
+        t0 = _now_ns()
         infer()
-        samples.append((time.perf_counter_ns() - t0) / 1e6)
+        samples.append((_now_ns() - t0) / 1e6)
     return samples
 
 
