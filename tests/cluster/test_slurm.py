@@ -3,7 +3,9 @@ single-node SLURM cluster (see conftest.py), against a local run with the same s
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 
 import pandas as pd
 import pytest
@@ -41,7 +43,15 @@ def test_quick_config_trains_through_sbatch_and_matches_a_local_run(slurm_cluste
     local_dir, cfg, _ = quick_run
     for name, value in slurm_cluster["env"].items():
         monkeypatch.setenv(name, value)
+    t0 = time.perf_counter()
     snakemake(tmp_path, "--profile", PROFILE, "--configfile", str(cfg), *FIT_THIS_NODE, *TARGETS)
+    wall_s = time.perf_counter() - t0
+    # The same jobs in the local run, one after another (benchmark files: wall seconds per job).
+    local_s = sum(float(open(f).read().splitlines()[1].split()[0]) for f in (local_dir / "results/benchmarks").rglob("*.tsv")
+                  if "train_increment" in f.parts or ("export" in f.parts and f.stem == "g4"))
+    timing = {"slurm_wall_s": round(wall_s, 1), "local_train_and_export_g4_s": round(local_s, 1)}
+    print("SLURM timing:", json.dumps(timing))
+    (tmp_path / "timing.json").write_text(json.dumps(timing))
 
     # The cluster's own records: every training stage, the evaluation and the export ran as batch jobs.
     proc = subprocess.run(["squeue", "-t", "all", "-h", "-o", "%i|%T|%k"], env=slurm_cluster["env"], capture_output=True, text=True, check=True)
