@@ -127,6 +127,26 @@ def validate_schema(config: dict, schema_path: str | Path) -> None:
         raise ConfigError(str(e)) from None
 
 
+def _check_stage_lists(train: TrainConfig, groups: int, where: str) -> None:
+    for name in ("stage_epochs", "stage_lr"):
+        values = getattr(train, name)
+        if values is not None and len(values) != groups:
+            raise ConfigError(f"{where}.{name} has {len(values)} entries: give one per stage (model.groups = {groups})")
+
+
+def design_knobs(model: ModelConfig, train: TrainConfig, description: str) -> dict:
+    """The settings that tell designs of the dynamic DNN apart (the ablation table's columns)."""
+    G = model.groups
+    return {
+        "description": description,
+        "head": model.head,
+        "dropout": model.dropout,
+        "frozen_dropout": model.frozen_dropout,
+        "stage_epochs": str(list(train.stage_epochs or [train.epochs] * G)),
+        "stage_lr": str(list(train.stage_lr or [train.lr] * G)),
+    }
+
+
 def load(config: dict, boards_dir: str | Path | None = None) -> Config:
     """Build the typed config from a schema-validated dict; raise ConfigError on bad combinations."""
     try:
@@ -154,10 +174,7 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
         if missing:
             raise ConfigError(f"profile.boards: no board config for {missing} in {boards_dir} (add <name>.yaml there)")
     train = _build(TrainConfig, config.get("train"))
-    for name in ("stage_epochs", "stage_lr"):
-        values = getattr(train, name)
-        if values is not None and len(values) != model.groups:
-            raise ConfigError(f"train.{name} has {len(values)} entries: give one per stage (model.groups = {model.groups})")
+    _check_stage_lists(train, model.groups, "train")
     designs = {}
     for name, d in (config.get("ablation") or {}).items():
         try:
@@ -167,6 +184,7 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
             raise ConfigError(f"ablation.{name}: {e}") from None
         if d_model.groups != model.groups:
             raise ConfigError(f"ablation.{name}: model.groups must stay {model.groups} (the table compares configurations 1..G)")
+        _check_stage_lists(d_train, model.groups, f"ablation.{name}: train")
         designs[name] = (d_model, d_train, d.get("description", ""))
     seed = config.get("seed", 0)
     seeds = tuple(config.get("seeds") or (seed,))

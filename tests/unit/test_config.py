@@ -80,6 +80,8 @@ def test_seeds_stage_schedules_and_ablation_designs(repo, schema, quick):
         load({**good, "train": {**good["train"], "stage_epochs": [1, 2, 3]}}, boards)
     with pytest.raises(ConfigError, match=r"ablation.bad: TrainConfig: unknown keys \['epochz'\]"):
         load({**good, "ablation": {"bad": {"train": {"epochz": 3}}}}, boards)
+    with pytest.raises(ConfigError, match=r"ablation.late: train.stage_lr has 2 entries"):
+        load({**good, "ablation": {"late": {"train": {"stage_lr": [0.1, 0.2]}}}}, boards)
     with pytest.raises(ConfigError, match="ablation.g2: model.groups must stay 4"):
         load({**good, "ablation": {"g2": {"model": {"groups": 2}}}}, boards)
     bad_name = copy.deepcopy(quick)

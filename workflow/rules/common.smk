@@ -61,20 +61,9 @@ def design_block(section):
 
 def ablation_designs():
     """technique name -> description and the knobs that make the design (ablation table)."""
-    designs = {}
-    for technique in DYNAMIC_MODELS:
-        name = DESIGNS.get(technique)
-        block = config["ablation"][name] if name else {"description": "this config's design"}
-        model = {**config["model"], **block.get("model", {})}
-        train = {**config["train"], **block.get("train", {})}
-        designs[technique] = {
-            "description": block.get("description", ""),
-            "head": model["head"],
-            "dropout": model["dropout"],
-            "frozen_dropout": model["frozen_dropout"],
-            "stage_epochs": str(train["stage_epochs"] or [train["epochs"]] * G),
-            "stage_lr": str(train["stage_lr"] or [train["lr"]] * G),
-        }
+    designs = {"dynamic": dyndnn.config.design_knobs(CFG.model, CFG.train, "this config's design")}
+    for technique, name in DESIGNS.items():
+        designs[technique] = dyndnn.config.design_knobs(*CFG.designs[name])
     return designs
 
 
