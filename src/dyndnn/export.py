@@ -123,10 +123,7 @@ def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out
         manifest["torchscript"] = {"path": Path(out_torchscript).name, "max_abs_diff": err_script}
         buf = io.BytesIO()
         torch.jit.save(scripted, buf)
-        Path(out_torchscript).parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(Path(out_torchscript), buf.getvalue())
-    out = Path(out_onnx)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, onnx_bytes)
-    write_atomic(Path(out_manifest), json.dumps(manifest, indent=2).encode())
+        write_atomic(out_torchscript, buf.getvalue())
+    write_atomic(out_onnx, onnx_bytes)
+    write_atomic(out_manifest, json.dumps(manifest, indent=2))
     return manifest
