@@ -89,6 +89,8 @@ class MeasureSettings:
     min_runs: int = 200
     min_seconds: float = 2.0
     seed: int = 0
+    parity_images: int = 8
+    parity_atol: float = 1e-4
 
 
 @dataclass(frozen=True)

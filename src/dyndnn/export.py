@@ -24,7 +24,7 @@ from dyndnn.model import arch_config
 from dyndnn.provenance import write_atomic
 from dyndnn.train import normalize
 
-__all__ = ["ExportError", "to_onnx_bytes", "onnx_parity", "export_onnx"]
+__all__ = ["ExportError", "to_onnx_bytes", "onnx_parity", "check_manifest", "export_onnx"]
 
 INPUT, OUTPUT = "input", "logits"
 
@@ -79,16 +79,37 @@ def _describe(onnx_bytes: bytes) -> dict:
     proto = onnx.load_from_string(onnx_bytes)
 
     def shapes(values):
-        return {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
+        return {v.name: [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in v.type.tensor_type.shape.dim] for v in values}
+
+    def dtypes(values):
+        return {v.name: onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name for v in values}
 
     return {
         "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
         "bytes": len(onnx_bytes),
         "ir_version": proto.ir_version,
         "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+        "domains": sorted({o.domain or "ai.onnx" for o in proto.opset_import}),
         "inputs": shapes(proto.graph.input),
         "outputs": shapes(proto.graph.output),
+        "dtypes": {**dtypes(proto.graph.input), **dtypes(proto.graph.output)},
     }
+
+
+def check_manifest(manifest: dict, opset: int, ir_version: int, image_size: int = 32, num_classes: int = 10) -> None:
+    """What old runtimes (ONNX Runtime 1.10, TensorRT 8.2) need: the requested opset and IR
+    exactly, the standard domain only, one static fp32 (1, 3, H, W) input and (1, classes) output."""
+    problems = []
+    if manifest["ir_version"] != ir_version or manifest["opset"] != opset:
+        problems.append(f"IR {manifest['ir_version']} / opset {manifest['opset']}, expected IR {ir_version} / opset {opset}")
+    if manifest["domains"] != ["ai.onnx"]:
+        problems.append(f"operator domains {manifest['domains']} (only the standard one is portable)")
+    if manifest["inputs"] != {INPUT: [1, 3, image_size, image_size]} or manifest["outputs"] != {OUTPUT: [1, num_classes]}:
+        problems.append(f"inputs {manifest['inputs']} / outputs {manifest['outputs']}, expected static {INPUT} [1, 3, {image_size}, {image_size}] and {OUTPUT} [1, {num_classes}]")
+    if set(manifest["dtypes"].values()) != {"float32"}:
+        problems.append(f"tensor types {manifest['dtypes']}, expected float32 only")
+    if problems:
+        raise ExportError("exported ONNX is not portable to the boards' runtimes: " + "; ".join(problems))
 
 
 def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out_manifest: str, opset: int, ir_version: int, parity_images: int, parity_atol: float, out_torchscript: str | None = None) -> dict:
@@ -119,6 +140,7 @@ def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out
         "onnx": onnx.__version__,
         "torch": torch.__version__,
     }
+    check_manifest(manifest, opset, ir_version, technique.cfg.image_size, technique.cfg.num_classes)
     if scripted is not None:
         manifest["torchscript"] = {"path": Path(out_torchscript).name, "max_abs_diff": err_script}
         buf = io.BytesIO()

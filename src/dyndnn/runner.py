@@ -74,8 +74,8 @@ def read_frequency_khz(sysfs_root, cpu):
 PROVIDERS = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider"}
 
 
-def onnxruntime_infer(model_path, threads, device, x):
-    """An ONNX Runtime session for one static-shape model; returns a no-argument call."""
+def onnxruntime_infer(model_path, threads, device):
+    """An ONNX Runtime session for one static-shape model; returns run(x) -> first output."""
     import onnxruntime as ort
 
     provider = PROVIDERS[device]
@@ -86,13 +86,13 @@ def onnxruntime_infer(model_path, threads, device, x):
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     sess = ort.InferenceSession(model_path, sess_options=opts, providers=[provider])
-    feed = {sess.get_inputs()[0].name: x}
-    return lambda: sess.run(None, feed)
+    name = sess.get_inputs()[0].name
+    return lambda x: sess.run(None, {name: x})[0]
 
 
-def torch_infer(model_path, threads, device, x):
-    """A TorchScript model, for boards without an ONNX Runtime build (32-bit ARM);
-    the GPU is synchronised so the clock reads finished work."""
+def torch_infer(model_path, threads, device):
+    """A TorchScript model, for boards without an ONNX Runtime build; the GPU is
+    synchronised so the clock reads finished work. Returns run(x) -> output."""
     import torch
 
     dev = "cuda" if device == "gpu" else "cpu"
@@ -100,18 +100,94 @@ def torch_infer(model_path, threads, device, x):
         raise RuntimeError("device gpu needs a CUDA build of torch on the board")
     torch.set_num_threads(threads)
     model = torch.jit.load(model_path, map_location=dev).eval()
-    inp = torch.from_numpy(x).to(dev)
 
-    def infer():
+    def run(x):
         with torch.no_grad():
-            model(inp)
+            out = model(torch.from_numpy(x).to(dev))
         if dev == "cuda":
             torch.cuda.synchronize()
+        return out
 
-    return infer
+    return run
 
 
 RUNTIMES = {"onnxruntime": onnxruntime_infer, "torch": torch_infer}
+RUNTIME_MODULES = {"onnxruntime": "onnxruntime", "torch": "torch"}
+
+
+class TensorRTUnavailable(RuntimeError):
+    pass
+
+
+class TensorRT:
+    """The Jetson GPU route: an engine built on the board from the same ONNX file with
+    trtexec, cached by model sha256 and TensorRT version, timed by trtexec itself
+    (--exportTimes: one latency per inference, host-to-device copies included)."""
+
+    SEARCH = ("/usr/src/tensorrt/bin", "/usr/local/bin", "/usr/bin")
+
+    def __init__(self, plan):
+        self.cache = os.path.expanduser(plan.get("tensorrt_cache", "~/.cache/dyndnn/tensorrt"))
+        self.trtexec = self._find(plan.get("trtexec"))
+        self.version = self._version()
+        self.workdir = "."
+
+    def _find(self, configured):
+        import shutil
+
+        candidates = [configured] if configured else [shutil.which("trtexec")] + [os.path.join(d, "trtexec") for d in self.SEARCH]
+        for c in candidates:
+            if c and os.path.isfile(c) and os.access(c, os.X_OK):
+                return c
+        raise TensorRTUnavailable("TensorRT unavailable: no trtexec on PATH or in %s" % ", ".join(self.SEARCH))
+
+    def _call(self, args, what):
+        import subprocess
+
+        proc = subprocess.run([self.trtexec] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)  # noqa: UP021 (text= is 3.7+)
+        if proc.returncode != 0:
+            tail = [line for line in proc.stdout.splitlines() if line.strip()][-3:]
+            raise RuntimeError("trtexec %s failed (exit %d): %s" % (what, proc.returncode, " | ".join(tail)))
+        return proc.stdout
+
+    def _version(self):
+        import re
+
+        m = re.search(r"TensorRT v(\d+)", self._call(["--help"], "--help"))
+        if not m:
+            raise TensorRTUnavailable("TensorRT unavailable: %s does not print its version" % self.trtexec)
+        return m.group(1)
+
+    def engine(self, model_path):
+        """Build (once) the engine of model_path; returns its cached path."""
+        import hashlib
+
+        with open(model_path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        path = os.path.join(self.cache, "%s-trt%s.engine" % (digest[:16], self.version))
+        if not os.path.exists(path):
+            if not os.path.isdir(self.cache):
+                os.makedirs(self.cache)
+            tmp = path + ".tmp%d" % os.getpid()
+            try:
+                self._call(["--onnx=%s" % model_path, "--saveEngine=%s" % tmp], "engine build")
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        return path
+
+    def time(self, engine, settings):
+        """Latencies (ms) of at least min_runs inferences over at least min_seconds."""
+        times = os.path.join(self.workdir, "trt-times.json")
+        try:
+            self._call(["--loadEngine=%s" % engine, "--warmUp=%d" % max(1, settings["warmup"]), "--iterations=%d" % settings["min_runs"],
+                        "--duration=%g" % settings["min_seconds"], "--avgRuns=1", "--exportTimes=%s" % times], "timing")  # fmt: skip
+            with open(times) as f:
+                return [float(r["latencyMs"]) for r in json.load(f)]
+        finally:
+            if os.path.exists(times):
+                os.unlink(times)
 
 
 def time_model(infer, settings):
@@ -150,7 +226,7 @@ def board_facts(sysfs_root, runtime):
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "runtime": runtime,
-        "runtime_version": importlib.import_module(runtime).__version__,
+        "runtime_version": importlib.import_module(RUNTIME_MODULES[runtime]).__version__,
         "cpu0_frequency_khz": read_frequency_khz(sysfs_root, 0),
     }
 
@@ -173,21 +249,46 @@ def mapping_levels(mapping, plan, notes):
     return [(domain, level) for level in levels]
 
 
-def run_mapping(mapping, plan, x, reader, controller, sample_rows, summary_rows, notes):
+def _trt_timer(trt, engine, settings):
+    return lambda: trt.time(engine, settings)
+
+
+def _session_timer(run, x, settings):
+    return lambda: time_model(lambda: run(x), settings)
+
+
+def make_timers(mapping, plan, x, threads, device, trt):
+    """[(model, timer)] for the mapping's runtime; timer() -> latencies (ms) of one point."""
+    runtime = mapping.get("runtime") or plan.get("runtime", "onnxruntime")
+    settings = plan["settings"]
+    if runtime == "tensorrt":
+        if isinstance(trt, Exception):
+            raise trt
+        return [(m, _trt_timer(trt, trt.engine(m["path"]), settings)) for m in plan["models"]]
+    make = RUNTIMES[runtime]
+    return [(m, _session_timer(make(m["path"], threads, device), x, settings)) for m in plan["models"]]
+
+
+def run_mapping(mapping, plan, x, reader, controller, sample_rows, summary_rows, notes, trt=None):
     cpus = resolve_cpus(mapping["cpus"])
     threads = len(cpus) if mapping.get("threads", "cpus") == "cpus" else int(mapping["threads"])
     device = mapping.get("device", "cpu")
     original = os.sched_getaffinity(0)
     os.sched_setaffinity(0, cpus)
     try:
-        make = RUNTIMES[plan.get("runtime", "onnxruntime")]
-        sessions = [(model, make(model["path"], threads, device, x)) for model in plan["models"]]
+        try:
+            timers = make_timers(mapping, plan, x, threads, device, trt)
+        except TensorRTUnavailable as e:
+            if mapping.get("required"):
+                raise
+            notes.append("mapping %s not measured: %s" % (mapping["name"], e))
+            return
         for domain, level in mapping_levels(mapping, plan, notes):
             readback = controller.set_level(domain, level) if domain else read_frequency_khz(plan.get("sysfs_root", "/"), cpus[0])
             frequency = "fixed" if level is None else str(level)
-            for model, infer in sessions:
+            for model, timer in timers:
                 with power.EnergyMeter(reader, plan["power"].get("rate_hz", 20)) as meter:
-                    samples = time_model(infer, plan["settings"])
+                    samples = timer()
                 for i, v in enumerate(samples):
                     sample_rows.append({"label": model["label"], "mapping": mapping["name"], "frequency": frequency, "run_idx": i, "latency_ms": v})
                 measured = reader.name != "none"
@@ -204,6 +305,36 @@ def run_mapping(mapping, plan, x, reader, controller, sample_rows, summary_rows,
                 )
     finally:
         os.sched_setaffinity(0, original)
+
+
+def write_outputs(plan, out):
+    """Each model's outputs on the plan's parity inputs (one image per run, CPU, one
+    thread), saved as out/outputs.npz (key m<i> = plan model i) for the host to check."""
+    import numpy as np
+
+    parity = plan["parity"]
+    xs = np.load(parity["inputs"])
+    make = RUNTIMES[plan.get("runtime", "onnxruntime")]
+    arrays = {}
+    for i, m in enumerate(plan["models"]):
+        run = make(m["path"], 1, "cpu")
+        outs = [run(x) for x in xs]  # xs: (n, 1, C, H, W), one static-shape image per run
+        arrays["m%d" % i] = np.concatenate([o.detach().cpu().numpy() if hasattr(o, "detach") else np.asarray(o) for o in outs])
+    tmp = os.path.join(out, "outputs.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, os.path.join(out, parity.get("output", "outputs.npz")))
+
+
+def open_tensorrt(plan, out):
+    """The TensorRT route if some mapping asks for it: the helper, or why it is unavailable."""
+    if not any(m.get("runtime") == "tensorrt" for m in plan["mappings"]):
+        return None
+    try:
+        trt = TensorRT(plan)
+    except TensorRTUnavailable as e:
+        return e
+    trt.workdir = out
+    return trt
 
 
 def write_csv(path, fields, rows):
@@ -254,10 +385,13 @@ def main(argv):
     x = np.random.default_rng(plan["settings"]["seed"]).standard_normal(plan["input_shape"]).astype(np.float32)
     sample_rows, summary_rows, notes = [], [], []
     controller = dvfs.DvfsController()
+    trt = open_tensorrt(plan, out)
     try:
         with dvfs.signals_raise():
+            if plan.get("parity"):
+                write_outputs(plan, out)
             for mapping in plan["mappings"]:
-                run_mapping(mapping, plan, x, reader, controller, sample_rows, summary_rows, notes)
+                run_mapping(mapping, plan, x, reader, controller, sample_rows, summary_rows, notes, trt)
     finally:
         try:
             controller.restore()
@@ -268,7 +402,10 @@ def main(argv):
     facts["power_backend"] = reader.name
     facts["power_note"] = power_note or ""
     facts["dvfs"] = "controlled" if any(r["dvfs_domain"] for r in summary_rows) else "fixed"
-    facts["dvfs_note"] = "; ".join(sorted(set(notes)))
+    facts["dvfs_note"] = "; ".join(sorted(n for n in set(notes) if not n.startswith("mapping ")))
+    facts["skipped_note"] = "; ".join(sorted(n for n in set(notes) if n.startswith("mapping ")))
+    if trt is not None:
+        facts["tensorrt"] = "unavailable: %s" % trt if isinstance(trt, Exception) else "TensorRT %s (%s)" % (trt.version, trt.trtexec)
     write_csv(os.path.join(out, "samples.csv"), SAMPLE_FIELDS, sample_rows)
     write_csv(os.path.join(out, "summary.csv"), SUMMARY_FIELDS, summary_rows)
     with open(os.path.join(out, "board.json"), "w") as f:

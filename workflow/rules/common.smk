@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 import dyndnn.config
-from dyndnn.boards import load_board
+from dyndnn.boards import load_board, uses_bundle
 from dyndnn.figures import FIGURES
 
 BASE = Path(workflow.basedir)
@@ -91,6 +91,11 @@ def exported_models(wildcards):
     if BOARDS[wildcards.board]["runtime"] == "torch":
         return expand("results/torchscript/{model}/g{k}.pt", model=MODELS, k=range(1, G + 1))
     return expand("results/onnx/{model}/g{k}.onnx", model=MODELS, k=range(1, G + 1))
+
+
+def board_bundle(wildcards):
+    """The board's runtime bundle, if it gets one (else its installed runtime is used)."""
+    return [f"results/bundles/{wildcards.board}/bundle.tar.gz"] if uses_bundle(BOARDS[wildcards.board]) else []
 
 
 def board_config(wildcards):

@@ -1,12 +1,10 @@
 from pathlib import Path
 
-from dyndnn.boards import profile_board
+from dyndnn.boards import models_from_paths, profile_board
 from dyndnn.logs import log_to
 
 with log_to(snakemake.log[0]):
-    models = [
-        {"label": f"{Path(p).parent.name}/{Path(p).stem}", "path": p, "model": Path(p).parent.name, "groups": int(Path(p).stem[1:])}
-        for p in snakemake.input.onnx
-    ]
-    summary = profile_board(snakemake.params.board, models, snakemake.params.settings, Path(snakemake.output.summary).parent)
+    models = models_from_paths(snakemake.input.onnx)
+    bundle = snakemake.input.bundle[0] if snakemake.input.bundle else None
+    summary = profile_board(snakemake.params.board, models, snakemake.params.settings, Path(snakemake.output.summary).parent, bundle=bundle)
     print(summary.to_string())
