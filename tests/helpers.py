@@ -68,3 +68,24 @@ def write_config(path, base="quick.yaml", **edits):
         node[leaf] = value
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def host_bundle(tmp_path: Path, models: list[dict], board: dict):
+    """A bundle for this host's own architecture and interpreter: the bundle machinery
+    without downloads (the runtime folder is pre-seeded in a private cache)."""
+    import json
+
+    from dyndnn.boards import runner_files
+    from dyndnn.bundle import BundleSpec, build_bundle
+
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    block = {"arch": "amd64", "python": python, "source": "pypi", "packages": ["onnxruntime"], "interpreter": sys.executable}
+    spec = BundleSpec(**{**block, "packages": tuple(block["packages"])})
+    runtime = tmp_path / "cache" / "runtime" / spec.key()
+    (runtime / "site").mkdir(parents=True)
+    (runtime / "run.sh").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (runtime / "lock.json").write_text(json.dumps({"key": spec.key(), "arch": "amd64", "source": "pypi", "wheels": []}))
+    board = {**board, "bundle": block}
+    tar = tmp_path / "b" / "bundle.tar.gz"
+    manifest = build_bundle(board, models, runner_files(), tar, tmp_path / "b" / "bundle.json", cache=tmp_path / "cache")
+    return board, tar, manifest

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tarfile
 
 import pandas as pd
 import pytest
@@ -14,7 +15,7 @@ from dyndnn.boards import BoardError, profile_board
 from dyndnn.export import to_onnx_bytes
 from dyndnn.model import GroupedAlexNet, ModelConfig
 
-from helpers import TINY
+from helpers import TINY, host_bundle
 
 SETTINGS = {"warmup": 2, "min_runs": 15, "min_seconds": 0.05, "seed": 0}
 
@@ -145,3 +146,20 @@ def test_ssh_checks_host_keys(models, tmp_path, sshd):
     out.parent.mkdir()
     with pytest.raises(BoardError, match="Host key verification failed"):
         profile_board(board(transport=ssh_transport(sshd, known_hosts=str(empty))), models, SETTINGS, out)
+
+
+def test_bundle_carries_runtime_runner_and_models_and_is_what_the_board_runs(tmp_path, models, transport):
+    """The bundle path of profile_board on both transports (a bundle for this host: no downloads)."""
+    b, tar, manifest = host_bundle(tmp_path, models, board(transport=transport))
+    with tarfile.open(tar) as t:
+        names = set(t.getnames())
+    expected = ["run.sh", "runner.py", "power.py", "dvfs.py", "bundle.json", "models/dynamic_g1.onnx", "models/dynamic_g4.onnx"]
+    assert {f"bundle/{name}" for name in expected} <= names
+    assert manifest["bundle_bytes"] == tar.stat().st_size and set(manifest["models"]) == {"dynamic/g1", "dynamic/g4"}
+    out = tmp_path / "profile" / "testboard"
+    out.parent.mkdir()
+    summary = profile_board(b, models, SETTINGS, out, bundle=tar)
+    assert sorted(p.name for p in out.iterdir()) == ["board.json", "plan.json", "samples.csv", "summary.csv"]
+    facts = json.loads((out / "board.json").read_text())
+    assert len(summary) == 2 * len(b["mappings"]) and facts["bundle"]["source"] == "pypi"
+    assert set(facts["parity_max_abs_diff"]) == {"dynamic/g1", "dynamic/g4"} and max(facts["parity_max_abs_diff"].values()) <= 1e-4

@@ -19,7 +19,7 @@ from dyndnn.bundle import BundleSpec, DebianIndex, build_bundle, parse_depends, 
 from dyndnn.export import ExportError, _describe, check_manifest, to_onnx_bytes
 from dyndnn.model import GroupedAlexNet, ModelConfig
 
-from helpers import TINY
+from helpers import TINY, host_bundle
 
 SETTINGS = {"warmup": 1, "min_runs": 5, "min_seconds": 0.0, "seed": 0}
 
@@ -181,53 +181,8 @@ def board(**overrides):
     return {**b, **overrides}
 
 
-def host_bundle(tmp_path, models, monkeypatch):
-    """A bundle for this host's own architecture and interpreter: the bundle machinery
-    without downloads (the runtime folder is pre-seeded in the cache)."""
-    spec = BundleSpec(
-        arch="amd64",
-        python=f"{sys.version_info[0]}.{sys.version_info[1]}",
-        source="pypi",
-        packages=("onnxruntime",),
-        interpreter=sys.executable,
-    )
-    runtime = tmp_path / "cache" / "runtime" / spec.key()
-    (runtime / "site").mkdir(parents=True)
-    (runtime / "run.sh").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
-    (runtime / "lock.json").write_text(json.dumps({"key": spec.key(), "arch": "amd64", "source": "pypi", "wheels": []}))
-    b = board(bundle={"arch": "amd64", "python": spec.python, "source": "pypi", "packages": ["onnxruntime"], "interpreter": sys.executable})
-    from dyndnn.boards import runner_files
-
-    manifest = build_bundle(
-        b, models, runner_files(), tmp_path / "b" / "bundle.tar.gz", tmp_path / "b" / "bundle.json", cache=tmp_path / "cache"
-    )
-    return b, tmp_path / "b" / "bundle.tar.gz", manifest
-
-
-def test_bundle_carries_runtime_runner_and_models_and_is_what_the_board_runs(tmp_path, models, monkeypatch):
-    b, tar, manifest = host_bundle(tmp_path, models, monkeypatch)
-    with tarfile.open(tar) as t:
-        names = set(t.getnames())
-    assert {
-        "bundle/run.sh",
-        "bundle/runner.py",
-        "bundle/power.py",
-        "bundle/dvfs.py",
-        "bundle/bundle.json",
-        "bundle/models/dynamic_g1.onnx",
-        "bundle/models/dynamic_g2.onnx",
-    } <= names
-    assert manifest["bundle_bytes"] == tar.stat().st_size and set(manifest["models"]) == {"dynamic/g1", "dynamic/g2"}
-    out = tmp_path / "profile" / "testboard"
-    out.parent.mkdir()
-    summary = profile_board(b, models, SETTINGS, out, bundle=tar)
-    facts = json.loads((out / "board.json").read_text())
-    assert len(summary) == 2 and facts["bundle"]["source"] == "pypi"
-    assert set(facts["parity_max_abs_diff"]) == {"dynamic/g1", "dynamic/g2"} and max(facts["parity_max_abs_diff"].values()) <= 1e-4
-
-
 def test_stale_bundle_is_refused_before_connecting(tmp_path, models, monkeypatch):
-    b, tar, _ = host_bundle(tmp_path, models, monkeypatch)
+    b, tar, _ = host_bundle(tmp_path, models, board())
     torch.manual_seed(1)
     other = tmp_path / "g1.onnx"
     other.write_bytes(to_onnx_bytes(GroupedAlexNet(ModelConfig(**TINY)).materialize(1), 13, 7))
