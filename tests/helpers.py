@@ -83,7 +83,6 @@ def host_bundle(tmp_path: Path, models: list[dict], board: dict):
     spec = BundleSpec(**{**block, "packages": tuple(block["packages"])})
     runtime = tmp_path / "cache" / "runtime" / spec.key()
     (runtime / "site").mkdir(parents=True)
-    (runtime / "run.sh").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     (runtime / "lock.json").write_text(json.dumps({"key": spec.key(), "arch": "amd64", "source": "pypi", "wheels": []}))
     board = {**board, "bundle": block}
     tar = tmp_path / "b" / "bundle.tar.gz"

@@ -56,6 +56,7 @@ __all__ = [
     "build_bundle",
     "build_runtime",
     "debian_sysroot",
+    "launcher",
     "model_file",
     "parse_depends",
     "pypi_site",
@@ -87,6 +88,9 @@ EXCLUDE = (
     "media-types",
     "netbase",
 )
+RUNTIME_LAYOUT = 2  # bump when the cached runtime folder changes shape
+# tarfile's "tar" filter (no paths outside the sysroot) exists from Python 3.10.12 / 3.11.4
+EXTRACT_FILTER = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
 CACHE = Path(os.environ.get("DYNDNN_CACHE", Path.home() / ".cache" / "dyndnn")) / "bundles"
 
 
@@ -121,6 +125,7 @@ class BundleSpec:
     def key(self) -> str:
         """The cache key: the hash of what is downloaded, not of how it is used."""
         what = {
+            "layout": RUNTIME_LAYOUT,
             "arch": self.arch,
             "python": self.python,
             "source": self.source,
@@ -258,7 +263,10 @@ def resolve(index: DebianIndex, roots: list[str], exclude=EXCLUDE) -> list[dict]
             raise BundleError(f"package {root!r} is not in Debian {index.suite} for {index.arch}")
     seen, order, queue = set(), [], [[root] for root in roots]
     while queue:
-        name = index.pick(queue.pop(0))
+        group = queue.pop(0)
+        name = index.pick(group)
+        if name is None:
+            log.warning("Debian %s %s: no package satisfies %s; left out", index.suite, index.arch, " | ".join(group))
         if name is None or name in seen or name in exclude:
             continue
         seen.add(name)
@@ -303,7 +311,7 @@ def unpack_deb(path: Path, root: Path) -> list[str]:
                     if (m.isfile() or m.issym()) and (target.is_symlink() or target.exists()) and not target.is_dir():
                         target.unlink()  # a later package's copy wins, as with dpkg's replaces
                     files.append(m.name)
-                    tar.extract(m, root, filter="tar")
+                    tar.extract(m, root, **EXTRACT_FILTER)
             return files
     raise BundleError(f"{path.name} has no data member")
 
@@ -444,7 +452,7 @@ def _library_dirs(root: Path) -> list[str]:
 
 
 def build_runtime(spec: BundleSpec, cache: Path = CACHE) -> Path:
-    """The runtime folder for spec (root/ or site/, run.sh, lock.json), built once per cache key."""
+    """The runtime folder for spec (root/ or site/, and lock.json), built once per cache key."""
     if spec.arch not in ARCHES:
         raise BundleError(f"unknown architecture {spec.arch!r} (known: {sorted(ARCHES)})")
     final = cache / "runtime" / spec.key()
@@ -452,41 +460,36 @@ def build_runtime(spec: BundleSpec, cache: Path = CACHE) -> Path:
         return final
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=_mkdir(final.parent)))
     try:
-        what = f"{spec.source} {' '.join(spec.packages)} for {spec.arch}, Python {spec.python}"
         if spec.source == "debian":
             lock = debian_sysroot(spec, tmp / "root", cache)
             loader = ARCHES[spec.arch][1]
             python = tmp / "root" / "usr" / "bin" / f"python{spec.python}"
             if not (python.exists() or python.is_symlink()):
                 found = sorted(p.name for p in (tmp / "root/usr/bin").glob("python3.*"))
-                raise BundleError(
-                    f"Debian {spec.suite} {spec.arch} gives {found or 'no Python'}, the board config says python {spec.python}"
-                )
+                raise BundleError(f"Debian {spec.suite} {spec.arch} gives {found or 'no Python'}, the board config says python {spec.python}")
             if not (tmp / "root" / loader).exists():
                 raise BundleError(f"no dynamic loader {loader} in the {spec.suite} {spec.arch} sysroot (is libc6 excluded?)")
-            library_path = ":".join(f"$root/{d}" for d in _library_dirs(tmp / "root"))
-            launcher = DEBIAN_LAUNCHER.format(what=what, loader=loader, library_path=library_path, python=spec.python)
+            lock["loader"], lock["library_dirs"] = loader, _library_dirs(tmp / "root")
         elif spec.source == "pypi":
             lock = pypi_site(spec, tmp / "site", cache)
-            launcher = PYPI_LAUNCHER.format(what=what, interpreter=spec.interpreter)
         else:
             raise BundleError(f"unknown bundle source {spec.source!r} (debian or pypi)")
-        (tmp / "run.sh").write_text(launcher)
-        (tmp / "run.sh").chmod(0o755)
-        lock = {
-            "key": spec.key(),
-            "arch": spec.arch,
-            "python": spec.python,
-            "source": spec.source,
-            "requested": list(spec.packages),
-            **lock,
-        }
+        lock = {"key": spec.key(), "arch": spec.arch, "python": spec.python, "source": spec.source, "requested": list(spec.packages), **lock}
         (tmp / "lock.json").write_text(json.dumps(lock, indent=2))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         return final
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def launcher(spec: BundleSpec, lock: dict) -> str:
+    """run.sh for the bundle (written per bundle: the board's interpreter is not part of the cache key)."""
+    what = f"{spec.source} {' '.join(spec.packages)} for {spec.arch}, Python {spec.python}"
+    if spec.source == "debian":
+        library_path = ":".join(f"$root/{d}" for d in lock["library_dirs"])
+        return DEBIAN_LAUNCHER.format(what=what, loader=lock["loader"], library_path=library_path, python=spec.python)
+    return PYPI_LAUNCHER.format(what=what, interpreter=spec.interpreter)
 
 
 def model_file(label: str, path: str | Path) -> str:
@@ -496,6 +499,12 @@ def model_file(label: str, path: str | Path) -> str:
 
 def _tree_bytes(path: Path) -> int:
     return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, blob: bytes, mode: int) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(blob), mode, int(time.time())
+    tar.addfile(info, io.BytesIO(blob))
 
 
 def build_bundle(
@@ -527,14 +536,12 @@ def build_bundle(
         with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
             for sub in sorted(p.name for p in runtime.iterdir()):
                 tar.add(runtime / sub, arcname=f"bundle/{sub}")
+            _add_bytes(tar, "bundle/run.sh", launcher(spec, lock).encode(), 0o755)
             for f in runner_files:
                 tar.add(f, arcname=f"bundle/{Path(f).name}")
             for m in models:
                 tar.add(m["path"], arcname=f"bundle/models/{model_file(m['label'], m['path'])}")
-            info = tarfile.TarInfo("bundle/bundle.json")
-            blob = json.dumps(manifest, indent=2).encode()
-            info.size, info.mode, info.mtime = len(blob), 0o644, int(time.time())
-            tar.addfile(info, io.BytesIO(blob))
+            _add_bytes(tar, "bundle/bundle.json", json.dumps(manifest, indent=2).encode(), 0o644)
         manifest["bundle_bytes"] = os.path.getsize(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out_tar)
