@@ -88,3 +88,20 @@ def host_bundle(tmp_path: Path, models: list[dict], board: dict):
     tar = tmp_path / "b" / "bundle.tar.gz"
     manifest = build_bundle(board, models, runner_files(), tar, tmp_path / "b" / "bundle.json", cache=tmp_path / "cache")
     return board, tar, manifest
+
+
+def tiny_onnx_models(folder: Path, groups=(1, 4)) -> list[dict]:
+    """ONNX exports (opset 13, IR 7) of a seeded tiny dynamic DNN at the given group counts, as profile_board's models."""
+    import torch
+
+    from dyndnn.export import to_onnx_bytes
+    from dyndnn.model import GroupedAlexNet, ModelConfig
+
+    torch.manual_seed(0)
+    net = GroupedAlexNet(ModelConfig(**TINY))
+    out = []
+    for k in groups:
+        p = folder / f"g{k}.onnx"
+        p.write_bytes(to_onnx_bytes(net.materialize(k), 13, 7))
+        out.append({"label": f"dynamic/g{k}", "path": str(p), "model": "dynamic", "groups": k})
+    return out

@@ -12,25 +12,16 @@ import pytest
 import torch
 
 from dyndnn.boards import BoardError, profile_board
-from dyndnn.export import to_onnx_bytes
 from dyndnn.model import GroupedAlexNet, ModelConfig
 
-from helpers import TINY, host_bundle
+from helpers import TINY, host_bundle, tiny_onnx_models
 
 SETTINGS = {"warmup": 2, "min_runs": 15, "min_seconds": 0.05, "seed": 0}
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("onnx")
-    torch.manual_seed(0)
-    net = GroupedAlexNet(ModelConfig(**TINY))
-    out = []
-    for k in (1, 4):
-        p = d / f"g{k}.onnx"
-        p.write_bytes(to_onnx_bytes(net.materialize(k), 13, 7))
-        out.append({"label": f"dynamic/g{k}", "path": str(p), "model": "dynamic", "groups": k})
-    return out
+    return tiny_onnx_models(tmp_path_factory.mktemp("onnx"), groups=(1, 4))
 
 
 def board(**overrides):

@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from dyndnn.boards import BoardError, check_board, check_bundle, check_parity, check_results, parity_inputs, profile_board
-from dyndnn.bundle import BundleSpec, DebianIndex, build_bundle, parse_depends, resolve, unpack_deb
+from dyndnn.bundle import BundleSpec, DebianIndex, parse_depends, resolve, unpack_deb
 from dyndnn.export import ExportError, _describe, check_manifest, to_onnx_bytes
 from dyndnn.model import GroupedAlexNet, ModelConfig
 
-from helpers import TINY, host_bundle
+from helpers import TINY, host_bundle, tiny_onnx_models
 
 SETTINGS = {"warmup": 1, "min_runs": 5, "min_seconds": 0.0, "seed": 0}
 
@@ -160,15 +160,7 @@ def test_cache_key_is_the_package_list_not_the_board():
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("onnx")
-    torch.manual_seed(0)
-    net = GroupedAlexNet(ModelConfig(**TINY))
-    out = []
-    for k in (1, 2):
-        p = d / f"g{k}.onnx"
-        p.write_bytes(to_onnx_bytes(net.materialize(k), 13, 7))
-        out.append({"label": f"dynamic/g{k}", "path": str(p), "model": "dynamic", "groups": k})
-    return out
+    return tiny_onnx_models(tmp_path_factory.mktemp("onnx"), groups=(1, 2))
 
 
 def board(**overrides):
