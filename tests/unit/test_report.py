@@ -100,6 +100,9 @@ def test_report_renders_with_missing_boards_and_baselines(repo, tmp_path, with_l
         assert c["claim"] in html
     assert ("No latency measurements" in html) != with_latency
     assert ("No existing-work baselines" in html) != baselines
+    techniques = next(s for s in context(tmp_path, tables(with_latency, baselines))["table_sections"] if s["name"] == "techniques")
+    assert {r["model"] for r in techniques["table"]["rows"]} == ({"dynamic", "static"} if baselines else {"dynamic"})
+    assert techniques["table"]["rows"][0]["model"] == "dynamic" and "resident_bytes" in techniques["table"]["columns"]
 
 
 @pytest.mark.parametrize("name", list(FIGURES))
@@ -165,6 +168,20 @@ def test_memory_claim_against_a_baseline():
     c = by_id(analysis.evaluate_claims(CLAIMS, acc, analysis.operating_points(acc, pd.DataFrame()), 0.5))
     assert c.loc["memory_vs_existing", "ours"] == pytest.approx(2.5)
     assert c.loc["memory_vs_existing", "verdict"] == analysis.HOLDS
+
+
+def test_memory_claim_names_every_baseline_and_takes_only_those_at_the_same_compression():
+    # truncated: as big as static but its small configurations fall under the floor -> not comparable
+    weak = ACC.assign(model="truncated", resident_bytes=80, top1=ACC.top1.where(ACC.groups == ACC.groups.max(), 0.1))
+    acc = pd.concat([ACC.assign(resident_bytes=16), ACC.assign(model="static", resident_bytes=40), ACC.assign(model="slimmable", resident_bytes=20), weak], ignore_index=True)
+    fp = analysis.footprint_table(acc, 0.5).set_index("model")
+    assert fp.loc["static", "resident_vs_dynamic"] == pytest.approx(2.5)
+    assert fp.loc["dynamic", "resident_vs_dynamic"] == 1.0
+    assert fp.loc["truncated", "recoverable_compression"] == 1.0
+    c = by_id(analysis.evaluate_claims(CLAIMS, acc, analysis.operating_points(acc, pd.DataFrame()), 0.5))
+    assert c.loc["memory_vs_existing", "ours"] == pytest.approx(2.5)
+    reason = c.loc["memory_vs_existing", "reason"]
+    assert "static 2.50x" in reason and "slimmable 1.25x" in reason and "below that compression" in reason and "truncated" in reason
 
 
 def test_pareto_mask():
