@@ -136,8 +136,10 @@ def seed_summary(every_seed: pd.DataFrame) -> pd.DataFrame:
 def ablation_table(evaluated: pd.DataFrame, histories: dict[str, pd.DataFrame], designs: dict[str, dict]) -> pd.DataFrame:
     """One row per design of the dynamic DNN: top-1 and normalised confidence at every
     configuration, the smallest top-1 gain of adding one group (points), resident bytes,
-    and training time (sum of the stages' epoch times from the training history)."""
+    and training time (sum of the stages' epoch times from the training history); with the
+    static baseline evaluated, the G-group model's gap to the static 100 % model (points)."""
     rows = []
+    static = evaluated[evaluated["model"] == "static"].sort_values("groups")
     for technique, knobs in designs.items():
         ev = evaluated[evaluated["model"] == technique].sort_values("groups")
         if ev.empty:
@@ -147,6 +149,7 @@ def ablation_table(evaluated: pd.DataFrame, histories: dict[str, pd.DataFrame], 
         row.update({f"top1_g{k}": v for k, v in zip(ev["groups"], top1)})
         row.update({f"confidence_g{k}": v for k, v in zip(ev["groups"], ev["confidence_norm"])})
         row["min_gain_pts"] = float(100 * (top1[1:] - top1[:-1]).min()) if len(top1) > 1 else float("nan")
+        row["vs_static_pts"] = float(100 * (top1[-1] - static["top1"].iloc[-1])) if not static.empty else float("nan")
         row["resident_bytes"] = int(ev["resident_bytes"].iloc[0])
         history = histories.get(technique)
         row["train_s"] = float(history["epoch_s"].sum()) if history is not None and "epoch_s" in history else float("nan")

@@ -55,6 +55,11 @@ class TrainConfig:
     # for every stage). Baselines use `epochs` and `lr`.
     stage_epochs: tuple[int, ...] | None = None
     stage_lr: tuple[float, ...] | None = None
+    # Knowledge distillation of every incremental stage from the static baseline's 100 % model
+    # (the dense model trained with the same data and budget): loss = (1 - distill) * CE +
+    # distill * T^2 * KL(teacher || student) at temperature T (Hinton et al. 2015). 0 = off.
+    distill: float = 0.0
+    distill_temperature: float = 4.0
 
     def __post_init__(self):
         for name in ("stage_epochs", "stage_lr"):
@@ -146,6 +151,7 @@ def design_knobs(model: ModelConfig, train: TrainConfig, description: str) -> di
         "frozen_dropout": model.frozen_dropout,
         "stage_epochs": str(list(train.stage_epochs or [train.epochs] * G)),
         "stage_lr": str(list(train.stage_lr or [train.lr] * G)),
+        "distill": f"{train.distill} (T={train.distill_temperature})" if train.distill else "off",
     }
 
 
@@ -188,6 +194,9 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
             raise ConfigError(f"ablation.{name}: model.groups must stay {model.groups} (the table compares configurations 1..G)")
         _check_stage_lists(d_train, model.groups, f"ablation.{name}: train")
         designs[name] = (d_model, d_train, d.get("description", ""))
+    distilled = [w for w, t in [("train", train), *((f"ablation.{n}.train", d[1]) for n, d in designs.items())] if t.distill > 0]
+    if distilled and "static" not in baselines:
+        raise ConfigError(f"{distilled[0]}.distill > 0 distils from the static baseline's 100 % model: enable baselines.static too")
     seed = config.get("seed", 0)
     seeds = tuple(config.get("seeds") or (seed,))
     if len(set(seeds)) != len(seeds):

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from dyndnn.config import TrainConfig
 from dyndnn.model import GroupedAlexNet, ModelConfig
 
-__all__ = ["resolve_device", "normalize", "augment", "train_one_epoch", "fit_stage", "train_increment", "load_model", "save_atomic"]
+__all__ = ["resolve_device", "normalize", "augment", "distillation_loss", "train_one_epoch", "fit_stage", "train_increment", "load_model", "save_atomic"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,21 @@ def cross_entropy_loss(model, xb, yb, cfg: TrainConfig):
     return F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing), logits
 
 
+def distillation_loss(teacher: torch.nn.Module):
+    """(1 - a) * CE + a * T^2 * KL(softmax(teacher / T) || softmax(student / T)), a = cfg.distill.
+    The teacher runs in eval mode without gradients: its weights and BN statistics never change."""
+    teacher.eval().requires_grad_(False)
+
+    def loss_fn(model, xb, yb, cfg: TrainConfig):
+        ce, logits = cross_entropy_loss(model, xb, yb, cfg)
+        with torch.no_grad():
+            target = F.softmax(teacher(xb) / cfg.distill_temperature, dim=1)
+        kd = F.kl_div(F.log_softmax(logits / cfg.distill_temperature, dim=1), target, reduction="batchmean") * cfg.distill_temperature**2
+        return (1 - cfg.distill) * ce + cfg.distill * kd, logits
+
+    return loss_fn
+
+
 def train_one_epoch(model, x, y, opt, sched, cfg: TrainConfig, gen: torch.Generator, device, desc: str = "", loss_fn=cross_entropy_loss) -> dict:
     """One pass over (x, y) in shuffled batches; returns loss, accuracy and images/s."""
     model.train()
@@ -115,11 +130,15 @@ def _fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def fit_stage(model: GroupedAlexNet, k: int, x, y, cfg: TrainConfig, seed: int, resume_path: str | Path | None = None) -> list[dict]:
-    """Train incremental stage k (groups < k frozen) with the stage's recipe; resumable."""
+def fit_stage(model: GroupedAlexNet, k: int, x, y, cfg: TrainConfig, seed: int, resume_path: str | Path | None = None, teacher: torch.nn.Module | None = None) -> list[dict]:
+    """Train incremental stage k (groups < k frozen) with the stage's recipe; resumable.
+    With cfg.distill > 0 the stage also matches `teacher`'s softened outputs."""
+    if cfg.distill > 0 and teacher is None:
+        raise ValueError("train.distill > 0 needs a teacher model (the static baseline's 100 % model)")
     model.train()
     params = model.prepare_stage(k)
-    history = fit(model, params, x, y, cfg.for_stage(k), seed * 1000 + k, resume_path, tag={"stage": k})
+    loss_fn = distillation_loss(teacher) if cfg.distill > 0 else cross_entropy_loss
+    history = fit(model, params, x, y, cfg.for_stage(k), seed * 1000 + k, resume_path, tag={"stage": k}, loss_fn=loss_fn)
     model.frozen_groups = 0
     return history
 
@@ -222,8 +241,10 @@ def train_increment(
     previous_ckpt: str | None = None,
     resume_path: str | None = None,
     threads: int = 1,
+    teacher_ckpt: str | None = None,
 ) -> None:
-    """Run incremental stage `stage`: load stage-1 weights (or initialise), train group `stage`, save."""
+    """Run incremental stage `stage`: load stage-1 weights (or initialise), train group `stage`, save.
+    `teacher_ckpt`: the static baseline whose 100 % model teaches when cfg.distill > 0."""
     from dyndnn.data import load_split
 
     torch.set_num_threads(cfg.threads or threads)
@@ -236,9 +257,14 @@ def train_increment(
     else:
         torch.manual_seed(seed)  # initial weights of every group
         model, history = GroupedAlexNet(model_cfg).to(device), []
+    teacher = None
+    if cfg.distill > 0:
+        from dyndnn.baselines import load_technique
+
+        teacher = load_technique(teacher_ckpt, device)[0].nets[-1]
     x, y = load_split(data_path)
     t0 = time.perf_counter()
-    history += fit_stage(model, stage, x, y, cfg, seed, resume_path)
+    history += fit_stage(model, stage, x, y, cfg, seed, resume_path, teacher)
     log.info("stage %d done in %.1f s", stage, time.perf_counter() - t0)
     save_atomic(make_checkpoint(model, "dynamic", stage, cfg, seed, history), out_ckpt)
     write_history(history, out_history)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 import torch
@@ -144,3 +145,32 @@ def test_frozen_dropout_acts_only_on_frozen_features_read_while_training():
     assert torch.equal(a, b), "without frozen_dropout (and FC dropout 0) a training pass is deterministic"
     a, b = two_training_passes(0.5, stage=1)
     assert torch.equal(a, b), "stage 1 has no frozen groups: nothing to drop"
+
+
+def test_distilled_stages_keep_the_invariant_and_leave_the_teacher_untouched():
+    """KD from a dense teacher changes what group k learns, never the earlier groups or the teacher."""
+    from dyndnn.baselines import SlimmableAlexNet
+
+    torch.manual_seed(1)
+    teacher = SlimmableAlexNet(ModelConfig(groups=G, **TINY)).train()  # train mode on purpose: the loss must switch it to eval
+    teacher_state = {n: t.clone() for n, t in teacher.state_dict().items()}
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    y = torch.randint(0, 10, (64,))
+    probe = torch.randn(16, 3, 32, 32)
+    plain, kd = tiny("nested", "per_config"), tiny("nested", "per_config")
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.1, schedule="constant")
+    with pytest.raises(ValueError, match="needs a teacher"):
+        fit_stage(tiny("nested", "per_config"), 1, x, y, replace(cfg, distill=0.5), seed=0)
+    for k in range(1, G + 1):
+        snapshots = {}
+        for j in range(1, k):
+            with kd.at_groups(j):
+                snapshots[j] = kd(probe)
+        fit_stage(plain, k, x, y, cfg, seed=0)
+        fit_stage(kd, k, x, y, replace(cfg, distill=0.5), seed=0, teacher=teacher)
+        for j, before in snapshots.items():
+            with kd.at_groups(j):
+                assert torch.equal(before, kd(probe)), f"distilled stage {k} changed the {j}-group predictions"
+        with kd.at_groups(k), plain.at_groups(k):
+            assert not torch.allclose(kd(probe), plain(probe)), f"stage {k}: distillation made no difference"
+    assert all(torch.equal(t, teacher.state_dict()[n]) for n, t in teacher_state.items()), "training changed the teacher"

@@ -203,6 +203,10 @@ def test_seed_summary_and_ablation_table_from_hand_built_results(repo, tmp_path)
     assert ab.loc["dynamic", "min_gain_pts"] == pytest.approx(5.0) and ab.loc["dynamic-pc", "min_gain_pts"] == pytest.approx(2.0)
     assert ab.loc["dynamic", "train_s"] == 6.5 and math.isnan(ab.loc["dynamic-pc", "train_s"])
     assert ab.loc["dynamic-pc", "top1_g4"] == 0.6 and ab.loc["dynamic-pc", "resident_bytes"] == 20
+    assert math.isnan(ab.loc["dynamic", "vs_static_pts"])  # no static baseline evaluated
+    static = ACC.assign(model="static", top1=[0.6, 0.7, 0.72, 0.74])
+    with_static = analysis.ablation_table(pd.concat([ACC, variant, static]), {}, {"dynamic": knobs}).set_index("design")
+    assert with_static.loc["dynamic", "vs_static_pts"] == pytest.approx(-4.0)
 
     t = tables(False)
     t["seed_summary"], t["ablation"] = analysis.seed_summary(seeds), ab.reset_index()

@@ -7,6 +7,7 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
+import torch
 import yaml
 
 from helpers import REPO, job_counts, snakemake, write_config
@@ -163,6 +164,7 @@ def test_baselines_flow_through_the_same_rules(tmp_path, cifar_archive):
             "model.conv_channels": [16, 32, 32, 32, 32],
             "model.fc_features": [64, 64],
             "baselines": {"static": {"enabled": True}, "slimmable": {"enabled": True}, "truncated": {"enabled": True}, "pruned": {"enabled": True, "finetune_epochs": 1}},
+            "ablation": {"kd": {"description": "distilled from the static 100 % model", "train": {"distill": 0.5}}},
             "profile.min_runs": 10,
             "profile.min_seconds": 0.05,
         },
@@ -180,3 +182,9 @@ def test_baselines_flow_through_the_same_rules(tmp_path, cifar_archive):
     memory = table_with(parser.tables, "model", "resident_bytes", "recoverable_compression")
     resident = {r["model"]: int(r["resident_bytes"].replace(",", "")) for r in memory}
     assert resident["static"] > resident["truncated"] and resident["pruned"] > resident["truncated"]
+    techniques = table_with(parser.tables, "model", "groups", "confidence_norm", "resident_bytes")
+    assert sorted((r["model"], r["groups"]) for r in techniques) == sorted((m, str(k)) for m in resident for k in range(1, 5))
+    ablation = {r["design"]: r for r in table_with(parser.tables, "design", "distill", "vs_static_pts")}
+    assert ablation["dynamic-kd"]["distill"] == "0.5 (T=4.0)" and ablation["dynamic"]["distill"] == "off"
+    kd = torch.load(tmp_path / "results/models/dynamic-kd/seed0/stage4.pt", weights_only=False)
+    assert kd["train_config"]["distill"] == 0.5 and "stage" in kd["history"][-1]

@@ -59,6 +59,13 @@ def design_block(section):
     return block
 
 
+def teacher_for(wildcards):
+    """A distilled design learns from the static baseline's 100 % model (same seed)."""
+    if design_block("train")(wildcards).get("distill", 0) > 0:
+        return [f"results/models/static/seed{wildcards.seed}/final.pt"]
+    return []
+
+
 def ablation_designs():
     """technique name -> description and the knobs that make the design (ablation table)."""
     designs = {"dynamic": dyndnn.config.design_knobs(CFG.model, CFG.train, "this config's design")}

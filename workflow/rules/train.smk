@@ -3,6 +3,7 @@ rule train_increment:
     input:
         data=rules.prepare_data.output.train,
         previous=previous_stage,
+        teacher=teacher_for,
     output:
         ckpt="results/models/{dyn}/seed{seed}/stage{k}.pt",
         history="results/models/{dyn}/seed{seed}/stage{k}.history.csv",

@@ -15,4 +15,5 @@ with log_to(snakemake.log[0]):
         previous_ckpt=snakemake.input.previous[0] if snakemake.input.previous else None,
         resume_path=snakemake.params.resume,
         threads=snakemake.threads,
+        teacher_ckpt=snakemake.input.teacher[0] if snakemake.input.teacher else None,
     )
