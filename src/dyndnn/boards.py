@@ -200,11 +200,13 @@ class SshSession:
         remote = shlex.join(argv)
         return subprocess.run(["ssh", *self.options, *self.target(), remote], capture_output=True, timeout=timeout, input=input)
 
-    def check(self, argv: list[str], step: str, timeout: float | None = None, input: bytes | None = None) -> subprocess.CompletedProcess:
+    def check(self, argv: list[str], step: str, timeout: float | None = None, input: bytes | None = None, decode: bool = True) -> subprocess.CompletedProcess:
+        """Run argv on the board; a failure raises BoardError naming `step`. stdout is text unless decode=False."""
         proc = self.call(argv, timeout=timeout or self.tr.timeout * 3, input=input)
         if proc.returncode != 0:
             raise BoardError(self.tr.board["name"], self.tr.host, step, _last_line(proc.stderr))
-        proc.stdout = proc.stdout.decode(errors="replace")
+        if decode:
+            proc.stdout = proc.stdout.decode(errors="replace")
         return proc
 
     def probe(self) -> None:
@@ -240,10 +242,7 @@ class SshSession:
         return subprocess.run(["ssh", *self.options, *self.target(), remote], capture_output=True, text=True, timeout=timeout, check=False)
 
     def get(self, name: str, dest: str | Path) -> None:
-        proc = self.call(["cat", f"{self.workdir}/{name}"], timeout=self.tr.timeout * 3)
-        if proc.returncode != 0:
-            raise BoardError(self.tr.board["name"], self.tr.host, f"download {name}", _last_line(proc.stderr))
-        Path(dest).write_bytes(proc.stdout)
+        Path(dest).write_bytes(self.check(["cat", f"{self.workdir}/{name}"], f"download {name}", decode=False).stdout)
 
 
 def _last_line(stderr: bytes | str) -> str:
