@@ -214,7 +214,7 @@ def _memory_vs_baselines(r):
     same = peers[peers.recoverable_compression >= ours.recoverable_compression * 0.999]
     if same.empty:
         raise NotMeasurable("no baseline reaches the dynamic DNN's recoverable compression rate")
-    ratio = same.resident_bytes / ours.resident_bytes
+    ratio = same.resident_vs_dynamic
     each = ", ".join(f"{m} {v:.2f}x" for m, v in ratio.sort_values(ascending=False).items())
     short = sorted(set(peers.index) - set(same.index))
     below = f"; below that compression at top-1 >= {r['top1_floor']}: {', '.join(short)}" if short else ""

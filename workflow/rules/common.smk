@@ -59,11 +59,14 @@ def design_block(section):
     return block
 
 
+def static_model(wildcards):
+    """The static baseline of the job's seed, whose last net is the dense 100 % model."""
+    return [f"results/models/static/seed{wildcards.seed}/final.pt"]
+
+
 def teacher_for(wildcards):
     """A distilled design learns from the static baseline's 100 % model (same seed)."""
-    if design_block("train")(wildcards).get("distill", 0) > 0:
-        return [f"results/models/static/seed{wildcards.seed}/final.pt"]
-    return []
+    return static_model(wildcards) if design_block("train")(wildcards).get("distill", 0) > 0 else []
 
 
 def ablation_designs():
@@ -84,9 +87,7 @@ def final_checkpoint(wildcards):
 
 def static_for(wildcards):
     """truncated and pruned start from the static baseline's 100 % model (same seed)."""
-    if wildcards.baseline in ("truncated", "pruned"):
-        return [f"results/models/static/seed{wildcards.seed}/final.pt"]
-    return []
+    return static_model(wildcards) if wildcards.baseline in ("truncated", "pruned") else []
 
 
 def baseline_block(wildcards):
