@@ -21,10 +21,18 @@ def quick(repo):
 
 @pytest.mark.parametrize("name", ["config.yaml", "quick.yaml", "laptop.yaml", "ablation.yaml"])
 def test_shipped_configs_validate(repo, schema, name):
-    config = read_yaml(repo / "config" / name)
-    validate_schema(config, schema)
-    cfg = load(config, boards_dir=repo / "config/boards")
-    assert cfg.model.groups == 4 and cfg.boards == ("local",)
+    """Each preset alone and as Snakemake reads it: --configfile merged over config/config.yaml."""
+    from snakemake.utils import update_config
+
+    preset = read_yaml(repo / "config" / name)
+    merged = read_yaml(repo / "config" / "config.yaml")
+    update_config(merged, copy.deepcopy(preset))
+    for config in (preset, merged):
+        validate_schema(config, schema)
+        cfg = load(config, boards_dir=repo / "config/boards")
+        assert cfg.model.groups == 4 and cfg.boards == ("local",)
+    if name == "ablation.yaml":  # its base stays the classic, undistilled design
+        assert cfg.train.distill == 0.0 and cfg.model.head == "sum"
 
 
 def test_defaults_are_filled(schema, quick):

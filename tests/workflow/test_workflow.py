@@ -19,6 +19,9 @@ def test_dry_run_of_the_default_config(tmp_path):
     techniques = 1 + jobs["train_baseline"]  # the dynamic DNN and the four existing works
     assert jobs["train_increment"] == 4 and jobs["train_baseline"] == 4 and jobs["evaluate"] == techniques
     assert jobs["export"] == 4 * techniques and jobs["profile_board"] == 1 and jobs["report"] == 1
+    # The default design distils every stage from the static 100 % model: stage 1 waits for it.
+    stage1 = (proc.stdout + proc.stderr).split("output: results/models/dynamic/seed0/stage1.pt", 1)[0].rsplit("rule train_increment:", 1)[1]
+    assert "results/models/static/seed0/final.pt" in stage1
 
 
 def test_bad_config_is_rejected_before_any_job(tmp_path):
