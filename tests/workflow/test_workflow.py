@@ -6,6 +6,7 @@ import re
 import subprocess
 from html.parser import HTMLParser
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -189,5 +190,7 @@ def test_baselines_flow_through_the_same_rules(tmp_path, cifar_archive):
     assert sorted((r["model"], r["groups"]) for r in techniques) == sorted((m, str(k)) for m in resident for k in range(1, 5))
     ablation = {r["design"]: r for r in table_with(parser.tables, "design", "distill", "vs_static_pts")}
     assert ablation["dynamic-kd"]["distill"] == "0.5 (T=4.0)" and ablation["dynamic"]["distill"] == "off"
+    top1 = pd.read_csv(tmp_path / "results/tables/accuracy.csv").set_index(["model", "groups"])["top1"]
+    assert float(ablation["dynamic"]["vs_static_pts"]) == pytest.approx(100 * (top1["dynamic", 4] - top1["static", 4]), abs=0.05)  # 3 significant digits
     kd = torch.load(tmp_path / "results/models/dynamic-kd/seed0/stage4.pt", weights_only=False)
     assert kd["train_config"]["distill"] == 0.5 and "stage" in kd["history"][-1]
