@@ -38,7 +38,7 @@ def fmt(value, digits: int = 3) -> str:
     if isinstance(value, (int,)) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1000):
         return f"{int(value):,}"
     if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 10 ** digits else f"{value:,.0f}"  # 6971.5 -> 6,972, not 6.97e+03
+        return f"{value:.{digits}g}" if abs(value) < 10 ** digits - 0.5 else f"{value:,.0f}"  # 6971.5 -> 6,972, not 6.97e+03
     return str(value)
 
 
