@@ -46,8 +46,7 @@ def aggregate(inputs: dict, outputs: dict, repo: str, config: dict, primary_seed
     accuracy = every_seed[every_seed["seed"] == primary_seed].reset_index(drop=True)
     histories = {Path(p).parents[1].name: pd.read_csv(p) for p in _as_list(inputs.get("histories", []))}
     designs = designs or {}
-    # the designs, and the static baseline whose 100 % model is the ablation's reference
-    primary = evaluated[(evaluated["seed"] == primary_seed) & evaluated["model"].isin([*designs, "static"])]
+    primary = evaluated[evaluated["seed"] == primary_seed]  # ablation_table picks the designs and the static reference
     per_class = concat_csv(inputs["per_class"])
     tables = {
         "accuracy": (accuracy, inputs["eval"]),
