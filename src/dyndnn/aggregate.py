@@ -12,7 +12,7 @@ import pandas as pd
 
 from dyndnn import analysis, provenance
 
-__all__ = ["concat_csv", "board_facts_table", "aggregate"]
+__all__ = ["concat_csv", "board_facts_table", "export_table", "aggregate"]
 
 
 def _as_list(paths) -> list[str]:
@@ -34,6 +34,17 @@ def board_facts_table(paths) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["board", "fact", "value"])
 
 
+def export_table(paths) -> pd.DataFrame:
+    """One row per exported graph (its manifest): model, groups, layout, MACs executed
+    (counted from the graph), bytes, sha256, parity."""
+    cols = ["model", "groups", "layout", "macs_executed", "bytes", "sha256", "parity_max_abs_diff"]
+    rows = []
+    for p in _as_list(paths):
+        m = json.loads(Path(p).read_text())
+        rows.append({**{c: m.get(c) for c in cols}, "parity_max_abs_diff": m["parity"]["max_abs_diff"]})
+    return pd.DataFrame(rows, columns=cols)
+
+
 def aggregate(inputs: dict, outputs: dict, repo: str, config: dict, primary_seed: int = 0, models=None, designs=None) -> None:
     """Every table the figures and the report read. `accuracy` and `per_class` hold the
     primary seed (the models that were exported and measured); `accuracy_seeds` every
@@ -48,6 +59,7 @@ def aggregate(inputs: dict, outputs: dict, repo: str, config: dict, primary_seed
     designs = designs or {}
     primary = evaluated[evaluated["seed"] == primary_seed]  # ablation_table picks the designs and the static reference
     per_class = concat_csv(inputs["per_class"])
+    exports = export_table(inputs.get("exports", []))
     tables = {
         "accuracy": (accuracy, inputs["eval"]),
         "accuracy_seeds": (every_seed, inputs["eval"]),
@@ -55,6 +67,8 @@ def aggregate(inputs: dict, outputs: dict, repo: str, config: dict, primary_seed
         "ablation": (analysis.ablation_table(primary, histories, designs), [*_as_list(inputs["eval"]), *_as_list(inputs.get("histories", []))]),
         "per_class": (per_class[per_class["seed"] == primary_seed].reset_index(drop=True), inputs["per_class"]),
         "latency_summary": (summary, inputs["summary"]),
+        "exports": (exports, inputs.get("exports", [])),
+        "layouts": (analysis.layout_table(summary, exports), [*_as_list(inputs["summary"]), *_as_list(inputs.get("exports", []))]),
         "operating_points": (analysis.operating_points(accuracy, summary), [*_as_list(inputs["eval"]), *_as_list(inputs["summary"])]),
         "latency_samples": (concat_csv(inputs["samples"]), inputs["samples"]),
         "boards": (board_facts_table(inputs["facts"]), inputs["facts"]),

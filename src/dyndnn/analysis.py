@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["dynamic_range", "latency_summary", "operating_points", "pareto_mask", "range_table", "footprint_table", "seed_summary", "ablation_table", "evaluate_claims", "verdict"]
+__all__ = ["DYNAMIC", "NAIVE", "dynamic_range", "latency_summary", "operating_points", "layout_table", "pareto_mask", "range_table", "footprint_table", "seed_summary", "ablation_table", "evaluate_claims", "verdict"]
 
 
 def dynamic_range(values) -> float:
@@ -45,6 +45,9 @@ def latency_summary(samples: pd.DataFrame) -> pd.DataFrame:
 
 # -- operating points, Pareto fronts, dynamic ranges --------------------------------
 DYNAMIC = "dynamic"
+# The dynamic DNN exported with dense zero-block layers: measured as the naive reference
+# of the shipped layout, never a technique of its own (same weights, same accuracy).
+NAIVE = "dynamic-dense"
 
 
 def operating_points(accuracy: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
@@ -58,7 +61,35 @@ def operating_points(accuracy: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFr
         if c not in s:
             s[c] = "cpu" if c == "device" else float("nan")
     s["frequency"] = s["frequency"].astype(str)
-    return s[cols].merge(accuracy[["model", "groups", "top1", "confidence_norm", "macs"]], on=["model", "groups"], how="left")
+    acc = accuracy[["model", "groups", "top1", "confidence_norm", "macs"]]
+    acc = pd.concat([acc, acc[acc.model == DYNAMIC].assign(model=NAIVE)], ignore_index=True)  # same network, other layout
+    return s[cols].merge(acc, on=["model", "groups"], how="left")
+
+
+def layout_table(summary: pd.DataFrame, exports: pd.DataFrame) -> pd.DataFrame:
+    """Per (board, mapping, frequency, groups): median latency of the dynamic DNN in its
+    shipped layout, of the static dense model of the same width and of the dynamic DNN
+    in the dense-with-zeros layout (the naive reference), their ratios, and the MACs each
+    exported graph executes (counted from the graph)."""
+    keys = ["board", "mapping", "frequency", "groups"]
+    names = {DYNAMIC: "dynamic", "static": "static", NAIVE: "naive"}
+    cols = [*keys, "layout", *[f"{n}_ms" for n in names.values()], "dynamic_vs_static", "dynamic_vs_naive", *[f"{n}_macs_executed" for n in names.values()]]
+    if summary.empty or DYNAMIC not in set(summary["model"]):
+        return pd.DataFrame(columns=cols)
+    s = summary[summary.model.isin(names)].assign(frequency=lambda d: d.frequency.astype(str))
+    wide = s.pivot_table(index=keys, columns="model", values="p50_ms", aggfunc="first").rename(columns=lambda m: f"{names[m]}_ms").reset_index()
+    for n in names.values():
+        if f"{n}_ms" not in wide:
+            wide[f"{n}_ms"] = float("nan")
+    wide["dynamic_vs_static"] = wide.dynamic_ms / wide.static_ms
+    wide["dynamic_vs_naive"] = wide.dynamic_ms / wide.naive_ms
+    if not exports.empty:
+        macs = exports[exports.model.isin(names)].pivot_table(index="groups", columns="model", values="macs_executed", aggfunc="first")
+        for m, n in names.items():
+            wide[f"{n}_macs_executed"] = wide.groups.map(macs[m]) if m in macs else float("nan")
+        layout = exports[exports.model == DYNAMIC].groupby("groups")["layout"].first()
+        wide["layout"] = wide.groups.map(layout)
+    return wide.reindex(columns=cols)
 
 
 def pareto_mask(df: pd.DataFrame, cost: str, benefit: str = "top1") -> pd.Series:
@@ -181,15 +212,23 @@ def _range_vs_baselines(metric, what):
         pts = _require(r["points"], metric, what)
         ranges = range_table(pts, metric)
         ours = ranges[ranges.model == DYNAMIC]
-        theirs = ranges[ranges.model != DYNAMIC]
+        theirs = ranges[~ranges.model.isin([DYNAMIC, NAIVE])]
         if ours.empty or theirs.empty:
             raise NotMeasurable(f"{what} of the baselines or of the dynamic DNN is missing")
         merged = ours.merge(theirs, on="board", suffixes=("", "_base"))
         ratio = merged.range_with_mapping_dvfs / merged.range_with_mapping_dvfs_base
         best = merged.loc[ratio.idxmax()]
-        return float(ratio.max()), f"dynamic DNN {what} range / {best.model_base}'s on {best.board}"
+        return float(ratio.max()), f"dynamic DNN {what} range / {best.model_base}'s on {best.board}{_layout_note(r)}"
 
     return compute
+
+
+def _layout_note(r) -> str:
+    """Which exported layout the dynamic DNN's measured numbers come from."""
+    layouts = r.get("layouts")
+    if layouts is None or layouts.empty or "layout" not in layouts or layouts["layout"].isna().all():
+        return ""
+    return f" (dynamic DNN exported in the {'/'.join(sorted(layouts['layout'].dropna().unique()))} layout)"
 
 
 def _mapping_dvfs_gain(metric, what):
@@ -197,7 +236,7 @@ def _mapping_dvfs_gain(metric, what):
         pts = _require(_dynamic(r["points"]), metric, what)
         ranges = range_table(pts, metric)
         best = ranges.loc[ranges.gain.idxmax()]
-        return float(best.gain), f"{what} range over all {int(best.points)} points / configurations alone on {best.board} ({best.range_with_mapping_dvfs:.3g}x vs {best.range_configs_alone:.3g}x)"
+        return float(best.gain), f"{what} range over all {int(best.points)} points / configurations alone on {best.board} ({best.range_with_mapping_dvfs:.3g}x vs {best.range_configs_alone:.3g}x){_layout_note(r)}"
 
     return compute
 
@@ -243,7 +282,7 @@ def _pruning_speeds_up(device):
             if not (lat[1:] > lat[:-1]).all():
                 failures.append("/".join(map(str, key)))
         n = pts.groupby(["board", "mapping", "frequency"]).ngroups
-        return not failures, (f"latency falls with every group removed on all {n} {device.upper()} mapping x frequency points" if not failures else f"not monotonic on {', '.join(failures)}")
+        return not failures, (f"latency falls with every group removed on all {n} {device.upper()} mapping x frequency points" if not failures else f"not monotonic on {', '.join(failures)}") + _layout_note(r)
 
     return compute
 
@@ -254,7 +293,7 @@ def _pareto_points(r):
         raise NotMeasurable("no latency measured on the boards used")
     counts = {board: int(pareto_mask(g, "p50_ms").sum()) for board, g in pts.groupby("board")}
     board = max(counts, key=counts.get)
-    return counts[board], f"Pareto-optimal (latency, top-1) points on {board} over {int((pts.board == board).sum())} operating points"
+    return counts[board], f"Pareto-optimal (latency, top-1) points on {board} over {int((pts.board == board).sum())} operating points{_layout_note(r)}"
 
 
 CLAIM_METRICS = {
@@ -285,9 +324,10 @@ def verdict(claim: dict, value) -> str:
     raise ValueError(f"claim {claim.get('id')}: unknown check {check!r}")
 
 
-def evaluate_claims(claims: list[dict], accuracy: pd.DataFrame, points: pd.DataFrame, top1_floor: float = 0.0) -> pd.DataFrame:
-    """One row per claim: our value, the verdict and a one-line reason."""
-    results = {"accuracy": accuracy, "points": points, "top1_floor": top1_floor}
+def evaluate_claims(claims: list[dict], accuracy: pd.DataFrame, points: pd.DataFrame, top1_floor: float = 0.0, layouts: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per claim: our value, the verdict and a one-line reason (`layouts`: the
+    layout comparison, whose layout column the latency claims' reasons name)."""
+    results = {"accuracy": accuracy, "points": points, "top1_floor": top1_floor, "layouts": layouts}
     rows = []
     for c in claims:
         if c["metric"] not in CLAIM_METRICS:

@@ -143,10 +143,20 @@ class Technique:
         net.set_active_groups(k)
         return net
 
-    def materialize(self, k: int) -> nn.Module:
+    def materialize(self, k: int, layout: str = "split") -> nn.Module:
+        """A plain static module of configuration k; `layout` applies to the dynamic
+        DNN's nested layers only (the others are dense or grouped by construction)."""
         if self.kind in ("static", "pruned"):
             return self.nets[k - 1].materialize(1)
+        if self.kind == "dynamic":
+            return self.nets[0].materialize(k, layout)
         return self.nets[0].materialize(k)
+
+    def layout(self, layout: str = "split") -> str:
+        """How configuration k's layers execute once materialised with `layout`."""
+        if self.kind != "dynamic":
+            return "dense"
+        return "grouped" if self.cfg.connectivity == "grouped" else layout
 
     def resident_bytes(self) -> int:
         """Bytes to keep to serve every configuration: every stored model and BN set."""

@@ -83,6 +83,8 @@ class ExportConfig:
     ir_version: int = 7
     parity_images: int = 32
     parity_atol: float = 1e-4
+    layout: str = "split"
+    naive_reference: bool = True
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from dyndnn.data import CLASSES
+from dyndnn.export import graph_macs, to_onnx_bytes
 from dyndnn.model import GroupedAlexNet
 from dyndnn.train import normalize
 
@@ -65,24 +66,26 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.T
     return torch.cat([model(normalize(x[i : i + batch_size].to(device))).softmax(1).cpu() for i in range(0, len(x), batch_size)])
 
 
-def _cost(technique, k: int, probe: torch.Tensor) -> dict:
-    """MACs (connected / executed), params and weight bytes of configuration k."""
-    static = technique.materialize(k)
-    executed = count_macs(static, probe)
+def _cost(technique, k: int, probe: torch.Tensor, layout: str) -> dict:
+    """MACs (connected; executed = counted from the exported ONNX graph of `layout`),
+    params and weight bytes of configuration k."""
+    static = technique.materialize(k, layout)
+    executed = sum(graph_macs(to_onnx_bytes(static, 13, 7, technique.cfg.image_size)).values())
     if technique.kind == "dynamic":  # per-group modules: hooks see only the connections that exist
         net = technique.nets[0]
         with net.at_groups(k):
             macs = count_macs(net, probe)
         params, weight_bytes = config_params(net, k)
     else:  # dense sliced layers: what executes is what is connected
-        macs = executed
+        macs = count_macs(static, probe)
         params = sum(p.numel() for p in static.parameters())
         weight_bytes = BYTES_PER_VALUE * sum(t.numel() for n, t in static.state_dict().items() if not n.endswith("num_batches_tracked"))
     return {"macs": macs, "macs_executed": executed, "params": params, "weight_bytes": weight_bytes}
 
 
-def evaluate_model(technique, x: torch.Tensor, y: torch.Tensor, name: str, batch_size: int = 500) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per configuration k = 1..G of any technique (`baselines.Technique`), plus a per-class table."""
+def evaluate_model(technique, x: torch.Tensor, y: torch.Tensor, name: str, batch_size: int = 500, layout: str = "split") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per configuration k = 1..G of any technique (`baselines.Technique`), plus a
+    per-class table; `layout` is the export layout whose executed MACs are reported."""
     rows, per_class = [], []
     probe = normalize(x[:1])
     for k in range(1, technique.groups + 1):
@@ -95,7 +98,8 @@ def evaluate_model(technique, x: torch.Tensor, y: torch.Tensor, name: str, batch
                 "width_pct": round(100 * k / technique.groups),
                 "top1": correct.float().mean().item(),
                 "confidence_sum": probs[torch.arange(len(y)), y].sum().item(),
-                **_cost(technique, k, probe),
+                **_cost(technique, k, probe, layout),
+                "layout": technique.layout(layout),
                 "n_images": len(y),
             }
         )

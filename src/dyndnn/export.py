@@ -24,7 +24,7 @@ from dyndnn.model import arch_config
 from dyndnn.provenance import write_atomic
 from dyndnn.train import normalize
 
-__all__ = ["ExportError", "to_onnx_bytes", "onnx_parity", "check_manifest", "export_onnx"]
+__all__ = ["ExportError", "to_onnx_bytes", "onnx_parity", "graph_macs", "check_manifest", "export_onnx"]
 
 INPUT, OUTPUT = "input", "logits"
 
@@ -75,6 +75,32 @@ def torchscript_parity(scripted, module: torch.nn.Module, images: torch.Tensor) 
         return max(float((scripted(x) - module(x)).abs().max()) for x in (normalize(img.unsqueeze(0)) for img in images))
 
 
+def graph_macs(onnx_bytes: bytes) -> dict[str, int]:
+    """Multiply-accumulates per inference that the graph executes, by operator type,
+    counted from its Conv, Gemm and MatMul nodes and their inferred shapes (zero
+    blocks of a weight count: they run). Batch size is the graph's input's."""
+    proto = onnx.shape_inference.infer_shapes(onnx.load_from_string(onnx_bytes))
+    shapes = {init.name: list(init.dims) for init in proto.graph.initializer}
+    for v in (*proto.graph.input, *proto.graph.value_info, *proto.graph.output):
+        shapes[v.name] = [d.dim_value for d in v.type.tensor_type.shape.dim]
+    totals: dict[str, int] = {}
+    for node in proto.graph.node:
+        if node.op_type not in ("Conv", "Gemm", "MatMul"):
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        w, out = shapes.get(node.input[1]), shapes.get(node.output[0])
+        if not w or not out or not all(out):
+            raise ExportError(f"graph_macs: no static shape for {node.op_type} node {node.name!r}")
+        if node.op_type == "Conv":  # each output element reads C_in / group x kernel inputs
+            macs = int(np.prod(out)) * int(np.prod(w[1:]))
+        elif node.op_type == "Gemm":  # (M, K) x (K, N) after the transposes
+            macs = int(np.prod(out)) * (w[1] if attrs.get("transB", 0) else w[0])
+        else:
+            macs = int(np.prod(out)) * w[-2]
+        totals[node.op_type] = totals.get(node.op_type, 0) + macs
+    return totals
+
+
 def _describe(onnx_bytes: bytes) -> dict:
     proto = onnx.load_from_string(onnx_bytes)
 
@@ -112,15 +138,17 @@ def check_manifest(manifest: dict, opset: int, ir_version: int, image_size: int 
         raise ExportError("exported ONNX is not portable to the boards' runtimes: " + "; ".join(problems))
 
 
-def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out_manifest: str, opset: int, ir_version: int, parity_images: int, parity_atol: float, out_torchscript: str | None = None) -> dict:
+def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out_manifest: str, opset: int, ir_version: int, parity_images: int, parity_atol: float, out_torchscript: str | None = None, layout: str = "split", name: str | None = None) -> dict:
     """Export the `groups`-group sub-network of `checkpoint` as ONNX (and TorchScript when
-    `out_torchscript` is given); raise ExportError on a parity failure, writing nothing."""
+    `out_torchscript` is given) in `layout` (the dynamic DNN's nested layers); raise
+    ExportError on a parity failure, writing nothing. `name` labels the manifest
+    (default: the checkpoint's technique)."""
     from dyndnn.data import load_split
 
     from dyndnn.baselines import load_technique
 
     technique, ckpt = load_technique(checkpoint)
-    static = technique.materialize(groups)
+    static = technique.materialize(groups, layout)
     onnx_bytes = to_onnx_bytes(static, opset, ir_version, technique.cfg.image_size)
     x, _ = load_split(test_data)
     err_dynamic = onnx_parity(onnx_bytes, technique.module(groups), x[:parity_images])
@@ -130,10 +158,15 @@ def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out
     err_script = torchscript_parity(scripted, technique.module(groups), x[:parity_images]) if scripted is not None else None
     if err_script is not None and not err_script <= parity_atol:
         raise ExportError(f"{ckpt['kind']}: TorchScript output differs at {groups} groups by {err_script:.3g} > {parity_atol}")
+    macs_by_op = graph_macs(onnx_bytes)
     manifest = {
         **_describe(onnx_bytes),
-        "model": ckpt["kind"],
+        "model": name or ckpt["kind"],
+        "technique": ckpt["kind"],
         "groups": groups,
+        "layout": technique.layout(layout),
+        "macs_executed": sum(macs_by_op.values()),
+        "macs_by_op": macs_by_op,
         "arch": arch_config(technique.cfg, groups),
         "parity": {"images": int(min(parity_images, len(x))), "max_abs_diff": err_dynamic, "atol": parity_atol, "reference": f"{ckpt['kind']} PyTorch model at {groups} groups"},
         "onnxruntime": ort.__version__,

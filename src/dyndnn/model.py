@@ -27,13 +27,19 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-__all__ = ["ModelConfig", "GroupedAlexNet", "arch_config", "StaticAlexNet", "GroupedLinear", "CONNECTIVITIES", "HEADS"]
+__all__ = ["ModelConfig", "GroupedAlexNet", "arch_config", "StaticAlexNet", "GroupedLinear", "NestedLayer", "CONNECTIVITIES", "HEADS", "LAYOUTS"]
 
 CONNECTIVITIES = ("nested", "grouped")
 # sum: logits_k = sum_{j<=k} W_j h_j + b (one head slice per group);
 # per_config: logits_k = H_k [h_1..h_k] (one head per configuration, trained at stage k).
 HEADS = ("sum", "per_config")
 POOL_AFTER = (0, 1, 4)  # max-pool after conv1, conv2, conv5 (32 -> 16 -> 8 -> 4)
+# How a nested layer of a materialised k-group network executes:
+# split: one op per output group over the input prefix it reads, outputs concatenated
+#        (only the connections that exist run: the default);
+# dense: one dense op whose weight has zero blocks above the diagonal (the naive
+#        reference layout: every configuration pays for the pruned connections).
+LAYOUTS = ("split", "dense")
 
 
 @dataclass(frozen=True)
@@ -222,15 +228,17 @@ class GroupedAlexNet(Switchable, nn.Module):
         return self.heads[len(hs) - 1](torch.cat(hs, dim=1))
 
     # -- static sub-networks ----------------------------------------------------
-    def materialize(self, k: int | None = None) -> "StaticAlexNet":
+    def materialize(self, k: int | None = None, layout: str = "split") -> "StaticAlexNet":
         """A plain static module computing the k-group network, weights physically sliced.
 
-        nested: dense convs with the block-lower-triangular weight assembled
-        (zeros above the diagonal); grouped: real grouped convolutions
-        (`groups=k`) after the first layer.
+        nested, layout split: every layer after the first is one op per output group
+        over the input prefix it reads, concatenated (`NestedLayer`); layout dense: one
+        dense op with the block-lower-triangular weight assembled (zeros above the
+        diagonal). grouped: real grouped convolutions (`groups=k`) after the first layer,
+        whatever the layout.
         """
         k = self.active_groups if k is None else k
-        return StaticAlexNet.from_grouped(self, k)
+        return StaticAlexNet.from_grouped(self, k, layout)
 
     def arch_config(self, k: int) -> dict:
         return arch_config(self.cfg, k)
@@ -263,6 +271,26 @@ class GroupedLinear(nn.Module):
         return self.conv(x.unsqueeze(-1)).squeeze(-1)
 
 
+class NestedLayer(nn.Module):
+    """One nested layer of a k-group network executing only its connections.
+
+    Output group j is `ops[j]` applied to the first `reads[j]` input channels (the
+    groups 1..j it reads); the outputs are concatenated along channels. In ONNX: a
+    Slice per group that reads a strict prefix, a Conv (BN fused by the runtime) or
+    Gemm per group, one Concat.
+    """
+
+    def __init__(self, ops: list[nn.Module], reads: list[int], in_total: int):
+        super().__init__()
+        self.ops = nn.ModuleList(ops)
+        self.reads = list(reads)
+        self.in_total = in_total
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [op(x if r == self.in_total else x[:, :r]) for op, r in zip(self.ops, self.reads)]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+
+
 class StaticAlexNet(nn.Module):
     """The materialised k-group network: ordinary layers, no switching logic."""
 
@@ -276,22 +304,26 @@ class StaticAlexNet(nn.Module):
 
     @classmethod
     @torch.no_grad()
-    def from_grouped(cls, net: GroupedAlexNet, k: int) -> "StaticAlexNet":
+    def from_grouped(cls, net: GroupedAlexNet, k: int, layout: str = "split") -> "StaticAlexNet":
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         cfg = net.cfg
         grouped = cfg.connectivity == "grouped"
+        split = layout == "split" and not grouped
         features: list[nn.Module] = []
         for layer, (convs, bns) in enumerate(zip(net.convs, net.bns)):
-            if grouped and layer > 0:
-                conv = nn.Conv2d(
-                    sum(c.in_channels for c in convs[:k]), sum(c.out_channels for c in convs[:k]), 3, padding=1, bias=False, groups=k
-                )
-                conv.weight.copy_(torch.cat([c.weight for c in convs[:k]]))
+            if split and layer > 0:  # layer 0: every group reads the image, a dense conv has no zeros
+                ops = [nn.Sequential(_copy_conv(c), _concat_bn(bns[j : j + 1])) for j, c in enumerate(convs[:k])]
+                features += [NestedLayer(ops, [c.in_channels for c in convs[:k]], convs[k - 1].in_channels), nn.ReLU(inplace=True)]
             else:
-                conv = _dense_from_blocks(nn.Conv2d, [c.weight for c in convs[:k]], padding=1, bias=False)
-            bn = nn.BatchNorm2d(conv.out_channels, eps=bns[0].eps)
-            for name in ("weight", "bias", "running_mean", "running_var"):
-                getattr(bn, name).copy_(torch.cat([getattr(b, name) for b in bns[:k]]))
-            features += [conv, bn, nn.ReLU(inplace=True)]
+                if grouped and layer > 0:
+                    conv = nn.Conv2d(
+                        sum(c.in_channels for c in convs[:k]), sum(c.out_channels for c in convs[:k]), 3, padding=1, bias=False, groups=k
+                    )
+                    conv.weight.copy_(torch.cat([c.weight for c in convs[:k]]))
+                else:
+                    conv = _dense_from_blocks(nn.Conv2d, [c.weight for c in convs[:k]], padding=1, bias=False)
+                features += [conv, _concat_bn(bns[:k]), nn.ReLU(inplace=True)]
             if layer in POOL_AFTER:
                 features.append(nn.MaxPool2d(2))
         classifier: list[nn.Module] = []
@@ -300,6 +332,8 @@ class StaticAlexNet(nn.Module):
                 fc = GroupedLinear(sum(f.in_features for f in fcs[:k]), sum(f.out_features for f in fcs[:k]), k)
                 fc.conv.weight.copy_(torch.cat([f.weight for f in fcs[:k]]).unsqueeze(-1))
                 fc.conv.bias.copy_(torch.cat([f.bias for f in fcs[:k]]))
+            elif split:
+                fc = NestedLayer([_copy_linear(f) for f in fcs[:k]], [f.in_features for f in fcs[:k]], fcs[k - 1].in_features)
             else:
                 fc = _dense_from_blocks(nn.Linear, [f.weight for f in fcs[:k]], bias=True)
                 fc.bias.copy_(torch.cat([f.bias for f in fcs[:k]]))
@@ -309,11 +343,29 @@ class StaticAlexNet(nn.Module):
             head.weight.copy_(torch.cat([h.weight for h in net.heads[:k]], dim=1))
             head.bias.copy_(net.heads[0].bias)
         else:
-            src = net.heads[k - 1]
-            head = nn.Linear(src.in_features, src.out_features)
-            head.load_state_dict(src.state_dict())
+            head = _copy_linear(net.heads[k - 1])
         classifier.append(head)
         return cls(nn.Sequential(*features), nn.Sequential(*classifier)).eval()
+
+
+def _copy_conv(src: nn.Conv2d) -> nn.Conv2d:
+    conv = nn.Conv2d(src.in_channels, src.out_channels, src.kernel_size, padding=src.padding, bias=src.bias is not None)
+    conv.load_state_dict(src.state_dict())
+    return conv
+
+
+def _copy_linear(src: nn.Linear) -> nn.Linear:
+    lin = nn.Linear(src.in_features, src.out_features, bias=src.bias is not None)
+    lin.load_state_dict(src.state_dict())
+    return lin
+
+
+def _concat_bn(bns) -> nn.BatchNorm2d:
+    """One BatchNorm over the concatenated channels of `bns` (eval statistics copied)."""
+    bn = nn.BatchNorm2d(sum(b.num_features for b in bns), eps=bns[0].eps)
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        getattr(bn, name).copy_(torch.cat([getattr(b, name) for b in bns]))
+    return bn
 
 
 def _dense_from_blocks(layer_cls, blocks: list[torch.Tensor], **kwargs) -> nn.Module:

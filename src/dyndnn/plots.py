@@ -54,18 +54,33 @@ def fig3_confidence(t: dict) -> plt.Figure:
     return fig
 
 
+def _top_frequency(samples: pd.DataFrame) -> pd.DataFrame:
+    """Each (board, mapping)'s samples at its highest DVFS level (or its fixed one)."""
+    freq = pd.to_numeric(samples["frequency"], errors="coerce")
+    top = freq.groupby([samples["board"], samples["mapping"]]).transform("max")
+    return samples[top.isna() | (freq == top)]
+
+
 def fig4_latency(t: dict) -> plt.Figure:
-    """Paper Fig. 4: single-image inference time per configuration, per mapping and board."""
+    """Paper Fig. 4: single-image inference time per configuration, one panel per board and
+    mapping (its highest DVFS level): the dynamic DNN in its shipped layout, the static dense
+    models of the same widths and the dense-with-zeros layout (naive reference)."""
+    from dyndnn.analysis import DYNAMIC, NAIVE
+
     theme()
     samples = t["samples"]
     if samples.empty:
         return _empty("no latency measurements")
-    d = samples.assign(configuration=_configuration(samples))
-    boards = sorted(d["board"].unique())
-    fig, axes = plt.subplots(1, len(boards), figsize=(5.5 * len(boards), 3.8), squeeze=False)
-    for ax, board in zip(axes[0], boards):
-        sns.boxplot(d[d.board == board], x="configuration", y="latency_ms", hue="mapping", ax=ax, showfliers=False)
-        ax.set(ylabel="latency per image (ms)", title=f"{board}", yscale="log")
+    d = _top_frequency(samples.assign(configuration=_configuration(samples)))
+    shown = [m for m in (DYNAMIC, "static", NAIVE) if m in set(d["model"])] or sorted(d["model"].unique())
+    d = d[d.model.isin(shown)].assign(model=lambda x: x.model.replace({NAIVE: f"{NAIVE} (naive layout)"}))
+    panels = sorted({(b, m) for b, m in zip(d["board"], d["mapping"])})
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
+    order = sorted(d["configuration"].unique(), key=lambda c: int(c.split()[0]))
+    for ax, (board, mapping) in zip(axes[0], panels):
+        sns.boxplot(d[(d.board == board) & (d.mapping == mapping)], x="configuration", y="latency_ms", hue="model", order=order, ax=ax, showfliers=False)
+        ax.set(ylabel="latency per image (ms)", title=f"{board}: {mapping}", yscale="log")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

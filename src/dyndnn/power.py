@@ -164,18 +164,46 @@ class EnergyMeter:
     """Polls a reader in a thread at `rate_hz` while in a `with` block.
 
     Polling faster than the counter can wrap is what makes wrap-around safe.
-    Afterwards: `energy_j`, `duration_s`, `samples` and `power_w` (mean).
+    Afterwards: `energy_j`, `duration_s`, `samples` and `power_w` (mean) of the
+    whole block, and `window_j` / `window_s` of the interval between `open_window()`
+    and `close_window()` (both poll the reader at once, so the window's energy is
+    exactly what was integrated between them: e.g. the timed inferences, not the
+    warm-up before them).
     """
 
     def __init__(self, reader, rate_hz=20.0):
         self.reader, self.period = reader, 1.0 / rate_hz
         self.energy_j, self.samples, self.duration_s = 0.0, 0, 0.0
+        self.window_j, self.window_s = 0.0, None
+        self._in_window = False
+        self._lock = threading.Lock()
         self._stop = threading.Event()
+
+    def _poll(self, window=None):
+        """Integrate up to now; `window` True/False then opens/closes the window at this
+        very poll (under the lock, so no background poll falls between the two)."""
+        with self._lock:
+            delta = self.reader.poll()
+            self.energy_j += delta
+            self.samples += 1
+            if self._in_window:
+                self.window_j += delta
+            if window is True:
+                self._in_window, self.window_j, self._w0 = True, 0.0, time.perf_counter()
+            elif window is False:
+                self._in_window, self.window_s = False, time.perf_counter() - self._w0
 
     def _loop(self):
         while not self._stop.wait(self.period):
-            self.energy_j += self.reader.poll()
-            self.samples += 1
+            self._poll()
+
+    def open_window(self):
+        """Start the measured window now (what was integrated so far stays outside it)."""
+        self._poll(window=True)
+
+    def close_window(self):
+        """End the measured window now."""
+        self._poll(window=False)
 
     def __enter__(self):
         self.reader.poll()  # start the interval now
@@ -187,8 +215,7 @@ class EnergyMeter:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.energy_j += self.reader.poll()
-        self.samples += 1
+        self._poll(window=False if self._in_window else None)
         self.duration_s = time.perf_counter() - self._t0
         return False
 

@@ -65,7 +65,7 @@ def layer_rows(model: dict) -> list[dict]:
 
 
 SECTIONS = {  # figure -> (heading, table columns)
-    "fig2_top1": ("Accuracy per configuration (paper Fig. 2)", ["model", "groups", "width_pct", "top1", "macs", "macs_executed", "params", "weight_bytes", "n_images"]),
+    "fig2_top1": ("Accuracy per configuration (paper Fig. 2)", ["model", "groups", "width_pct", "top1", "macs", "layout", "macs_executed", "params", "weight_bytes", "n_images"]),
     "fig3_confidence": ("Confidence per configuration (paper Fig. 3)", ["model", "groups", "confidence_sum", "confidence_norm"]),
     "fig4_latency": ("Inference time per configuration and mapping (paper Fig. 4)", ["board", "model", "groups", "mapping", "device", "frequency", "n", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms"]),
     "fig5_tradeoffs": ("Energy, power and time against accuracy (paper Fig. 5)", ["board", "model", "groups", "mapping", "frequency", "p50_ms", "power_w", "energy_mj", "top1", "pareto_time", "pareto_energy"]),
@@ -92,6 +92,15 @@ TABLE_SECTIONS = {  # table without a figure -> (heading, columns, what it shows
         "Every technique trained and evaluated once per seed in the config's seeds list; mean, sample standard deviation, "
         "minimum and maximum of top-1 and normalised confidence. The figures above use the primary seed, whose models were exported and measured.",
         "No seed results in this run.",
+    ),
+    "layouts": (
+        "Nested layers at their MAC cost: exported layouts",
+        ["board", "mapping", "frequency", "groups", "layout", "dynamic_ms", "static_ms", "naive_ms", "dynamic_vs_static", "dynamic_vs_naive", "dynamic_macs_executed", "static_macs_executed", "naive_macs_executed"],
+        "Median single-image latency of the dynamic DNN in its shipped export layout (split: one op per output group over the input "
+        "groups it reads, so only connected MACs run), of the static dense model of the same width, and of the same dynamic DNN exported "
+        "with dense zero-block layers (naive reference, technique dynamic-dense), per board, mapping and DVFS level; ratios below 1 mean "
+        "the dynamic DNN is faster. MACs executed are counted from each exported ONNX graph's Conv/Gemm/MatMul nodes.",
+        "No latency measurements of the dynamic DNN in this run.",
     ),
     "ablation": (
         "Ablation: what makes later groups count",
@@ -228,7 +237,7 @@ def report_from_files(inputs: dict, out_html: str, title: str, top1_floor: float
     boards = [{"board": b, "facts": dict(zip(d["fact"], d["value"]))} for b, d in facts.groupby("board")]
     pngs = {Path(p).stem: p for p in ([inputs["figures"]] if isinstance(inputs["figures"], str) else inputs["figures"])}
     figures = {name: {"png": pngs[name], "caption": caption, "command": regenerate_command(name, configfiles)} for name, caption in FIGURES.items() if name in pngs}
-    claims = analysis.evaluate_claims(yaml.safe_load(Path(inputs["claims"]).read_text())["claims"], tables["accuracy"], tables["points"], top1_floor)
+    claims = analysis.evaluate_claims(yaml.safe_load(Path(inputs["claims"]).read_text())["claims"], tables["accuracy"], tables["points"], top1_floor, tables.get("layouts"))
     dataset = json.loads(Path(inputs["dataset"]).read_text())
     context = build_context(title, tables, claims, boards, figures, read_meta(inputs["accuracy"]), dataset)
     write_report(inputs["template"], context, out_html)

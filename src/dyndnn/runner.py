@@ -32,7 +32,7 @@ SAMPLE_FIELDS = ["label", "mapping", "frequency", "run_idx", "latency_ms"]
 SUMMARY_FIELDS = [
     "label", "mapping", "device", "dvfs_domain", "frequency", "frequency_readback", "threads", "cpus", "n", "duration_s",
     "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms",
-    "power_backend", "power_w", "energy_mj", "power_samples",
+    "power_backend", "power_w", "energy_mj", "energy_window", "power_samples",
 ]  # fmt: skip
 
 
@@ -190,16 +190,21 @@ class TensorRT:
                 os.unlink(times)
 
 
-def time_model(infer, settings):
-    """Warm up, then run until both the minimum count and the minimum duration are reached."""
+def time_model(infer, settings, meter=None):
+    """Warm up, then run until both the minimum count and the minimum duration are reached;
+    `meter`'s window (energy) covers exactly the timed inferences."""
     for _ in range(settings["warmup"]):
         infer()
     samples = []
+    if meter is not None:
+        meter.open_window()
     start = time.perf_counter()
     while len(samples) < settings["min_runs"] or time.perf_counter() - start < settings["min_seconds"]:
         t0 = _now_ns()
         infer()
         samples.append((_now_ns() - t0) / 1e6)
+    if meter is not None:
+        meter.close_window()
     return samples
 
 
@@ -250,11 +255,23 @@ def mapping_levels(mapping, plan, notes):
 
 
 def _trt_timer(trt, engine, settings):
-    return lambda: trt.time(engine, settings)
+    return lambda meter: trt.time(engine, settings)  # trtexec's own loop: no window (see energy_per_inference)
 
 
 def _session_timer(run, x, settings):
-    return lambda: time_model(lambda: run(x), settings)
+    return lambda meter: time_model(lambda: run(x), settings, meter)
+
+
+def energy_per_inference(meter, samples):
+    """(energy per inference in J, mean power in W, seconds integrated, what the window was).
+
+    The meter's window covers exactly the timed inferences when the timer opened one; a
+    TensorRT point is timed inside trtexec (engine load and warm-up in the same process),
+    so there its mean power over the process is multiplied by the mean latency."""
+    if meter.window_s:
+        return meter.window_j / len(samples), meter.window_j / meter.window_s, meter.window_s, "timed inferences"
+    mean_s = sum(samples) / len(samples) / 1e3
+    return meter.power_w * mean_s, meter.power_w, meter.duration_s, "process mean power x mean latency"
 
 
 def make_timers(mapping, plan, x, threads, device, trt):
@@ -288,7 +305,8 @@ def run_mapping(mapping, plan, x, reader, controller, sample_rows, summary_rows,
             frequency = "fixed" if level is None else str(level)
             for model, timer in timers:
                 with power.EnergyMeter(reader, plan["power"].get("rate_hz", 20)) as meter:
-                    samples = timer()
+                    samples = timer(meter)
+                energy_j, power_w, window_s, window = energy_per_inference(meter, samples)
                 for i, v in enumerate(samples):
                     sample_rows.append({"label": model["label"], "mapping": mapping["name"], "frequency": frequency, "run_idx": i, "latency_ms": v})
                 measured = reader.name != "none"
@@ -297,9 +315,10 @@ def run_mapping(mapping, plan, x, reader, controller, sample_rows, summary_rows,
                         summarise(samples),
                         label=model["label"], mapping=mapping["name"], device=device, dvfs_domain=domain.name if domain else "",
                         frequency=frequency, frequency_readback=readback, threads=threads, cpus=" ".join(map(str, cpus)),
-                        duration_s=meter.duration_s, power_backend=reader.name,
-                        power_w=meter.power_w if measured else None,
-                        energy_mj=meter.energy_j * 1e3 / len(samples) if measured else None,
+                        duration_s=window_s, power_backend=reader.name,
+                        power_w=power_w if measured else None,
+                        energy_mj=energy_j * 1e3 if measured else None,
+                        energy_window=window if measured else "",
                         power_samples=meter.samples,
                     )  # fmt: skip
                 )

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from dyndnn.config import TrainConfig
-from dyndnn.export import onnx_parity, to_onnx_bytes
-from dyndnn.model import GroupedAlexNet, ModelConfig
+from dyndnn.evaluate import count_macs
+from dyndnn.export import graph_macs, onnx_parity, to_onnx_bytes, to_torchscript, torchscript_parity
+from dyndnn.model import LAYOUTS, GroupedAlexNet, ModelConfig, NestedLayer
 from dyndnn.train import fit_stage
 
 from helpers import TINY
@@ -93,18 +94,45 @@ def test_frozen_groups_build_no_autograd_graph():
     assert seen == {0: False, 1: False, 2: True}
 
 
-@pytest.mark.parametrize("connectivity,head", VARIANTS)
-def test_materialize_and_onnx_match_dynamic_model(connectivity, head):
+@pytest.mark.parametrize("connectivity,head,layout", [(c, h, lay) for c, h in VARIANTS for lay in LAYOUTS])
+def test_materialize_and_onnx_match_dynamic_model(connectivity, head, layout):
     model = tiny(connectivity, head, seed=1)
     x = torch.randn(4, 3, 32, 32)
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     for k in range(1, G + 1):
-        static = model.materialize(k)
+        static = model.materialize(k, layout)
         with model.at_groups(k):
             torch.testing.assert_close(static(x), model(x), rtol=0, atol=1e-5)
             assert onnx_parity(to_onnx_bytes(static, opset=13, ir_version=7), model, images) <= 1e-4
+            assert torchscript_parity(to_torchscript(static), model, images) <= 1e-4
         if connectivity == "grouped" and k > 1:
             assert {m.groups for m in static.features if isinstance(m, torch.nn.Conv2d)} == {1, k}
+
+
+@pytest.mark.parametrize("head", ["sum", "per_config"])
+def test_split_export_executes_only_the_connected_macs(head):
+    """Nested, layout split: the MACs counted from the ONNX graph equal the connected MACs
+    (the dynamic model's per-group layers); layout dense executes the dense widths'."""
+    model = tiny("nested", head)
+    probe = torch.zeros(1, 3, 32, 32)
+    for k in range(1, G + 1):
+        with model.at_groups(k):
+            connected = count_macs(model, probe)
+        dense = count_macs(tiny("nested", head).materialize(k, "dense"), probe)
+        split_graph = graph_macs(to_onnx_bytes(model.materialize(k, "split"), 13, 7))
+        dense_graph = graph_macs(to_onnx_bytes(model.materialize(k, "dense"), 13, 7))
+        assert sum(split_graph.values()) == connected
+        assert sum(dense_graph.values()) == dense
+        assert (k == 1) == (connected == dense), "k > 1: pruning removes connections"
+        nested = [m for m in model.materialize(k, "split").modules() if isinstance(m, NestedLayer)]
+        assert len(nested) == 4 + len(model.cfg.fc_features) and all(len(n.ops) == k for n in nested)
+
+
+def test_graph_macs_counts_conv_gemm_and_matmul():
+    """Hand counts: 3x3 conv 3 -> 8 on 4x4 (padding 1), grouped 1x1 conv 8 -> 8 in 2 groups, gemm 128 -> 5."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 1, groups=2), torch.nn.Flatten(), torch.nn.Linear(128, 5))
+    proto = to_onnx_bytes(net, 13, 7, image_size=4)
+    assert graph_macs(proto) == {"Conv": 16 * 8 * 27 + 16 * 8 * 4, "Gemm": 128 * 5}
 
 
 def test_switching_is_validated_and_restored():

@@ -6,6 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+import dyndnn.analysis
 import dyndnn.config
 from dyndnn.boards import load_board, uses_bundle
 from dyndnn.figures import FIGURES
@@ -27,6 +28,12 @@ MODELS = ["dynamic", *BASELINES]  # exported, measured, compared in the figures
 DESIGNS = {f"dynamic-{name}": name for name in CFG.designs}  # ablation variants: trained and evaluated only
 DYNAMIC_MODELS = ["dynamic", *DESIGNS]
 EVAL_MODELS = [*MODELS, *DESIGNS]
+# The dynamic DNN exported in the dense-with-zeros layout: exported and measured only, as
+# the naive reference of the shipped (split) layout; same weights, same accuracy.
+NAIVE = dyndnn.analysis.NAIVE
+if NAIVE in DESIGNS:
+    raise WorkflowError(f"Invalid configuration: ablation design name {NAIVE.removeprefix('dynamic-')!r} is reserved (technique {NAIVE} is the dense-layout reference)")
+MEASURED = MODELS + ([NAIVE] if CFG.export.naive_reference and CFG.model.connectivity == "nested" and CFG.export.layout != "dense" else [])
 SEEDS = list(CFG.seeds)
 PRIMARY_SEED = SEEDS[0]  # its models are exported and measured (latency does not depend on the seed)
 REPORT_TEMPLATE = str(BASE / "report/templates/report.html.j2")
@@ -34,7 +41,7 @@ CLAIMS = str(BASE / "config/claims.yaml")
 
 
 wildcard_constraints:
-    model="|".join(EVAL_MODELS),
+    model="|".join([*EVAL_MODELS, NAIVE]),
     dyn="|".join(DYNAMIC_MODELS),
     baseline="|".join(BASELINES) or "no-baseline-enabled",
     k=r"[1-9][0-9]*",
@@ -80,6 +87,8 @@ def ablation_designs():
 def final_checkpoint(wildcards):
     """The trained technique of the job's seed; export and profiling use the primary seed."""
     seed = wildcards.get("seed", PRIMARY_SEED)
+    if wildcards.model == NAIVE:
+        return f"results/models/dynamic/seed{seed}/stage{G}.pt"
     if wildcards.model in DYNAMIC_MODELS:
         return f"results/models/{wildcards.model}/seed{seed}/stage{G}.pt"
     return f"results/models/{wildcards.model}/seed{seed}/final.pt"
@@ -97,8 +106,14 @@ def baseline_block(wildcards):
 def exported_models(wildcards):
     """The files the board's runtime runs: ONNX, or TorchScript for runtime torch."""
     if BOARDS[wildcards.board]["runtime"] == "torch":
-        return expand("results/torchscript/{model}/g{k}.pt", model=MODELS, k=range(1, G + 1))
-    return expand("results/onnx/{model}/g{k}.onnx", model=MODELS, k=range(1, G + 1))
+        return expand("results/torchscript/{model}/g{k}.pt", model=MEASURED, k=range(1, G + 1))
+    return expand("results/onnx/{model}/g{k}.onnx", model=MEASURED, k=range(1, G + 1))
+
+
+def export_settings(wildcards):
+    """What the export job uses: the checks, and the layout (dense for the naive reference)."""
+    settings = {k: v for k, v in config["export"].items() if k != "naive_reference"}
+    return {**settings, "layout": "dense" if wildcards.model == NAIVE else settings["layout"], "name": wildcards.model}
 
 
 def board_bundle(wildcards):

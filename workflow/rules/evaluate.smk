@@ -8,6 +8,7 @@ rule evaluate:
         per_class="results/eval/seed{seed}/{model}.per_class.csv",
     params:
         batch_size=config["evaluate"]["batch_size"],
+        layout=config["export"]["layout"],
     threads: 1
     log:
         "results/logs/evaluate/seed{seed}/{model}.log",

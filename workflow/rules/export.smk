@@ -8,7 +8,7 @@ rule export:
         manifest="results/onnx/{model}/g{k}.json",
         torchscript="results/torchscript/{model}/g{k}.pt",
     params:
-        export=config["export"],
+        export=export_settings,
     threads: 1
     log:
         "results/logs/export/{model}/g{k}.log",

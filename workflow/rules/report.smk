@@ -12,6 +12,7 @@ rule aggregate:
         summary=expand("results/profile/{board}/summary.csv", board=BOARDS),
         samples=expand("results/profile/{board}/samples.csv", board=BOARDS),
         facts=expand("results/profile/{board}/board.json", board=BOARDS),
+        exports=expand("results/onnx/{model}/g{k}.json", model=MEASURED, k=range(1, G + 1)),
         dataset=rules.prepare_data.output.meta,
     output:
         accuracy="results/tables/accuracy.csv",
@@ -23,6 +24,8 @@ rule aggregate:
         latency_summary="results/tables/latency_summary.csv",
         operating_points="results/tables/operating_points.csv",
         boards="results/tables/boards.csv",
+        exports="results/tables/exports.csv",
+        layouts="results/tables/layouts.csv",
     params:
         repo=workflow.basedir,
         config=config,
@@ -91,6 +94,7 @@ rule report:
         budget_summary=rules.simulate_budget.output.summary,
         seed_summary=rules.aggregate.output.seed_summary,
         ablation=rules.aggregate.output.ablation,
+        layouts=rules.aggregate.output.layouts,
         claims=CLAIMS,
         template=REPORT_TEMPLATE,
     output:

@@ -9,7 +9,7 @@ with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
     model, _ = load_technique(snakemake.input.ckpt)
     x, y = load_split(snakemake.input.test)
-    table, per_class = evaluate_model(model, x, y, snakemake.wildcards.model, snakemake.params.batch_size)
+    table, per_class = evaluate_model(model, x, y, snakemake.wildcards.model, snakemake.params.batch_size, snakemake.params.layout)
     table.insert(1, "seed", int(snakemake.wildcards.seed))
     per_class.insert(1, "seed", int(snakemake.wildcards.seed))
     print(table.to_string())
