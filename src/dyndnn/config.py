@@ -60,6 +60,10 @@ class TrainConfig:
     # distill * T^2 * KL(teacher || student) at temperature T (Hinton et al. 2015). 0 = off.
     distill: float = 0.0
     distill_temperature: float = 4.0
+    # Training arithmetic: bf16 autocast where the device runs it natively (auto), or
+    # fp32 / bf16 by name; channels_last memory layout for the convolutions.
+    precision: str = "auto"
+    channels_last: bool = True
 
     def __post_init__(self):
         for name in ("stage_epochs", "stage_lr"):

@@ -42,18 +42,49 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True when the CPU computes bf16 natively (AVX512_BF16 or AMX-BF16 in its flags)."""
+    try:
+        flags = set(Path(cpuinfo).read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """train.precision -> the precision training runs in: bf16 autocast where the device runs
+    it natively (CUDA with bf16, or a CPU with AVX512_BF16 / AMX), else fp32 (`auto`);
+    asking for bf16 elsewhere is an error naming the key."""
+    if name not in PRECISIONS:
+        raise ValueError(f"train.precision must be one of {PRECISIONS}, got {name!r}")
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else device.type == "cpu" and cpu_has_native_bf16()
+    if name == "bf16" and not native:
+        raise ValueError(f"train.precision is 'bf16' but the training device ({device.type}) has no native bf16 (CUDA with bf16, or a CPU with AVX512_BF16 or AMX); use 'auto' or 'fp32'")
+    return "bf16" if name == "bf16" or (name == "auto" and native) else "fp32"
+
+
+def to_layout(module: torch.nn.Module, cfg: TrainConfig) -> torch.nn.Module:
+    """Conv weights in channels_last when cfg.channels_last (values unchanged, strides only)."""
+    return module.to(memory_format=torch.channels_last) if cfg.channels_last else module
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """uint8 (B, 3, H, W) -> float normalised with the CIFAR-10 statistics."""
     return (x.float() / 255.0 - MEAN.to(x.device)) / STD.to(x.device)
 
 
 def augment(x: torch.Tensor, padding: int, hflip: bool, gen: torch.Generator) -> torch.Tensor:
-    """Random crop with zero padding and horizontal flip, per image; uint8 in, uint8 out."""
+    """Random crop with zero padding and horizontal flip of every image of the batch at once
+    (one gather, no per-image loop); uint8 in, uint8 out."""
     B, _, H, W = x.shape
     if padding:
         padded = F.pad(x, (padding,) * 4)
         dy, dx = torch.randint(0, 2 * padding + 1, (2, B), generator=gen)
-        x = torch.stack([padded[i, :, dy[i] : dy[i] + H, dx[i] : dx[i] + W] for i in range(B)])
+        windows = padded.unfold(2, H, 1).unfold(3, W, 1)  # (B, C, 2p+1, 2p+1, H, W), a view
+        x = windows[torch.arange(B), :, dy, dx]  # (B, C, H, W): image i's window at (dy_i, dx_i)
     if hflip:
         flip = torch.rand(B, generator=gen) < 0.5
         x = torch.where(flip.view(B, 1, 1, 1), x.flip(3), x)
@@ -83,7 +114,7 @@ def distillation_loss(teacher: torch.nn.Module):
     The teacher runs in eval mode without gradients: its weights and BN statistics never change."""
     teacher.eval().requires_grad_(False)
 
-    def loss_fn(model, xb, yb, cfg: TrainConfig):
+    def loss_fn(model, xb, yb, cfg: TrainConfig):  # runs under the student's autocast: the teacher too
         ce, logits = cross_entropy_loss(model, xb, yb, cfg)
         with torch.no_grad():
             target = F.softmax(teacher(xb) / cfg.distill_temperature, dim=1)
@@ -93,8 +124,11 @@ def distillation_loss(teacher: torch.nn.Module):
     return loss_fn
 
 
-def train_one_epoch(model, x, y, opt, sched, cfg: TrainConfig, gen: torch.Generator, device, desc: str = "", loss_fn=cross_entropy_loss) -> dict:
-    """One pass over (x, y) in shuffled batches; returns loss, accuracy and images/s."""
+def train_one_epoch(model, x, y, opt, sched, cfg: TrainConfig, gen: torch.Generator, device, desc: str = "", loss_fn=cross_entropy_loss, precision: str = "fp32") -> dict:
+    """One pass over (x, y) in shuffled batches; returns loss, accuracy and images/s. The
+    forward pass (and loss) runs under bf16 autocast when `precision` is bf16; weights,
+    gradients, BN statistics and the optimiser state stay fp32."""
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.train()
     order = torch.randperm(len(y), generator=gen)
     total_loss, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
@@ -102,9 +136,10 @@ def train_one_epoch(model, x, y, opt, sched, cfg: TrainConfig, gen: torch.Genera
     bar = tqdm(batches, desc=desc, unit="batch", file=sys.stderr, mininterval=1 if sys.stderr.isatty() else 30, leave=False)
     for start in bar:
         idx = order[start : start + cfg.batch_size]
-        xb = normalize(augment(x[idx], cfg.crop_padding, cfg.hflip, gen).to(device))
+        xb = normalize(augment(x[idx], cfg.crop_padding, cfg.hflip, gen).to(device)).contiguous(memory_format=memory_format)
         yb = y[idx].to(device)
-        loss, logits = loss_fn(model, xb, yb, cfg)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss, logits = loss_fn(model, xb, yb, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -137,7 +172,7 @@ def fit_stage(model: GroupedAlexNet, k: int, x, y, cfg: TrainConfig, seed: int, 
         raise ValueError("train.distill > 0 needs a teacher model (the static baseline's 100 % model)")
     model.train()
     params = model.prepare_stage(k)
-    loss_fn = distillation_loss(teacher) if cfg.distill > 0 else cross_entropy_loss
+    loss_fn = distillation_loss(to_layout(teacher, cfg)) if cfg.distill > 0 else cross_entropy_loss
     history = fit(model, params, x, y, cfg.for_stage(k), seed * 1000 + k, resume_path, tag={"stage": k}, loss_fn=loss_fn)
     model.frozen_groups = 0
     return history
@@ -152,7 +187,8 @@ def fit(model, params, x, y, cfg: TrainConfig, seed: int, resume_path: str | Pat
     """
     tag = tag or {}
     device = next(model.parameters()).device
-    model.train()
+    precision = resolve_precision(cfg.precision, device)
+    to_layout(model, cfg).train()
     opt = build_optimizer(params, cfg)
     steps = -(-len(y) // cfg.batch_size)
     sched = SCHEDULES[cfg.schedule](opt, cfg, steps)
@@ -174,8 +210,8 @@ def fit(model, params, x, y, cfg: TrainConfig, seed: int, resume_path: str | Pat
         else:
             log.warning("%s: ignoring %s (made with other settings)", label, resume_path)
     for epoch in range(start_epoch, cfg.epochs):
-        stats = train_one_epoch(model, x, y, opt, sched, cfg, gen, device, desc=f"{label} epoch {epoch + 1}/{cfg.epochs}", loss_fn=loss_fn)
-        stats.update(**tag, epoch=epoch + 1, lr=opt.param_groups[0]["lr"])
+        stats = train_one_epoch(model, x, y, opt, sched, cfg, gen, device, desc=f"{label} epoch {epoch + 1}/{cfg.epochs}", loss_fn=loss_fn, precision=precision)
+        stats.update(**tag, epoch=epoch + 1, lr=opt.param_groups[0]["lr"], precision=precision, channels_last=cfg.channels_last)
         history.append(stats)
         log.info("%s epoch %d: %s", label, epoch + 1, {n: round(v, 4) if isinstance(v, float) else v for n, v in stats.items()})
         if resume_path:
@@ -204,6 +240,7 @@ def make_checkpoint(model: GroupedAlexNet, kind: str, stage: int, cfg: TrainConf
         "model_config": model.cfg.to_dict(),
         "train_config": asdict(cfg),
         "seed": seed,
+        "precision": history[-1].get("precision", "fp32") if history else None,  # what the last epoch ran in
         "history": history,
         "state_dict": model.state_dict(),
     }
@@ -225,7 +262,7 @@ def write_history(history: list[dict], path: str | Path) -> None:
     if not history:
         return
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(history[0]))
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in history for k in row)))  # stages of older runs may lack a column
         w.writeheader()
         w.writerows(history)
 
