@@ -50,12 +50,13 @@ def aggregate(inputs: dict, outputs: dict, repo: str, config: dict, primary_seed
     primary seed (the models that were exported and measured); `accuracy_seeds` every
     seed, and `seed_summary` the mean and spread over seeds."""
     dataset = json.loads(Path(inputs["dataset"]).read_text())
-    meta = provenance.collect(repo, config=config, dataset=dataset)
+    histories = {Path(p).parents[1].name: pd.read_csv(p) for p in _as_list(inputs.get("histories", []))}
+    precision = sorted({str(v) for h in histories.values() if "precision" in h for v in h["precision"].dropna()})  # what training ran in
+    meta = provenance.collect(repo, config=config, dataset=dataset, training_precision=precision or ["not recorded"])
     evaluated, summary = concat_csv(inputs["eval"]), concat_csv(inputs["summary"])
     models = list(models) if models is not None else list(evaluated["model"].unique())
     every_seed = evaluated[evaluated["model"].isin(models)].reset_index(drop=True)
     accuracy = every_seed[every_seed["seed"] == primary_seed].reset_index(drop=True)
-    histories = {Path(p).parents[1].name: pd.read_csv(p) for p in _as_list(inputs.get("histories", []))}
     designs = designs or {}
     primary = evaluated[evaluated["seed"] == primary_seed]  # ablation_table picks the designs and the static reference
     per_class = concat_csv(inputs["per_class"])

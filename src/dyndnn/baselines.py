@@ -252,6 +252,7 @@ def technique_checkpoint(t: Technique, train_cfg: TrainConfig, seed: int, histor
         "switchable_bn": [getattr(n, "switchable_bn", False) for n in t.nets],
         "train_config": asdict(train_cfg),
         "seed": seed,
+        "precision": history[-1].get("precision", "fp32") if history else None,  # truncated: none trained
         "history": history,
         "state_dicts": [n.state_dict() for n in t.nets],
     }

@@ -50,13 +50,22 @@ def test_k_group_output_ignores_later_groups(connectivity, head):
             assert not torch.allclose(model(x), before), "the full model must depend on the later groups"
 
 
-@pytest.mark.parametrize("connectivity,head,frozen_dropout", [(c, h, 0.0) for c, h in VARIANTS] + [("nested", "per_config", 0.3)])
-def test_training_a_later_stage_keeps_earlier_predictions_bit_identical(connectivity, head, frozen_dropout):
+@pytest.fixture
+def bf16_capable(monkeypatch):
+    """Let `precision: bf16` run on any CPU (autocast emulates bf16 where it is not native)."""
+    monkeypatch.setattr("dyndnn.train.cpu_has_native_bf16", lambda *a: True)
+
+
+@pytest.mark.parametrize(
+    "connectivity,head,frozen_dropout,precision",
+    [(c, h, 0.0, "fp32") for c, h in VARIANTS] + [("nested", "per_config", 0.3, "fp32")] + [(c, h, 0.0, "bf16") for c, h in VARIANTS],
+)
+def test_training_a_later_stage_keeps_earlier_predictions_bit_identical(connectivity, head, frozen_dropout, precision, bf16_capable):
     model = tiny(connectivity, head, frozen_dropout=frozen_dropout)
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
     y = torch.randint(0, 10, (64,))
     probe = torch.randn(16, 3, 32, 32)
-    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.1, schedule="constant")
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.1, schedule="constant", precision=precision)
     for k in range(1, G + 1):
         snapshots = {}
         for j in range(1, k):
@@ -69,6 +78,11 @@ def test_training_a_later_stage_keeps_earlier_predictions_bit_identical(connecti
                 assert torch.equal(before, model(probe)), f"stage {k} changed the {j}-group predictions"
         changed = any(not torch.equal(a, b) for a, b in zip(group_k_before, model.group_parameters(k - 1)))
         assert changed, f"stage {k} did not train group {k}"
+        assert all(p.dtype == torch.float32 for p in model.parameters()), "weights stay fp32 under autocast"
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    for k in range(1, G + 1):  # the fp32 export path of a model trained in `precision`
+        with model.at_groups(k):
+            assert onnx_parity(to_onnx_bytes(model.materialize(k), opset=13, ir_version=7), model, images) <= 1e-4
 
 
 def test_stage_optimises_only_group_k_and_freezes_bn_statistics():
@@ -135,6 +149,45 @@ def test_graph_macs_counts_conv_gemm_and_matmul():
     assert graph_macs(proto) == {"Conv": 16 * 8 * 27 + 16 * 8 * 4, "Gemm": 128 * 5}
 
 
+def test_precision_is_detected_recorded_and_refused_where_not_native(monkeypatch, tmp_path):
+    from dyndnn.train import cpu_has_native_bf16, make_checkpoint, resolve_precision
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f\n")
+    assert not cpu_has_native_bf16(str(cpuinfo))
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert cpu_has_native_bf16(str(cpuinfo))
+    cpu = torch.device("cpu")
+    monkeypatch.setattr("dyndnn.train.cpu_has_native_bf16", lambda *a: False)
+    assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("fp32", cpu) == "fp32"
+    with pytest.raises(ValueError, match="train.precision is 'bf16'.*no native bf16"):
+        resolve_precision("bf16", cpu)
+    monkeypatch.setattr("dyndnn.train.cpu_has_native_bf16", lambda *a: True)
+    assert resolve_precision("auto", cpu) == "bf16" and resolve_precision("fp32", cpu) == "fp32"
+    model = tiny("nested", "sum")
+    x, y = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (32,))
+    history = fit_stage(model, 1, x, y, TrainConfig(epochs=1, batch_size=16, schedule="constant", precision="auto"), seed=0)
+    assert history[-1]["precision"] == "bf16" and history[-1]["channels_last"] is True
+    assert make_checkpoint(model, "dynamic", 1, TrainConfig(), 0, history)["precision"] == "bf16"
+
+
+def test_batch_augmentation_equals_the_per_image_crop_and_flip():
+    """One gather over the batch gives exactly what cropping image by image gave (same draws)."""
+    import torch.nn.functional as F
+
+    from dyndnn.train import augment
+
+    x = torch.randint(0, 256, (33, 3, 32, 32), dtype=torch.uint8)
+    got = augment(x, 4, True, torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)
+    padded = F.pad(x, (4,) * 4)
+    dy, dx = torch.randint(0, 9, (2, 33), generator=gen)
+    want = torch.stack([padded[i, :, dy[i] : dy[i] + 32, dx[i] : dx[i] + 32] for i in range(33)])
+    flip = torch.rand(33, generator=gen) < 0.5
+    want = torch.where(flip.view(33, 1, 1, 1), want.flip(3), want)
+    assert got.dtype == torch.uint8 and torch.equal(got, want)
+
+
 def test_switching_is_validated_and_restored():
     model = tiny("nested", "sum")
     with pytest.raises(ValueError, match="active groups"):
@@ -175,8 +228,10 @@ def test_frozen_dropout_acts_only_on_frozen_features_read_while_training():
     assert torch.equal(a, b), "stage 1 has no frozen groups: nothing to drop"
 
 
-def test_distilled_stages_keep_the_invariant_and_leave_the_teacher_untouched():
-    """KD from a dense teacher changes what group k learns, never the earlier groups or the teacher."""
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_distilled_stages_keep_the_invariant_and_leave_the_teacher_untouched(precision, bf16_capable):
+    """KD from a dense teacher changes what group k learns, never the earlier groups or the teacher
+    (teacher and student in the same precision and layout)."""
     from dyndnn.baselines import SlimmableAlexNet
 
     torch.manual_seed(1)
@@ -186,7 +241,7 @@ def test_distilled_stages_keep_the_invariant_and_leave_the_teacher_untouched():
     y = torch.randint(0, 10, (64,))
     probe = torch.randn(16, 3, 32, 32)
     plain, kd = tiny("nested", "per_config"), tiny("nested", "per_config")
-    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.1, schedule="constant")
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.1, schedule="constant", precision=precision)
     with pytest.raises(ValueError, match="needs a teacher"):
         fit_stage(tiny("nested", "per_config"), 1, x, y, replace(cfg, distill=0.5), seed=0)
     for k in range(1, G + 1):

@@ -19,7 +19,9 @@ def test_dry_run_of_the_default_config(tmp_path):
     jobs = job_counts(proc.stdout + proc.stderr)
     techniques = 1 + jobs["train_baseline"]  # the dynamic DNN and the four existing works
     assert jobs["train_increment"] == 4 and jobs["train_baseline"] == 4 and jobs["evaluate"] == techniques
-    assert jobs["export"] == 4 * techniques and jobs["profile_board"] == 1 and jobs["report"] == 1
+    # every technique's four configurations, plus the dynamic DNN in the naive dense layout (dynamic-dense)
+    assert jobs["export"] == 4 * (techniques + 1) and jobs["profile_board"] == 1 and jobs["report"] == 1
+    assert "results/onnx/dynamic-dense/g4.onnx" in proc.stdout + proc.stderr
     # The default design distils every stage from the static 100 % model: stage 1 waits for it.
     stage1 = (proc.stdout + proc.stderr).split("output: results/models/dynamic/seed0/stage1.pt", 1)[0].rsplit("rule train_increment:", 1)[1]
     assert "results/models/static/seed0/final.pt" in stage1
@@ -78,9 +80,17 @@ def test_quick_run_report_has_accuracy_and_latency_for_every_configuration(quick
     assert [float(r["confidence_norm"]) for r in confidence][-1] == 1.0
     latency = table_with(parser.tables, "groups", "mapping", "p90_ms")
     for mapping in ("one-core", "all-cores"):
-        rows = [r for r in latency if r["mapping"] == mapping]
-        assert sorted(int(r["groups"]) for r in rows) == [1, 2, 3, 4]
-        assert all(float(r["p50_ms"]) > 0 for r in rows)
+        for model in ("dynamic", "dynamic-dense"):  # the shipped layout and the naive reference
+            rows = [r for r in latency if r["mapping"] == mapping and r["model"] == model]
+            assert sorted(int(r["groups"]) for r in rows) == [1, 2, 3, 4]
+            assert all(float(r["p50_ms"]) > 0 for r in rows)
+    layouts = table_with(parser.tables, "layout", "dynamic_ms", "naive_ms", "dynamic_macs_executed")
+    assert len(layouts) == 8 and {r["layout"] for r in layouts} == {"split"}
+    exports = pd.read_csv(workdir / "results/tables/exports.csv").set_index(["model", "groups"])["macs_executed"]
+    evaluated = pd.read_csv(workdir / "results/tables/accuracy.csv").set_index(["model", "groups"])
+    for k in (1, 2, 3, 4):  # the split graph executes the connected MACs; the naive one more from k = 2
+        assert exports["dynamic", k] == evaluated.loc[("dynamic", k), "macs"] == evaluated.loc[("dynamic", k), "macs_executed"]
+        assert (exports["dynamic-dense", k] > exports["dynamic", k]) == (k > 1)
     from dyndnn.figures import FIGURES
 
     assert html.count("data:image/png;base64,") == len(FIGURES)
