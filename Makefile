@@ -6,9 +6,14 @@ VENV   ?= .venv
 # on aarch64 use TORCH="torch==2.9.1 torchvision==0.24.1".
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 CORES  ?= all
+# Offline data: DATA=../shared/data/cifar10-jpeg.tar.gz (an image-folder archive) instead
+# of the official download, e.g. `make reproduce DATA=../shared/data/cifar10-jpeg.tar.gz`.
+DATA   ?=
 BIN     = $(VENV)/bin
+comma  := ,
+DATA_CONFIG = $(if $(DATA),--config 'data={source: images$(comma) path: $(abspath $(DATA))}')
 
-.PHONY: install reproduce quick test test-fast lint clean
+.PHONY: install reproduce quick test test-fast lint unlock clean
 
 install: $(VENV)/.installed
 
@@ -20,7 +25,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 reproduce: install            ## full paper reproduction on the local host (config/config.yaml)
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) $(DATA_CONFIG)
 
 quick: install                ## minutes: 5,000/1,000 images, 1 epoch per stage (offline data)
 	$(BIN)/snakemake --cores $(CORES) --configfile config/quick.yaml
@@ -30,6 +35,9 @@ test: install                 ## the whole suite, including one quick pipeline r
 
 test-fast: install            ## skip the end-to-end pipeline run
 	$(BIN)/python -m pytest -m "not slow"
+
+unlock: install               ## after a killed run: release Snakemake's lock on results/ (then rerun; training resumes)
+	$(BIN)/snakemake --unlock --cores 1
 
 lint: install
 	$(BIN)/snakemake --lint --configfile config/quick.yaml

@@ -310,6 +310,34 @@ CLAIM_METRICS = {
 }
 
 HOLDS, FAILS, NOT_MEASURABLE = "holds", "does not hold", "not measurable"
+CHECKS = ("at_least", "increasing", "true")
+
+
+def check_claims(claims, where: str = "claims file") -> None:
+    """Every claim names a known metric and check, with the keys the report reads; raises
+    ValueError naming the file, the claim and the key (run before any job)."""
+    if not isinstance(claims, list) or not claims:
+        raise ValueError(f"{where}: expected a non-empty list under the key 'claims'")
+    seen = set()
+    for i, c in enumerate(claims):
+        label = f"{where}: claims[{i}]" + (f" ({c.get('id')})" if isinstance(c, dict) and c.get("id") else "")
+        if not isinstance(c, dict):
+            raise ValueError(f"{label}: expected a mapping, got {c!r}")
+        missing = [k for k in ("id", "claim", "source", "value", "metric", "check") if k not in c]
+        if missing:
+            raise ValueError(f"{label}: missing {', '.join(missing)}")
+        if c["id"] in seen:
+            raise ValueError(f"{label}: id {c['id']!r} appears twice")
+        seen.add(c["id"])
+        if c["metric"] not in CLAIM_METRICS:
+            raise ValueError(f"{label}.metric: unknown metric {c['metric']!r} (known: {', '.join(sorted(CLAIM_METRICS))})")
+        if str(c["check"]) not in CHECKS:
+            raise ValueError(f"{label}.check: unknown check {c['check']!r} (known: {', '.join(CHECKS)})")
+        if c["check"] == "at_least":
+            try:
+                float(c["value"]), float(c.get("tolerance", 0))
+            except (TypeError, ValueError):
+                raise ValueError(f"{label}: check at_least needs a numeric value and tolerance, got value {c['value']!r}, tolerance {c.get('tolerance')!r}") from None
 
 
 def verdict(claim: dict, value) -> str:

@@ -9,6 +9,7 @@ any job. Components take only their own sub-config.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -102,6 +103,9 @@ class MeasureSettings:
     seed: int = 0
     parity_images: int = 8
     parity_atol: float = 1e-4
+    max_others_share: float = 0.25
+    refuse_busy: bool = False
+    busy_probe_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -130,14 +134,34 @@ def _build(cls, values: dict | None):
 
 
 def validate_schema(config: dict, schema_path: str | Path) -> None:
-    """Validate (and fill defaults into) `config` with the JSON schema, as the workflow does."""
-    from snakemake.utils import validate
+    """Validate (and fill defaults into) `config` with the JSON schema, as the workflow does;
+    then every ablation design's model and train blocks, merged over the config's, with the
+    same schema (an override is a config value like any other)."""
+    import jsonschema
     from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
 
+    schema = read_yaml(schema_path)
+    validator = jsonschema.validators.validator_for(schema)(schema)
+
+    def first_error(instance):
+        error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
+        return (".".join(map(str, error.absolute_path)) or "(top level)", error.message) if error is not None else None
+
+    found = first_error(config)
+    if found:
+        raise ConfigError(f"{found[0]}: {found[1]}")
     try:
-        validate(config, str(schema_path), set_default=True)
+        validate(config, str(schema_path), set_default=True)  # fills the defaults
     except WorkflowError as e:
         raise ConfigError(str(e)) from None
+    for name, design in (config.get("ablation") or {}).items():
+        merged = {**config, "ablation": {}}
+        for section in ("model", "train"):
+            merged[section] = {**config.get(section, {}), **design.get(section, {})}
+        found = first_error(merged)
+        if found:
+            raise ConfigError(f"ablation.{name}.{found[0]}: {found[1]} (the override, merged over the config's {found[0].split('.')[0]} block, must satisfy the same schema)")
 
 
 def _check_stage_lists(train: TrainConfig, groups: int, where: str) -> None:
@@ -145,6 +169,19 @@ def _check_stage_lists(train: TrainConfig, groups: int, where: str) -> None:
         values = getattr(train, name)
         if values is not None and len(values) != groups:
             raise ConfigError(f"{where}.{name} has {len(values)} entries: give one per stage (model.groups = {groups})")
+
+
+def _check_data_path(path: Path, sha256: str | None) -> None:
+    """data.path exists, and a .tar.gz matches data.sha256 when one is given (before any job)."""
+    if not path.exists():
+        raise ConfigError(f"data.path {path} does not exist (relative paths are relative to the working directory {Path.cwd()}); source=images needs a folder or .tar.gz")
+    if sha256 and path.is_file():
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != sha256:
+            raise ConfigError(f"data.path {path}: sha256 {h.hexdigest()} does not match data.sha256 {sha256} (a different or damaged archive)")
 
 
 def design_knobs(model: ModelConfig, train: TrainConfig, description: str) -> dict:
@@ -170,6 +207,8 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
     data = _build(DataConfig, config["data"])
     if data.source == "images" and not data.path:
         raise ConfigError("data.source is 'images' but data.path is not set: give a folder or .tar.gz in image-folder layout")
+    if data.source == "images":
+        _check_data_path(Path(data.path), data.sha256)
     for split in SPLIT_SIZES:
         n = getattr(data, f"{split}_subset")
         if n is not None and (n % NUM_CLASSES or n > SPLIT_SIZES[split]):
@@ -203,6 +242,9 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
     distilled = [w for w, t in [("train", train), *((f"ablation.{n}.train", d[1]) for n, d in designs.items())] if t.distill > 0]
     if distilled and "static" not in baselines:
         raise ConfigError(f"{distilled[0]}.distill > 0 distils from the static baseline's 100 % model: enable baselines.static too")
+    sim_board = (config.get("simulate") or {}).get("board")
+    if sim_board is not None and sim_board not in boards:
+        raise ConfigError(f"simulate.board {sim_board!r} is not a profiled board (profile.boards: {list(boards)}): the simulation replays that board's measurements")
     seed = config.get("seed", 0)
     seeds = tuple(config.get("seeds") or (seed,))
     if len(set(seeds)) != len(seeds):
@@ -224,5 +266,11 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
 
 
 def read_yaml(path: str | Path) -> dict:
+    """A YAML file as a dict; a syntax error names the file, line and column."""
     with open(path) as f:
-        return yaml.safe_load(f) or {}
+        try:
+            return yaml.safe_load(f) or {}
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+            raise ConfigError(f"{where}: YAML syntax error: {e.problem or e}") from None

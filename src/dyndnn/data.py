@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,14 @@ def fetch(source: str, path: str | None, root: str | Path, sha256: str | None = 
         from torchvision.datasets import CIFAR10
 
         for train in (True, False):  # download=True verifies torchvision's MD5 sums
-            CIFAR10(str(root), train=train, download=True)
+            try:
+                CIFAR10(str(root), train=train, download=True)
+            except OSError as e:  # URLError, socket errors, a full disk
+                raise RuntimeError(
+                    f"data.source torchvision: could not download CIFAR-10 into {root} ({e}). Without internet, use an "
+                    "offline image-folder archive: `make reproduce DATA=../shared/data/cifar10-jpeg.tar.gz`, or set "
+                    "data.source: images and data.path in the config"
+                ) from None
         return {"source": "torchvision", "path": str(Path(root).resolve()), "checksum": "torchvision md5 verified"}
     src = Path(path).resolve()
     if not src.exists():
@@ -88,7 +96,20 @@ def _decode(blob: bytes) -> np.ndarray:
 
 
 def _images_split(path: Path, split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Decode the (subset of the) split from an image folder or a .tar.gz, in sorted-name order."""
+    """Decode the (subset of the) split from an image folder or a .tar.gz, in sorted-name order;
+    a corrupt or truncated archive is an error naming the file and the key."""
+    try:
+        return _decode_split(path, split, n, seed)
+    except (EOFError, tarfile.TarError, zlib.error, OSError) as e:
+        if path.is_dir():
+            raise
+        raise ValueError(
+            f"data.path {path}: the archive is corrupt or truncated ({type(e).__name__}: {e}); download it again and "
+            "check it against its published sha256 (set data.sha256 to have it checked before any job runs)"
+        ) from None
+
+
+def _decode_split(path: Path, split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     if path.is_dir():
         entries = sorted((p.relative_to(path).parts, p) for p in path.rglob("*") if p.is_file())
         named = [(parts, p) for parts, p in entries if _class_of(parts, split)]

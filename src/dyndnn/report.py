@@ -100,7 +100,7 @@ TABLE_SECTIONS = {  # table without a figure -> (heading, columns, what it shows
         "groups it reads, so only connected MACs run), of the static dense model of the same width, and of the same dynamic DNN exported "
         "with dense zero-block layers (naive reference, technique dynamic-dense), per board, mapping and DVFS level; ratios below 1 mean "
         "the dynamic DNN is faster. MACs executed are counted from each exported ONNX graph's Conv/Gemm/MatMul nodes.",
-        "No latency measurements of the dynamic DNN in this run.",
+        "The exported layouts were not compared in this run (no board measured the dynamic DNN).",
     ),
     "ablation": (
         "Ablation: what makes later groups count",
@@ -210,6 +210,7 @@ def build_context(title: str, tables: dict, claims: pd.DataFrame, boards: list[d
         "provenance_json": json.dumps(provenance, indent=2, default=str),
         "dataset": dataset,
         "missing": missing,
+        "warnings": [],
         "top1_floor": tables["top1_floor"],
     }
 
@@ -225,7 +226,24 @@ def regenerate_command(name: str, configfiles: list[str]) -> str:
     return f"snakemake --cores all{cfg} --forcerun figure_{name} -- results/figures/{name}.svg"
 
 
-def report_from_files(inputs: dict, out_html: str, title: str, top1_floor: float, configfiles: list[str] = ()) -> None:
+def load_warnings(boards: list[dict], max_others_share: float) -> list[str]:
+    """One line per board whose measurement shared its CPUs with other processes beyond
+    `max_others_share` (profile.max_others_share): its latencies may be inflated."""
+    out = []
+    for b in boards:
+        share = b["facts"].get("host_others_cpu_share")
+        try:
+            share = float(share)
+        except (TypeError, ValueError):
+            continue
+        if share > max_others_share:
+            load = b["facts"].get("host_load_avg", "")
+            out.append(f"Board {b['board']} was busy while measured: other processes took {share:.0%} of its CPU time (load averages {load}; "
+                       f"threshold profile.max_others_share {max_others_share:.0%}); its latencies and the claims built on them may be inflated.")  # fmt: skip
+    return out
+
+
+def report_from_files(inputs: dict, out_html: str, title: str, top1_floor: float, configfiles: list[str] = (), max_others_share: float = 0.25) -> None:
     """Load the aggregated tables named in `inputs`, evaluate the claims, render the report."""
     import yaml
 
@@ -240,4 +258,5 @@ def report_from_files(inputs: dict, out_html: str, title: str, top1_floor: float
     claims = analysis.evaluate_claims(yaml.safe_load(Path(inputs["claims"]).read_text())["claims"], tables["accuracy"], tables["points"], top1_floor, tables.get("layouts"))
     dataset = json.loads(Path(inputs["dataset"]).read_text())
     context = build_context(title, tables, claims, boards, figures, read_meta(inputs["accuracy"]), dataset)
+    context["warnings"] = load_warnings(boards, max_others_share)
     write_report(inputs["template"], context, out_html)

@@ -388,6 +388,57 @@ def board_lock(path):
     return f
 
 
+class HostLoad:
+    """CPU time the rest of the host takes while we measure: from /proc/stat (busy jiffies of
+    every CPU) minus this process's own CPU time, over the wall time x CPUs; plus the load
+    averages. Where /proc/stat is absent (not Linux) only the load averages are recorded."""
+
+    def __init__(self):
+        self.start = self._read()
+
+    @staticmethod
+    def _read():
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)  # all but idle and iowait
+        own = sum(os.times()[:4])
+        return time.time(), busy / float(os.sysconf("SC_CLK_TCK")), own
+
+    def others_share(self):
+        """Share of all CPUs' time taken by other processes since start (None when unknown)."""
+        end = self._read()
+        if self.start is None or end is None or end[0] <= self.start[0]:
+            return None
+        cpus = os.cpu_count() or 1
+        others = (end[1] - self.start[1]) - (end[2] - self.start[2])
+        return max(0.0, others / ((end[0] - self.start[0]) * cpus))
+
+
+def load_facts(load):
+    facts = {"host_load_avg": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None}
+    share = load.others_share()
+    facts["host_others_cpu_share"] = None if share is None else round(share, 4)
+    return facts
+
+
+def check_idle(plan):
+    """With settings.max_others_share set and refuse_busy on, refuse to measure a busy host:
+    sample the other processes' CPU share over settings.busy_probe_s first."""
+    settings = plan["settings"]
+    limit = settings.get("max_others_share")
+    if limit is None or not settings.get("refuse_busy"):
+        return
+    probe = HostLoad()
+    time.sleep(settings.get("busy_probe_s", 1.0))
+    share = probe.others_share()
+    if share is not None and share > limit:
+        raise RuntimeError("host busy: other processes took %.0f %% of the CPUs' time (profile.max_others_share %.0f %%); "
+                           "stop them or set profile.refuse_busy: false" % (100 * share, 100 * limit))  # fmt: skip
+
+
 def main(argv):
     if len(argv) != 3:
         sys.stderr.write(__doc__)
@@ -403,6 +454,8 @@ def main(argv):
     lock = board_lock(plan.get("lock", "/tmp/dyndnn-board.lock"))
     x = np.random.default_rng(plan["settings"]["seed"]).standard_normal(plan["input_shape"]).astype(np.float32)
     sample_rows, summary_rows, notes = [], [], []
+    check_idle(plan)
+    load = HostLoad()
     controller = dvfs.DvfsController()
     trt = open_tensorrt(plan, out)
     try:
@@ -418,6 +471,7 @@ def main(argv):
             reader.close()
             lock.close()
     facts = board_facts(sysfs_root, plan.get("runtime", "onnxruntime"))
+    facts.update(load_facts(load))
     facts["power_backend"] = reader.name
     facts["power_note"] = power_note or ""
     facts["dvfs"] = "controlled" if any(r["dvfs_domain"] for r in summary_rows) else "fixed"

@@ -15,16 +15,30 @@ def schema(repo):
 
 
 @pytest.fixture
-def quick(repo):
-    return read_yaml(repo / "config/quick.yaml")
+def archive(tmp_path):
+    """Stands in for the offline archive: config checks need data.path to exist, not its contents."""
+    path = tmp_path / "cifar10-jpeg.tar.gz"
+    path.write_bytes(b"not read by config checks")
+    return path
+
+
+def with_archive(config: dict, archive) -> dict:
+    if config.get("data", {}).get("source") == "images":
+        config["data"]["path"] = str(archive)
+    return config
+
+
+@pytest.fixture
+def quick(repo, archive):
+    return with_archive(read_yaml(repo / "config/quick.yaml"), archive)
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "quick.yaml", "laptop.yaml", "ablation.yaml"])
-def test_shipped_configs_validate(repo, schema, name):
+def test_shipped_configs_validate(repo, schema, name, archive):
     """Each preset alone and as Snakemake reads it: --configfile merged over config/config.yaml."""
     from snakemake.utils import update_config
 
-    preset = read_yaml(repo / "config" / name)
+    preset = with_archive(read_yaml(repo / "config" / name), archive)
     merged = read_yaml(repo / "config" / "config.yaml")
     update_config(merged, copy.deepcopy(preset))
     for config in (preset, merged):
@@ -61,6 +75,18 @@ def test_schema_rejects_bad_values(schema, quick, edit, message):
     edit(bad)
     with pytest.raises(ConfigError, match=message):
         validate_schema(bad, schema)
+
+
+def test_data_path_and_checksum_are_checked_before_any_job(repo, quick, archive, tmp_path):
+    import hashlib
+
+    boards = repo / "config/boards"
+    with pytest.raises(ConfigError, match=r"data.path .*nope.tar.gz does not exist"):
+        load({**quick, "data": {**quick["data"], "path": str(tmp_path / "nope.tar.gz")}}, boards)
+    with pytest.raises(ConfigError, match=r"sha256 [0-9a-f]{64} does not match data.sha256 0{64}"):
+        load({**quick, "data": {**quick["data"], "sha256": "0" * 64}}, boards)
+    good = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert load({**quick, "data": {**quick["data"], "sha256": good}}, boards).data.sha256 == good
 
 
 def test_cross_field_rules(repo, schema, quick):
@@ -103,6 +129,47 @@ def test_seeds_stage_schedules_and_ablation_designs(repo, schema, quick):
         validate_schema(bad_name, schema)
 
 
+def test_ablation_overrides_simulate_board_and_yaml_errors_are_named(repo, schema, quick, tmp_path):
+    for override, message in [
+        ({"train": {"schedule": "warp"}}, r"ablation.x.train.schedule: 'warp' is not one of"),
+        ({"model": {"dropout": 3.0}}, r"ablation.x.model.dropout: 3.0 is greater than"),
+        ({"train": {"epochs": 0}}, r"ablation.x.train.epochs: 0 is less than the minimum of 1"),
+        ({"train": {"epochs": "two"}}, r"ablation.x.train.epochs: 'two' is not of type 'integer'"),
+        ({"train": {"lr": -1}}, r"ablation.x.train.lr: -1 is less than or equal to the minimum of 0"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            validate_schema({**copy.deepcopy(quick), "ablation": {"x": override}}, schema)
+    with pytest.raises(ConfigError, match=r"^train.schedule: 'warp' is not one of"):
+        validate_schema({**copy.deepcopy(quick), "train": {**quick["train"], "schedule": "warp"}}, schema)
+    sim = copy.deepcopy(quick)
+    sim["simulate"] = {"board": "nosuch"}
+    validate_schema(sim, schema)
+    with pytest.raises(ConfigError, match=r"simulate.board 'nosuch' is not a profiled board \(profile.boards: \['local'\]\)"):
+        load(sim, repo / "config/boards")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochs: 3\n lr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml, line 3, column 2: YAML syntax error"):
+        read_yaml(bad)
+
+
+def test_claims_files_are_checked_before_any_job(repo):
+    from dyndnn.analysis import check_claims
+
+    claims = read_yaml(repo / "config/claims.yaml")["claims"]
+    check_claims(claims)  # the shipped file is fine
+    for edit, message in [
+        (lambda c: c[0].update(metric="nosuch"), r"claims\[0\] \(energy_range_vs_existing\).metric: unknown metric 'nosuch'"),
+        (lambda c: c[1].update(check="roughly"), r"claims\[1\] .*check: unknown check 'roughly'"),
+        (lambda c: c[2].pop("metric"), r"claims\[2\] .*missing metric"),
+        (lambda c: c[2].update(value="lots"), r"at_least needs a numeric value"),
+        (lambda c: c.append(dict(c[0])), r"id 'energy_range_vs_existing' appears twice"),
+    ]:
+        bad = copy.deepcopy(claims)
+        edit(bad)
+        with pytest.raises(ValueError, match=message):
+            check_claims(bad, "claims.yaml")
+
+
 @pytest.mark.parametrize("name", ["local", "odroid-xu3", "jetson-nano"])
 def test_shipped_boards_validate(repo, name):
     from dyndnn.boards import load_board
@@ -119,6 +186,12 @@ def test_shipped_boards_validate(repo, name):
         (lambda b: b["power"].pop("rails"), "needs 'rails' and 'total'"),
         (lambda b: b.update(name="other"), "expected 'odroid-xu3'"),
         (lambda b: b["transport"].update(password="hunter2"), "Additional properties"),
+        (lambda b: b["transport"].update(host="board; rm -rf ~"), r"transport.host: 'board; rm -rf ~' does not match"),
+        (lambda b: b["transport"].update(host="-oProxyCommand=sh"), r"transport.host: .* does not match"),
+        (lambda b: b["transport"].update(user="me$(id)"), r"transport.user: .* does not match"),
+        (lambda b: b["transport"].update(identity="~/.ssh/id x"), r"transport.identity: .* does not match"),
+        (lambda b: b["transport"].update(workdir="/tmp/`reboot`"), r"transport.workdir: .* does not match"),
+        (lambda b: b["transport"].update(python="python3 -c 'import os'"), r"transport.python: .* does not match"),
     ],
 )
 def test_bad_board_configs_are_rejected(repo, tmp_path, edit, message):

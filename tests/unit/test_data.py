@@ -49,3 +49,23 @@ def test_real_cifar10_archive_subset(cifar_archive, tmp_path):
     splits, meta = prepare(fetched, {"test": 100}, seed=0)
     assert meta["splits"]["test"]["per_class"] == [10] * len(CLASSES)
     assert splits["test"]["images"].float().std() > 20  # real photographs, not blank
+
+
+def test_truncated_archive_names_the_file_and_the_key(image_tar, tmp_path):
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(image_tar.read_bytes()[: image_tar.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"data.path .*cut.tar.gz: the archive is corrupt or truncated .*data.sha256"):
+        prepare(fetch("images", str(cut), tmp_path), {"test": None}, seed=0)
+
+
+def test_offline_torchvision_download_says_what_to_do(tmp_path, monkeypatch):
+    import urllib.error
+
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(RuntimeError, match=r"could not download CIFAR-10 .*make reproduce DATA=../shared/data/cifar10-jpeg.tar.gz"):
+        fetch("torchvision", None, tmp_path)

@@ -58,3 +58,29 @@ def test_cli_answers_a_budget_query(tmp_path, capsys):
     assert main(["manager", "--points", str(table), "--time-ms", "0.1"]) == 3
     assert "VIOLATES" in capsys.readouterr().out
     assert main(["manager", "--points", str(tmp_path / "missing.csv"), "--time-ms", "1"]) == 2
+
+
+def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys):
+    from dyndnn.cli import main
+
+    table = tmp_path / "operating_points.csv"
+    POINTS.assign(board="local", model="dynamic", energy_mj=float("nan")).to_csv(table, index=False)
+    wrong = tmp_path / "accuracy.csv"
+    POINTS[["groups", "top1"]].to_csv(wrong, index=False)
+    cases = [
+        (["--points", str(wrong), "--time-ms", "5"], "no column board, model, p50_ms"),
+        (["--points", str(table), "--time-ms", "nan"], "--time-ms nan: a budget must be a finite number >= 0"),
+        (["--points", str(table), "--energy-mj", "-1"], "--energy-mj -1: a budget must be"),
+        (["--points", str(table), "--time-ms", "5", "--board", "nosuch"], "--board 'nosuch': no operating point of that board in the table (known: local)"),
+        (["--points", str(table), "--time-ms", "5", "--model", "nosuch"], "--model 'nosuch'"),
+        (["--points", str(tmp_path / "absent.csv"), "--time-ms", "5"], "no such file"),
+    ]
+    for argv, message in cases:
+        assert main(["manager", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert main(["manager", "--points", str(table), "--time-ms", "3.5"]) == 0
+    assert "energy not measured" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("dyndnn ")

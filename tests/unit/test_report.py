@@ -214,3 +214,15 @@ def test_seed_summary_and_ablation_table_from_hand_built_results(repo, tmp_path)
     assert "Spread over training seeds" in html and "Ablation: what makes later groups count" in html and "dynamic-pc" in html
     html = render(repo / "report/templates/report.html.j2", context(tmp_path, tables(False)))
     assert "No ablation designs in this run" in html
+
+
+def test_busy_boards_are_warned_about():
+    from dyndnn.report import load_warnings
+
+    boards = [
+        {"board": "local", "facts": {"host_others_cpu_share": "0.62", "host_load_avg": "[3.1, 2.0, 1.2]"}},
+        {"board": "quiet", "facts": {"host_others_cpu_share": "0.01"}},
+        {"board": "old", "facts": {}},  # recorded before load was measured
+    ]
+    (warning,) = load_warnings(boards, 0.25)
+    assert "Board local was busy" in warning and "62%" in warning and "max_others_share 25%" in warning

@@ -112,6 +112,19 @@ def test_editing_a_measurement_setting_reruns_only_profiling_and_after(quick_run
 
 
 @pytest.mark.slow
+def test_editing_one_stage_reruns_that_stage_and_what_follows_only(quick_run, tmp_path):
+    """Stage k's job sees stage k's epochs and LR only: a new stage-4 value reruns stage 4, not 1-3."""
+    workdir, cfg, _ = quick_run
+    data = yaml.safe_load(cfg.read_text())["data"]["path"]
+    same = write_config(tmp_path / "same.yaml", **{"data.path": data, "train.stage_epochs": [1, 1, 1, 1], "train.stage_lr": [0.05] * 4})
+    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(snakemake(workdir, "-n", "--configfile", str(same)))
+    edited = write_config(tmp_path / "edited.yaml", **{"data.path": data, "train.stage_epochs": [1, 1, 1, 2]})
+    proc = snakemake(workdir, "-n", "--configfile", str(edited))
+    out = proc.stdout + proc.stderr
+    assert job_counts(out)["train_increment"] == 1 and "output: results/models/dynamic/seed0/stage4.pt" in out
+
+
+@pytest.mark.slow
 def test_unchanged_config_has_nothing_to_do(quick_run):
     workdir, cfg, _ = quick_run
     proc = snakemake(workdir, "-n", "--configfile", str(cfg))

@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 import dyndnn.analysis
 import dyndnn.config
@@ -12,9 +11,11 @@ from dyndnn.boards import load_board, uses_bundle
 from dyndnn.figures import FIGURES
 
 BASE = Path(workflow.basedir)
-validate(config, "../schemas/config.schema.yaml")
+CLAIMS = str(BASE / "config/claims.yaml")
 try:
+    dyndnn.config.validate_schema(config, BASE / "workflow/schemas/config.schema.yaml")
     CFG = dyndnn.config.load(config, boards_dir=BASE / "config/boards")
+    dyndnn.analysis.check_claims(dyndnn.config.read_yaml(CLAIMS).get("claims"), CLAIMS)
     BOARDS = {
         b: load_board(BASE / f"config/boards/{b}.yaml", BASE / "workflow/schemas/board.schema.yaml")
         for b in CFG.boards
@@ -37,7 +38,6 @@ MEASURED = MODELS + ([NAIVE] if CFG.export.naive_reference and CFG.model.connect
 SEEDS = list(CFG.seeds)
 PRIMARY_SEED = SEEDS[0]  # its models are exported and measured (latency does not depend on the seed)
 REPORT_TEMPLATE = str(BASE / "report/templates/report.html.j2")
-CLAIMS = str(BASE / "config/claims.yaml")
 
 
 wildcard_constraints:
@@ -47,6 +47,11 @@ wildcard_constraints:
     k=r"[1-9][0-9]*",
     seed=r"[0-9]+",
     board="|".join(BOARDS),
+
+
+def data_archive(wildcards):
+    """An offline image archive is an input: replacing it reruns what was made from it."""
+    return [config["data"]["path"]] if config["data"]["source"] == "images" and Path(config["data"]["path"]).is_file() else []
 
 
 def previous_stage(wildcards):
@@ -64,6 +69,20 @@ def design_block(section):
         return {**config[section], **overrides}
 
     return block
+
+
+def stage_train_block(wildcards):
+    """Stage k's recipe: the train block with stage k's epochs and peak LR resolved and the
+    per-stage lists dropped, so editing another stage's value leaves this job alone."""
+    block = design_block("train")(wildcards)
+    k = int(wildcards.k)
+    return {
+        **block,
+        "epochs": block["stage_epochs"][k - 1] if block.get("stage_epochs") else block["epochs"],
+        "lr": block["stage_lr"][k - 1] if block.get("stage_lr") else block["lr"],
+        "stage_epochs": None,
+        "stage_lr": None,
+    }
 
 
 def static_model(wildcards):

@@ -1,4 +1,6 @@
 rule download_data:
+    input:
+        archive=data_archive,
     output:
         source="resources/cifar10/source.json",
     params:

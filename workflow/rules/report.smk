@@ -103,6 +103,7 @@ rule report:
         title=config["report"]["title"],
         top1_floor=config["report"]["top1_floor"],
         configfiles=report_configfiles(),
+        max_others_share=config["profile"]["max_others_share"],
     log:
         "results/logs/report.log",
     script:

@@ -9,7 +9,7 @@ rule train_increment:
         history="results/models/{dyn}/seed{seed}/stage{k}.history.csv",
     params:
         model=design_block("model"),
-        train=design_block("train"),
+        train=stage_train_block,
         seed=lambda wildcards: int(wildcards.seed),
         resume="results/models/{dyn}/seed{seed}/resume/stage{k}.pt",
     threads: workflow.cores
