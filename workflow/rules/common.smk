@@ -148,6 +148,15 @@ def board_file(wildcards):
     return str(BASE / f"config/boards/{wildcards.board}.yaml")
 
 
+def training_threads(wildcards):
+    """A training job takes every core it is given (--set-threads or a profile's set-threads
+    override it). Measured on 2 cores (benchmarks/bench_threads.py): two 1-thread jobs side by
+    side train 7-26 % more images/s in total than one 2-thread job, but the default DAG's
+    critical path (the static teacher, then four sequential stages) leaves little to run
+    beside it. Evaluated per job, so `snakemake --unlock` needs no --cores."""
+    return workflow.cores
+
+
 def profile_threads(wildcards):
     """Measuring the host itself: hold every core so no other job disturbs the timings."""
     return workflow.cores if BOARDS[wildcards.board]["transport"]["type"] == "local" else 1

@@ -12,7 +12,7 @@ rule train_increment:
         train=stage_train_block,
         seed=lambda wildcards: int(wildcards.seed),
         resume="results/models/{dyn}/seed{seed}/resume/stage{k}.pt",
-    threads: workflow.cores
+    threads: training_threads
     log:
         "results/logs/train_increment/{dyn}/seed{seed}/stage{k}.log",
     benchmark:
@@ -36,7 +36,7 @@ rule train_baseline:
         seed=lambda wildcards: int(wildcards.seed),
         block=baseline_block,
         resume_dir="results/models/{baseline}/seed{seed}/resume",
-    threads: workflow.cores
+    threads: training_threads
     log:
         "results/logs/train_baseline/seed{seed}/{baseline}.log",
     benchmark:
