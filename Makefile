@@ -13,7 +13,11 @@ BIN     = $(VENV)/bin
 comma  := ,
 DATA_CONFIG = $(if $(DATA),--config 'data={source: images$(comma) path: $(abspath $(DATA))}')
 
-.PHONY: install reproduce quick test test-fast lint unlock clean
+# A shipped reference record (replay, compare) and the run it is compared with.
+REF    ?= reference/quick
+RUN    ?= results/record
+
+.PHONY: install reproduce quick test test-fast lint unlock replay compare reference-quick clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +39,17 @@ test: install                 ## the whole suite, including one quick pipeline r
 
 test-fast: install            ## skip the end-to-end pipeline run
 	$(BIN)/python -m pytest -m "not slow"
+
+replay: install               ## minutes, no training: verify $(REF)'s sha256s, re-render its figures and report into results/replay
+	$(BIN)/dyndnn replay $(REF) results/replay
+
+compare: install              ## number by number: $(RUN) (a record or a results folder) against $(REF)
+	$(BIN)/dyndnn compare $(REF) $(RUN)
+
+reference-quick: install      ## re-make reference/quick: a clean quick run, its record copied (commit first)
+	rm -rf results .snakemake
+	$(BIN)/snakemake --cores $(CORES) --configfile config/quick.yaml
+	rm -rf reference/quick && mkdir -p reference && cp -r results/record reference/quick
 
 unlock: install               ## after a killed run: release Snakemake's lock on results/ (then rerun; training resumes)
 	$(BIN)/snakemake --unlock --cores 1

@@ -4,6 +4,8 @@ import os
 
 from snakemake.utils import min_version
 
+import dyndnn.record
+
 min_version("9.19")
 
 
@@ -19,6 +21,11 @@ include: "workflow/rules/profile.smk"
 include: "workflow/rules/report.smk"
 
 
+onstart:
+    dyndnn.record.mark_started("results")
+
+
 rule all:
     input:
         "results/report/index.html",
+        "results/record",

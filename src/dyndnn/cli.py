@@ -1,4 +1,5 @@
-"""Command line: `dyndnn manager` answers a budget query from a results table."""
+"""Command line: `dyndnn manager` answers a budget query from a results table; `dyndnn
+compare` checks a run against a reference record; `dyndnn replay` re-renders a record."""
 
 from __future__ import annotations
 
@@ -50,6 +51,45 @@ def _manager(args) -> int:
     return 0 if c.meets_budget else 3
 
 
+def _compare(args) -> int:
+    from pathlib import Path
+
+    import yaml
+
+    from dyndnn.compare import DIFFERS, NOT_COMPARABLE, REPRODUCED, Tolerances, compare, load_run
+
+    reference, run = load_run(args.reference), load_run(args.run)
+    tol = Tolerances.from_config(reference.config)
+    overrides = {k: getattr(args, k) for k in Tolerances.__dataclass_fields__ if getattr(args, k, None) is not None}
+    tol = Tolerances(**{**tol.__dict__, **overrides})
+    claims_file = Path(args.reference) / "claims.yaml"
+    claims_file = claims_file if claims_file.is_file() else Path(args.claims)
+    try:
+        claims = yaml.safe_load(claims_file.read_text())["claims"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as e:
+        raise UsageError(f"{claims_file}: cannot read the claims ({e})") from None
+    rows = compare(reference, run, claims, tol)
+    shown = rows if args.all else rows[rows.status != REPRODUCED]
+    with pd.option_context("display.max_rows", None, "display.max_colwidth", 120, "display.width", 250):
+        print(f"dyndnn compare: reference {args.reference}, run {args.run}; tolerances {tol}")
+        print(shown.to_string(index=False) if not shown.empty else "(every compared number reproduced; --all lists them)")
+    counts = rows.status.value_counts()
+    print(f"{counts.get(REPRODUCED, 0)} reproduced, {counts.get(DIFFERS, 0)} differ, {counts.get(NOT_COMPARABLE, 0)} not comparable")
+    if args.csv:
+        rows.to_csv(args.csv, index=False)
+    return 1 if counts.get(DIFFERS, 0) else 0
+
+
+def _replay(args) -> int:
+    from pathlib import Path
+
+    from dyndnn.record import replay
+
+    html = replay(args.record, args.out, Path(__file__).resolve().parents[2])
+    print(f"replayed {args.record} (every file's sha256 verified) into {args.out}: {html}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="dyndnn", description="dyndnn command line")
     ap.add_argument("--version", action="version", version=f"dyndnn {_version()}")
@@ -62,11 +102,23 @@ def main(argv=None) -> int:
     budget.add_argument("--time-ms", dest="time_ms", type=float)
     budget.add_argument("--energy-mj", dest="energy_mj", type=float)
     budget.add_argument("--power-w", dest="power_w", type=float)
+    c = sub.add_parser("compare", help="compare a run against a reference record, number by number (exit 0 reproduced, 1 differs, 2 bad input)")
+    c.add_argument("reference", help="a record folder (e.g. reference/quick)")
+    c.add_argument("run", help="another record, or a results folder (e.g. results)")
+    c.add_argument("--all", action="store_true", help="list reproduced rows too")
+    c.add_argument("--csv", help="write every row to this CSV file")
+    c.add_argument("--claims", default="config/claims.yaml", help="claims file when the reference record has none")
+    for name, help_ in [("top1_pts", "top-1 tolerance in points"), ("seed_sigmas", "or this many seed standard deviations"), ("confidence_abs", "normalised confidence"), ("latency_rel", "median latency, same host model (relative)"), ("ratio_rel", "latency ratio g1/gG (relative)")]:
+        c.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, help=f"{help_} (default: the reference config's compare block)")
+    r = sub.add_parser("replay", help="re-render every figure and the report of a record into another folder")
+    r.add_argument("record")
+    r.add_argument("out")
     args = ap.parse_args(argv)
+    commands = {"manager": _manager, "compare": _compare, "replay": _replay}
     try:
-        return _manager(args)
+        return commands[args.command](args)
     except (OSError, ValueError) as e:
-        print(f"dyndnn manager: {e}", file=sys.stderr)
+        print(f"dyndnn {args.command}: {e}", file=sys.stderr)
         return 2
 
 

@@ -243,7 +243,35 @@ def load_warnings(boards: list[dict], max_others_share: float) -> list[str]:
     return out
 
 
-def report_from_files(inputs: dict, out_html: str, title: str, top1_floor: float, configfiles: list[str] = (), max_others_share: float = 0.25) -> None:
+def reference_context(reference: str | Path, claims: list[dict], tables: dict, boards: list[dict], config: dict, ours: pd.DataFrame) -> tuple[dict, list[dict]]:
+    """The reference record set beside this run: per claim its verdict and value there and
+    whether ours reproduces it, and the rows of `dyndnn compare` that did not reproduce."""
+    from dyndnn.compare import NOT_COMPARABLE, REPRODUCED, Run, compare, load_run
+    from dyndnn.record import verify
+
+    ref = load_run(reference)
+    manifest = verify(reference)
+    run = Run("this run", {"accuracy": tables["accuracy"], "latency_summary": tables["summary"], "boards": pd.DataFrame(), "seed_summary": tables.get("seed_summary", pd.DataFrame())}, config, {b["board"]: b["facts"] for b in boards})
+    rows = compare(ref, run, claims)
+    by_claim = rows[rows.kind == "claim"].set_index("key")
+    per_claim = {}
+    for cid in ours["id"]:
+        if cid in by_claim.index:
+            r = by_claim.loc[cid]
+            per_claim[cid] = {"reference": r["reference"], "vs_reference": r["status"] + (f": {r['reason']}" if r["reason"] else "")}
+    counts = rows.status.value_counts()
+    shown = rows[rows.status != REPRODUCED]
+    host = manifest.get("host", {})
+    return {
+        "path": str(reference),
+        "commit": str(manifest.get("git_commit", "unknown"))[:10],
+        "host": f"{host.get('cpu_model', 'unknown host')}, {host.get('cores', '?')} cores",
+        "counts": {"reproduced": int(counts.get(REPRODUCED, 0)), "differs": int(counts.get("differs", 0)), "not_comparable": int(counts.get(NOT_COMPARABLE, 0))},
+        "table": {"columns": list(shown.columns), "rows": records(shown, list(shown.columns)) if not shown.empty else []},
+    }, per_claim
+
+
+def report_from_files(inputs: dict, out_html: str, title: str, top1_floor: float, configfiles: list[str] = (), max_others_share: float = 0.25, reference: str | None = None) -> None:
     """Load the aggregated tables named in `inputs`, evaluate the claims, render the report."""
     import yaml
 
@@ -255,8 +283,13 @@ def report_from_files(inputs: dict, out_html: str, title: str, top1_floor: float
     boards = [{"board": b, "facts": dict(zip(d["fact"], d["value"]))} for b, d in facts.groupby("board")]
     pngs = {Path(p).stem: p for p in ([inputs["figures"]] if isinstance(inputs["figures"], str) else inputs["figures"])}
     figures = {name: {"png": pngs[name], "caption": caption, "command": regenerate_command(name, configfiles)} for name, caption in FIGURES.items() if name in pngs}
-    claims = analysis.evaluate_claims(yaml.safe_load(Path(inputs["claims"]).read_text())["claims"], tables["accuracy"], tables["points"], top1_floor, tables.get("layouts"))
+    claim_list = yaml.safe_load(Path(inputs["claims"]).read_text())["claims"]
+    claims = analysis.evaluate_claims(claim_list, tables["accuracy"], tables["points"], top1_floor, tables.get("layouts"))
     dataset = json.loads(Path(inputs["dataset"]).read_text())
     context = build_context(title, tables, claims, boards, figures, read_meta(inputs["accuracy"]), dataset)
     context["warnings"] = load_warnings(boards, max_others_share)
+    if reference:
+        context["reference"], per_claim = reference_context(reference, claim_list, tables, boards, context["provenance"].get("config", {}), claims)
+        for c in context["claims"]:
+            c.update(per_claim.get(c["id"], {"reference": "-", "vs_reference": "not in the reference"}))
     write_report(inputs["template"], context, out_html)

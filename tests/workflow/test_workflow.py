@@ -108,7 +108,7 @@ def test_editing_a_measurement_setting_reruns_only_profiling_and_after(quick_run
     jobs = job_counts(proc.stdout + proc.stderr)
     from dyndnn.figures import FIGURES
 
-    assert set(jobs) == {"profile_board", "aggregate", "simulate_budget", "report", "all", *(f"figure_{f}" for f in FIGURES)}, jobs
+    assert set(jobs) == {"profile_board", "aggregate", "simulate_budget", "report", "record", "all", *(f"figure_{f}" for f in FIGURES)}, jobs
 
 
 @pytest.mark.slow

@@ -23,6 +23,12 @@ try:
 except ValueError as e:
     raise WorkflowError(f"Invalid configuration: {e}")
 
+REFERENCE = None  # a record the report sets beside this run (report.reference)
+if config["report"].get("reference"):
+    REFERENCE = str(BASE / config["report"]["reference"])
+    if not Path(REFERENCE, "manifest.json").is_file():
+        raise WorkflowError(f"Invalid configuration: report.reference {config['report']['reference']!r}: no record there ({REFERENCE}/manifest.json is missing)")
+
 G = CFG.model.groups
 BASELINES = list(CFG.baselines)
 MODELS = ["dynamic", *BASELINES]  # exported, measured, compared in the figures

@@ -96,6 +96,7 @@ rule report:
         ablation=rules.aggregate.output.ablation,
         layouts=rules.aggregate.output.layouts,
         claims=CLAIMS,
+        reference=[f"{REFERENCE}/manifest.json"] if REFERENCE else [],
         template=REPORT_TEMPLATE,
     output:
         "results/report/index.html",
@@ -104,7 +105,33 @@ rule report:
         top1_floor=config["report"]["top1_floor"],
         configfiles=report_configfiles(),
         max_others_share=config["profile"]["max_others_share"],
+        reference=REFERENCE,
     log:
         "results/logs/report.log",
     script:
         "../scripts/report.py"
+
+
+rule record:
+    """The run's record (tables, evaluations, board summaries and raw samples, benchmarks, the
+    report) with a manifest of sha256s: what `make replay` re-renders and `dyndnn compare`
+    reads. No weights."""
+    input:
+        report=rules.report.output[0],
+        eval=expand("results/eval/seed{seed}/{model}.csv", model=EVAL_MODELS, seed=SEEDS),
+        summary=expand("results/profile/{board}/summary.csv", board=BOARDS),
+        samples=expand("results/profile/{board}/samples.csv", board=BOARDS),
+        facts=expand("results/profile/{board}/board.json", board=BOARDS),
+        budget=rules.simulate_budget.output.summary,
+        claims=CLAIMS,
+    output:
+        directory("results/record"),
+    params:
+        config=config,
+        configfiles=report_configfiles(),
+        repo=workflow.basedir,
+    localrule: True
+    log:
+        "results/logs/record.log",
+    script:
+        "../scripts/record.py"

@@ -1,0 +1,212 @@
+"""Compare a run against a reference record, number by number.
+
+Scope: read two runs (a record folder with a manifest, verified first, or a pipeline's
+`results/` folder), and give one row per compared number with the reference's value,
+the run's, the difference, the tolerance and a status: reproduced, differs, or not
+comparable (with the reason). Compared: top-1 and normalised confidence of every
+technique and configuration; per board and mapping the latency ratio g1/gG (across hosts)
+and the median latencies (on the same host model only); resident bytes and recoverable
+compression per technique (exact); every claim's verdict. Pure pandas: no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from dyndnn import analysis
+from dyndnn.record import MANIFEST, RecordError, verify
+
+__all__ = ["Tolerances", "Run", "load_run", "compare", "REPRODUCED", "DIFFERS", "NOT_COMPARABLE"]
+
+REPRODUCED, DIFFERS, NOT_COMPARABLE = "reproduced", "differs", "not comparable"
+COLUMNS = ["kind", "key", "reference", "run", "difference", "tolerance", "status", "reason"]
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """The config's `compare` block (config/config.yaml documents each)."""
+
+    top1_pts: float = 1.0  # top-1 in points, at least ...
+    seed_sigmas: float = 2.0  # ... or this many standard deviations over training seeds
+    confidence_abs: float = 0.02  # normalised confidence
+    latency_rel: float = 0.25  # median latency, same host model
+    ratio_rel: float = 0.25  # latency ratio g1/gG, any host
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Tolerances":
+        block = (config or {}).get("compare") or {}
+        return cls(**{k: float(v) for k, v in block.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Run:
+    label: str
+    tables: dict[str, pd.DataFrame]
+    config: dict
+    boards: dict[str, dict]  # board -> facts
+
+
+TABLES = ("accuracy", "latency_summary", "boards", "seed_summary")
+
+
+def load_run(path: str | Path) -> Run:
+    """A record (verified against its manifest) or a results folder; RecordError names
+    whatever is missing or malformed."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RecordError(f"{path}: no such folder (give a record, e.g. reference/quick, or a results folder)")
+    if (path / MANIFEST).is_file():
+        config = verify(path)["config"]
+    else:
+        meta = path / "tables/accuracy.meta.json"
+        if not meta.is_file():
+            raise RecordError(f"{meta}: missing ({path} is neither a record with {MANIFEST} nor a results folder with tables/)")
+        try:
+            config = json.loads(meta.read_text()).get("config", {})
+        except json.JSONDecodeError as e:
+            raise RecordError(f"{meta}: malformed ({e})") from None
+    tables = {}
+    for name in TABLES:
+        f = path / "tables" / f"{name}.csv"
+        if not f.is_file():
+            raise RecordError(f"{f}: missing table")
+        try:
+            tables[name] = pd.read_csv(f, dtype={"frequency": str}) if f.stat().st_size > 1 else pd.DataFrame()
+        except (pd.errors.ParserError, UnicodeDecodeError) as e:
+            raise RecordError(f"{f}: malformed table ({e})") from None
+    need = {"accuracy": {"model", "groups", "top1", "confidence_norm", "macs", "resident_bytes"}, "boards": {"board", "fact", "value"}}
+    for name, cols in need.items():
+        missing = cols - set(tables[name].columns)
+        if missing:
+            raise RecordError(f"{path / 'tables' / (name + '.csv')}: malformed table, no column {', '.join(sorted(missing))}")
+    facts = {b: dict(zip(d["fact"], d["value"])) for b, d in tables["boards"].groupby("board")} if not tables["boards"].empty else {}
+    return Run(str(path), tables, config, facts)
+
+
+def _row(kind, key, ref, run, diff, tol, status, reason=""):
+    return {"kind": kind, "key": key, "reference": ref, "run": run, "difference": diff, "tolerance": tol, "status": status, "reason": reason}
+
+
+def _seed_std(run: Run, model: str, groups: int) -> float:
+    s = run.tables["seed_summary"]
+    if s.empty or "top1_std" not in s:
+        return float("nan")
+    hit = s[(s.model == model) & (s.groups == groups)]["top1_std"]
+    return float(hit.iloc[0]) if len(hit) else float("nan")
+
+
+def _accuracy_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
+    rows = []
+    a, b = (r.tables["accuracy"].set_index(["model", "groups"]) for r in (ref, run))
+    for key in sorted(set(a.index) | set(b.index)):
+        label = f"{key[0]} g{key[1]}"
+        if key not in b.index or key not in a.index:
+            where = "run" if key not in b.index else "reference"
+            for metric in ("top1", "confidence_norm"):
+                rows.append(_row(metric, label, a[metric].get(key), b[metric].get(key), None, None, NOT_COMPARABLE, f"{key[0]} was not evaluated in the {where}"))
+            continue
+        stds = [v for v in (_seed_std(ref, *key), _seed_std(run, *key)) if math.isfinite(v)]
+        pts = max([tol.top1_pts] + [tol.seed_sigmas * 100 * s for s in stds])
+        diff = 100 * (b.loc[key, "top1"] - a.loc[key, "top1"])
+        rows.append(_row("top1", label, a.loc[key, "top1"], b.loc[key, "top1"], round(diff, 3), f"{pts:.3g} pts", REPRODUCED if abs(diff) <= pts else DIFFERS))
+        diff = b.loc[key, "confidence_norm"] - a.loc[key, "confidence_norm"]
+        rows.append(_row("confidence_norm", label, a.loc[key, "confidence_norm"], b.loc[key, "confidence_norm"], round(diff, 4), f"{tol.confidence_abs:g}", REPRODUCED if abs(diff) <= tol.confidence_abs else DIFFERS))
+    return rows
+
+
+def _top_frequency(summary: pd.DataFrame) -> pd.DataFrame:
+    freq = pd.to_numeric(summary["frequency"], errors="coerce")
+    top = freq.groupby([summary["board"], summary["mapping"]]).transform("max")
+    return summary[top.isna() | (freq == top)]
+
+
+def _latency_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
+    rows = []
+    a, b = (_top_frequency(r.tables["latency_summary"]) if not r.tables["latency_summary"].empty else r.tables["latency_summary"] for r in (ref, run))
+    boards_a = set(a["board"]) if not a.empty else set()
+    boards_b = set(b["board"]) if not b.empty else set()
+    for board in sorted(boards_a ^ boards_b):
+        where, other = ("reference", "run") if board in boards_a else ("run", "reference")
+        rows.append(_row("latency", f"{board}: every mapping", None, None, None, None, NOT_COMPARABLE, f"board {board} was measured only in the {where}; the {other} measured {', '.join(sorted(boards_b if where == 'reference' else boards_a)) or 'no board'}"))
+    for board in sorted(boards_a & boards_b):
+        cpu_a, cpu_b = ref.boards.get(board, {}).get("cpu_model"), run.boards.get(board, {}).get("cpu_model")
+        same_host = bool(cpu_a) and cpu_a == cpu_b
+        ga, gb = a[a.board == board], b[b.board == board]
+        for (mapping, model), x in ga.groupby(["mapping", "model"]):
+            y = gb[(gb.mapping == mapping) & (gb.model == model)]
+            key = f"{board}: {mapping}: {model}"
+            if y.empty:
+                rows.append(_row("latency_ratio", key, None, None, None, None, NOT_COMPARABLE, f"{model} on mapping {mapping} was not measured in the run"))
+                continue
+            x, y = x.set_index("groups")["p50_ms"], y.set_index("groups")["p50_ms"]
+            lo, hi = x.index.min(), x.index.max()
+            if lo in y.index and hi in y.index and hi != lo:
+                ra, rb = x[lo] / x[hi], y[lo] / y[hi]
+                rel = rb / ra - 1
+                rows.append(_row("latency_ratio", f"{key}: g{lo}/g{hi}", round(ra, 4), round(rb, 4), round(rel, 4), f"{tol.ratio_rel:.0%}", REPRODUCED if abs(rel) <= tol.ratio_rel else DIFFERS))
+            for g in sorted(set(x.index) & set(y.index)):
+                if not same_host:
+                    rows.append(_row("latency_ms", f"{key}: g{g}", x[g], y[g], None, None, NOT_COMPARABLE, f"different host model ({cpu_a or 'unknown'} vs {cpu_b or 'unknown'}): absolute times are compared on the same host model only"))
+                    continue
+                rel = y[g] / x[g] - 1
+                rows.append(_row("latency_ms", f"{key}: g{g}", x[g], y[g], round(rel, 4), f"{tol.latency_rel:.0%}", REPRODUCED if abs(rel) <= tol.latency_rel else DIFFERS))
+    return rows
+
+
+def _footprint_rows(ref: Run, run: Run) -> list[dict]:
+    rows = []
+    floor_a = ref.config.get("report", {}).get("top1_floor", 0.0)
+    floor_b = run.config.get("report", {}).get("top1_floor", 0.0)
+    a = analysis.footprint_table(ref.tables["accuracy"], floor_a).set_index("model")
+    b = analysis.footprint_table(run.tables["accuracy"], floor_b).set_index("model")
+    for model in sorted(set(a.index) | set(b.index)):
+        for metric in ("resident_bytes", "recoverable_compression"):
+            if model not in a.index or model not in b.index:
+                rows.append(_row(metric, model, a[metric].get(model), b[metric].get(model), None, "exact", NOT_COMPARABLE, f"{model} is missing in the {'run' if model not in b.index else 'reference'}"))
+                continue
+            if metric == "recoverable_compression" and floor_a != floor_b:
+                rows.append(_row(metric, model, a.loc[model, metric], b.loc[model, metric], None, "exact", NOT_COMPARABLE, f"different report.top1_floor ({floor_a} vs {floor_b})"))
+                continue
+            x, y = a.loc[model, metric], b.loc[model, metric]
+            same = (pd.isna(x) and pd.isna(y)) or (not pd.isna(x) and not pd.isna(y) and math.isclose(x, y, rel_tol=1e-9))
+            rows.append(_row(metric, model, x, y, None if same else (y - x if not (pd.isna(x) or pd.isna(y)) else None), "exact", REPRODUCED if same else DIFFERS))
+    return rows
+
+
+def _claims(run: Run, claims: list[dict]) -> pd.DataFrame:
+    acc, summ = run.tables["accuracy"], run.tables["latency_summary"]
+    points = analysis.operating_points(acc, summ)
+    return analysis.evaluate_claims(claims, acc, points, run.config.get("report", {}).get("top1_floor", 0.0)).set_index("id")
+
+
+def _claim_rows(ref: Run, run: Run, claims: list[dict]) -> list[dict]:
+    a, b = _claims(ref, claims), _claims(run, claims)
+    rows = []
+    for cid in a.index:
+        va, vb = a.loc[cid, "verdict"], b.loc[cid, "verdict"]
+        ours = (a.loc[cid, "ours"], b.loc[cid, "ours"])
+        if analysis.NOT_MEASURABLE in (va, vb) and va != vb:
+            rows.append(_row("claim", cid, va, vb, None, "same verdict", NOT_COMPARABLE, f"measurable in one run only: {b.loc[cid, 'reason'] if vb == analysis.NOT_MEASURABLE else a.loc[cid, 'reason']}"))
+            continue
+        rows.append(_row("claim", cid, f"{va} ({_fmt(ours[0])})", f"{vb} ({_fmt(ours[1])})", None, "same verdict", REPRODUCED if va == vb else DIFFERS))
+    return rows
+
+
+def _fmt(v) -> str:
+    if isinstance(v, list):
+        return " / ".join(f"{x:.4g}" for x in v)
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "-" if v is None else str(v)
+
+
+def compare(reference: Run, run: Run, claims: list[dict], tol: Tolerances | None = None) -> pd.DataFrame:
+    """One row per compared number (COLUMNS)."""
+    tol = tol or Tolerances.from_config(reference.config)
+    rows = _accuracy_rows(reference, run, tol) + _latency_rows(reference, run, tol) + _footprint_rows(reference, run) + _claim_rows(reference, run, claims)
+    return pd.DataFrame(rows, columns=COLUMNS)

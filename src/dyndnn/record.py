@@ -1,0 +1,180 @@
+"""A run's record: what a reviewer needs to see, replay and compare a run without training.
+
+Scope: collect a finished run's small outputs (tables with their provenance, per-model
+evaluations, each board's summary, facts and raw samples, Snakemake benchmark files, the
+report) into a record folder with a `manifest.json` (commit, config as run, start and
+finish, wall seconds, host, training precision, sha256 of every file); verify a record
+against its manifest; and replay one: re-render every figure and the report from the
+record's tables into another folder. No torch: records are read where no training
+happens. Comparing two records is `dyndnn.compare`'s.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import platform
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+__all__ = ["RecordError", "MANIFEST", "mark_started", "make_record", "verify", "replay", "host_facts"]
+
+MANIFEST = "manifest.json"
+RUN_STARTED = "run_started.json"  # written by the Snakefile's onstart handler
+RECORD_VERSION = 1
+GZIP_OVER = 1 << 20  # raw samples above 1 MiB are shipped gzipped
+
+
+class RecordError(ValueError):
+    """A record is missing, incomplete or does not match its manifest (the file is named)."""
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def host_facts() -> dict:
+    """CPU model, cores and memory of this host."""
+    cpu, mem = platform.processor() or platform.machine(), None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return {"node": platform.node(), "cpu_model": cpu, "cores": os.cpu_count(), "memory_bytes": mem, "machine": platform.machine(), "system": platform.platform()}
+
+
+def _record_files(results: Path) -> list[tuple[Path, str]]:
+    """(source, path in the record) of everything a record ships; no weights, no ONNX."""
+    picks = []
+    for pattern in ("tables/*.csv", "tables/*.meta.json", "eval/seed*/*.csv", "profile/*/summary.csv", "profile/*/board.json", "profile/*/samples.csv", "benchmarks/**/*.tsv", "data/dataset.json", "report/index.html", RUN_STARTED):
+        picks += sorted(p for p in results.glob(pattern) if p.is_file())
+    return [(p, str(p.relative_to(results))) for p in picks]
+
+
+def mark_started(results: str | Path) -> None:
+    """When this invocation of the pipeline started (the record's `started`)."""
+    path = Path(results) / RUN_STARTED
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"started": datetime.now(timezone.utc).isoformat(timespec="seconds")}) + "\n")
+
+
+def make_record(results: str | Path, out: str | Path, config: dict, configfiles: list[str], git: dict, precision: list[str], claims: str | Path | None = None) -> dict:
+    """Copy a finished run's record files from `results` into `out` (replaced whole, written
+    in a sibling folder first), with the claims file the report was checked against, and
+    write its manifest; returns the manifest."""
+    results, out = Path(results), Path(out)
+    started_file = results / RUN_STARTED
+    started = json.loads(started_file.read_text())["started"] if started_file.is_file() else None
+    finished = datetime.now(timezone.utc)
+    staging = out.with_name(out.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    files = {}
+    for src, rel in _record_files(results):
+        if rel == RUN_STARTED:
+            continue
+        dst = staging / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith("samples.csv") and src.stat().st_size > GZIP_OVER:
+            dst = dst.with_name(dst.name + ".gz")
+            with open(src, "rb") as f, gzip.GzipFile(dst, "wb", mtime=0) as g:
+                shutil.copyfileobj(f, g)
+        else:
+            shutil.copyfile(src, dst)
+        files[str(dst.relative_to(staging))] = sha256(dst)
+    if claims is not None:
+        shutil.copyfile(claims, staging / "claims.yaml")
+        files["claims.yaml"] = sha256(staging / "claims.yaml")
+    manifest = {
+        "record_version": RECORD_VERSION,
+        "git_commit": git.get("commit"),
+        "git_dirty": git.get("dirty"),
+        "config": config,
+        "configfiles": list(configfiles),
+        "started": started,
+        "finished": finished.isoformat(timespec="seconds"),
+        "wall_s": round((finished - datetime.fromisoformat(started)).total_seconds(), 1) if started else None,
+        "host": host_facts(),
+        "precision": precision,
+        "files": dict(sorted(files.items())),
+    }
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(staging, out)
+    return manifest
+
+
+def verify(record: str | Path) -> dict:
+    """The record's manifest, after checking every listed file's sha256 and that nothing the
+    tables need is missing; raises RecordError naming the file."""
+    record = Path(record)
+    path = record / MANIFEST
+    if not path.is_file():
+        raise RecordError(f"{path}: no manifest (is {record} a record made by the pipeline's record rule?)")
+    try:
+        manifest = json.loads(path.read_text())
+        files = manifest["files"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise RecordError(f"{path}: malformed manifest ({e})") from None
+    for rel, digest in files.items():
+        f = record / rel
+        if not f.is_file():
+            raise RecordError(f"{f}: listed in {path} but missing")
+        got = sha256(f)
+        if got != digest:
+            raise RecordError(f"{f}: sha256 {got} does not match the manifest's {digest} (the file was changed after the run)")
+    for needed in ("tables/accuracy.csv", "tables/latency_summary.csv", "tables/latency_samples.csv", "tables/boards.csv", "data/dataset.json"):
+        if needed not in files:
+            raise RecordError(f"{record / needed}: missing from the record (not in {path})")
+    return manifest
+
+
+def replay(record: str | Path, out: str | Path, repo: str | Path) -> Path:
+    """Re-render every figure and the report of a verified record into `out` (never into the
+    record): the same plotting and report functions the pipeline's rules call, on the
+    record's tables. Returns the report's path."""
+    from dyndnn import plots
+    from dyndnn.figures import FIGURES
+    from dyndnn.report import TABLE_SECTIONS, load_tables, report_from_files
+
+    record, out, repo = Path(record), Path(out), Path(repo)
+    if out.resolve() == record.resolve() or record.resolve() in out.resolve().parents:
+        raise RecordError(f"replay output {out} is inside the record {record}: give another folder")
+    manifest = verify(record)
+    config = manifest["config"]
+    tables = record / "tables"
+    inputs = {
+        "accuracy": str(tables / "accuracy.csv"),
+        "summary": str(tables / "latency_summary.csv"),
+        "samples": str(tables / "latency_samples.csv"),
+        "boards": str(tables / "boards.csv"),
+        "dataset": str(record / "data/dataset.json"),
+        "claims": str(record / "claims.yaml" if (record / "claims.yaml").is_file() else repo / "config/claims.yaml"),
+        "template": str(repo / "report/templates/report.html.j2"),
+    }
+    for name in ("budget_trace", "budget_summary", *TABLE_SECTIONS):
+        if (tables / f"{name}.csv").is_file():
+            inputs[name] = str(tables / f"{name}.csv")
+    top1_floor = config["report"]["top1_floor"]
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    loaded = load_tables(inputs, top1_floor)
+    for name in FIGURES:
+        plots.save(plots.PLOTS[name](loaded), str(figures / f"{name}.svg"), str(figures / f"{name}.png"))
+    inputs["figures"] = [str(figures / f"{name}.png") for name in FIGURES]
+    html = out / "report/index.html"
+    report_from_files(inputs, str(html), config["report"]["title"], top1_floor, manifest.get("configfiles", []), max_others_share=config["profile"].get("max_others_share", 0.25))
+    return html
