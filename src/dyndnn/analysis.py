@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["DYNAMIC", "NAIVE", "dynamic_range", "latency_summary", "operating_points", "layout_table", "pareto_mask", "range_table", "footprint_table", "seed_summary", "ablation_table", "evaluate_claims", "verdict"]
+__all__ = ["DYNAMIC", "NAIVE", "dynamic_range", "latency_summary", "median_spread", "operating_points", "layout_table", "pareto_mask", "range_table", "footprint_table", "seed_summary", "ablation_table", "evaluate_claims", "verdict"]
 
 
 def dynamic_range(values) -> float:
@@ -41,6 +41,21 @@ def latency_summary(samples: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return out.reset_index()
+
+
+def median_spread(samples: pd.DataFrame, parts: int = 3) -> pd.DataFrame:
+    """Per measured point: the medians of `parts` consecutive slices of its timed runs, and
+    their spread (max - min) / overall median: how much the point's median moved while it was
+    measured (host load, thermal throttling); NaN with fewer than 2 runs per slice."""
+    keys = ["board", "model", "groups", "mapping", "frequency"]
+    rows = []
+    for key, g in samples.groupby(keys, sort=True):
+        v = g.sort_values("run_idx")["latency_ms"].to_numpy()
+        chunks = [c for c in np.array_split(v, parts) if len(c) >= 2]
+        meds = [float(np.median(c)) for c in chunks]
+        spread = (max(meds) - min(meds)) / float(np.median(v)) if len(meds) == parts else float("nan")
+        rows.append({**dict(zip(keys, key)), "median_spread": spread})
+    return pd.DataFrame(rows, columns=[*keys, "median_spread"])
 
 
 # -- operating points, Pareto fronts, dynamic ranges --------------------------------

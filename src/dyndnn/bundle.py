@@ -47,7 +47,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from dyndnn.provenance import write_atomic
+from dyndnn.provenance import sha256_file, write_atomic
 
 __all__ = [
     "BundleError",
@@ -162,14 +162,6 @@ def fetch(url: str, dest: Path, sha256: str | None = None, retries: int = 4, tim
             log.warning("download %s failed (attempt %d/%d): %s", url, attempt + 1, retries, e)
             time.sleep(min(2**attempt, 10))
     raise BundleError(f"cannot download {url} after {retries} attempts: {last}")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------

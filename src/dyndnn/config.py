@@ -9,7 +9,6 @@ any job. Components take only their own sub-config.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -104,6 +103,7 @@ class MeasureSettings:
     parity_images: int = 8
     parity_atol: float = 1e-4
     max_others_share: float = 0.25
+    max_median_spread: float = 0.1
     refuse_busy: bool = False
     busy_probe_s: float = 1.0
 
@@ -176,12 +176,11 @@ def _check_data_path(path: Path, sha256: str | None) -> None:
     if not path.exists():
         raise ConfigError(f"data.path {path} does not exist (relative paths are relative to the working directory {Path.cwd()}); source=images needs a folder or .tar.gz")
     if sha256 and path.is_file():
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        if h.hexdigest() != sha256:
-            raise ConfigError(f"data.path {path}: sha256 {h.hexdigest()} does not match data.sha256 {sha256} (a different or damaged archive)")
+        from dyndnn.provenance import sha256_file
+
+        digest = sha256_file(path)
+        if digest != sha256:
+            raise ConfigError(f"data.path {path}: sha256 {digest} does not match data.sha256 {sha256} (a different or damaged archive)")
 
 
 def design_knobs(model: ModelConfig, train: TrainConfig, description: str) -> dict:

@@ -21,18 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dyndnn.provenance import sha256_file  # noqa: F401 (part of this module's interface: archives are checked with it)
+
 __all__ = ["CLASSES", "fetch", "prepare", "sha256_file", "load_split"]
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def sha256_tensors(*tensors: torch.Tensor) -> str:

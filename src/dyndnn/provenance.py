@@ -6,6 +6,7 @@ atomically. No analysis.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["git_state", "package_versions", "collect", "write_atomic", "write_table", "read_meta"]
+__all__ = ["git_state", "package_versions", "collect", "sha256_file", "write_atomic", "write_table", "read_meta"]
 
 PACKAGES = ("dyndnn", "snakemake", "torch", "torchvision", "onnx", "onnxruntime", "numpy", "pandas", "seaborn", "jinja2")
 
@@ -57,6 +58,15 @@ def collect(repo_dir: str | Path, config: dict | None = None, dataset: dict | No
         "dataset": dataset or {},
         **extra,
     }
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file, read in chunks (the one checksum of archives, bundles and records)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:

@@ -12,13 +12,14 @@ happens. Comparing two records is `dyndnn.compare`'s.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import platform
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
+
+from dyndnn.provenance import sha256_file as sha256
 
 __all__ = ["RecordError", "MANIFEST", "mark_started", "make_record", "verify", "replay", "host_facts"]
 
@@ -30,14 +31,6 @@ GZIP_OVER = 1 << 20  # raw samples above 1 MiB are shipped gzipped
 
 class RecordError(ValueError):
     """A record is missing, incomplete or does not match its manifest (the file is named)."""
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def host_facts() -> dict:
@@ -176,5 +169,6 @@ def replay(record: str | Path, out: str | Path, repo: str | Path) -> Path:
         plots.save(plots.PLOTS[name](loaded), str(figures / f"{name}.svg"), str(figures / f"{name}.png"))
     inputs["figures"] = [str(figures / f"{name}.png") for name in FIGURES]
     html = out / "report/index.html"
-    report_from_files(inputs, str(html), config["report"]["title"], top1_floor, manifest.get("configfiles", []), max_others_share=config["profile"].get("max_others_share", 0.25))
+    report_from_files(inputs, str(html), config["report"]["title"], top1_floor, manifest.get("configfiles", []), max_others_share=config["profile"].get("max_others_share", 0.25),
+                       max_median_spread=config["profile"].get("max_median_spread", 0.1))
     return html

@@ -226,10 +226,19 @@ def regenerate_command(name: str, configfiles: list[str]) -> str:
     return f"snakemake --cores all{cfg} --forcerun figure_{name} -- results/figures/{name}.svg"
 
 
-def load_warnings(boards: list[dict], max_others_share: float) -> list[str]:
+def load_warnings(boards: list[dict], max_others_share: float, samples: pd.DataFrame | None = None, max_median_spread: float = 0.1) -> list[str]:
     """One line per board whose measurement shared its CPUs with other processes beyond
-    `max_others_share` (profile.max_others_share): its latencies may be inflated."""
+    `max_others_share` (profile.max_others_share), and per board whose points' medians moved
+    by more than `max_median_spread` within their own runs (thirds of the timed runs): its
+    latencies may be inflated or unstable."""
     out = []
+    if samples is not None and not samples.empty:
+        spread = analysis.median_spread(samples)
+        for board, g in spread[spread.median_spread > max_median_spread].groupby("board"):
+            worst = g.loc[g.median_spread.idxmax()]
+            out.append(f"Board {board}: the median latency of {len(g)} of {int((spread.board == board).sum())} points moved by more than {max_median_spread:.0%} "
+                       f"between thirds of their own runs (profile.max_median_spread; worst {worst.median_spread:.0%}: {worst.model} g{worst.groups} on {worst.mapping}); "
+                       "the host was not steady while measured.")  # fmt: skip
     for b in boards:
         share = b["facts"].get("host_others_cpu_share")
         try:
@@ -271,7 +280,7 @@ def reference_context(reference: str | Path, claims: list[dict], tables: dict, b
     }, per_claim
 
 
-def report_from_files(inputs: dict, out_html: str, title: str, top1_floor: float, configfiles: list[str] = (), max_others_share: float = 0.25, reference: str | None = None) -> None:
+def report_from_files(inputs: dict, out_html: str, title: str, top1_floor: float, configfiles: list[str] = (), max_others_share: float = 0.25, reference: str | None = None, max_median_spread: float = 0.1) -> None:
     """Load the aggregated tables named in `inputs`, evaluate the claims, render the report."""
     import yaml
 
@@ -287,7 +296,7 @@ def report_from_files(inputs: dict, out_html: str, title: str, top1_floor: float
     claims = analysis.evaluate_claims(claim_list, tables["accuracy"], tables["points"], top1_floor, tables.get("layouts"))
     dataset = json.loads(Path(inputs["dataset"]).read_text())
     context = build_context(title, tables, claims, boards, figures, read_meta(inputs["accuracy"]), dataset)
-    context["warnings"] = load_warnings(boards, max_others_share)
+    context["warnings"] = load_warnings(boards, max_others_share, tables["samples"], max_median_spread)
     if reference:
         context["reference"], per_claim = reference_context(reference, claim_list, tables, boards, context["provenance"].get("config", {}), claims)
         for c in context["claims"]:

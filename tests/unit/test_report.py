@@ -226,3 +226,17 @@ def test_busy_boards_are_warned_about():
     ]
     (warning,) = load_warnings(boards, 0.25)
     assert "Board local was busy" in warning and "62%" in warning and "max_others_share 25%" in warning
+
+
+def test_unsteady_medians_are_warned_about():
+    from dyndnn.report import load_warnings
+
+    steady = [1.0] * 30
+    drifting = [1.0] * 10 + [1.5] * 10 + [1.0] * 10  # the middle third ran 50 % slower
+    samples = pd.DataFrame(
+        [{"board": "local", "model": "dynamic", "groups": k, "mapping": "one-core", "frequency": "fixed", "run_idx": i, "latency_ms": v}
+         for k, runs in ((1, steady), (2, drifting)) for i, v in enumerate(runs)]
+    )  # fmt: skip
+    (warning,) = load_warnings([], 0.25, samples, 0.1)
+    assert "Board local: the median latency of 1 of 2 points moved by more than 10%" in warning and "worst 50%: dynamic g2" in warning
+    assert load_warnings([], 0.25, samples, 0.6) == []

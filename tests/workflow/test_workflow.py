@@ -27,11 +27,24 @@ def test_dry_run_of_the_default_config(tmp_path):
     assert "results/models/static/seed0/final.pt" in stage1
 
 
-def test_bad_config_is_rejected_before_any_job(tmp_path):
-    cfg = write_config(tmp_path / "bad.yaml", **{"model.groups": 5})
-    proc = snakemake(tmp_path, "--configfile", str(cfg), check=False)
+@pytest.mark.parametrize(
+    "edits, message",
+    [
+        ({"model.groups": 5}, "not divisible by groups=5"),
+        ({"ablation": {"warp": {"train": {"schedule": "warp"}}}}, "ablation.warp.train.schedule: 'warp' is not one of"),
+        ({"ablation": {"zero": {"train": {"epochs": 0}}}}, "ablation.zero.train.epochs: 0 is less than the minimum of 1"),
+        ({"simulate": {"board": "nosuch"}}, "simulate.board 'nosuch' is not a profiled board"),
+        ({"data.path": "/nonexistent/cifar.tar.gz"}, "data.path /nonexistent/cifar.tar.gz does not exist"),
+        ({"data.sha256": "0" * 64}, "does not match data.sha256"),
+        ({"report": {"title": "t", "top1_floor": 0.2, "reference": "reference/nosuch"}}, "report.reference 'reference/nosuch': no record there"),
+    ],
+)
+def test_bad_config_is_rejected_before_any_job(tmp_path, edits, message, cifar_archive):
+    edits = {"data.path": str(cifar_archive), **edits}
+    cfg = write_config(tmp_path / "bad.yaml", **edits)
+    proc = snakemake(tmp_path, "-n", "--configfile", str(cfg), check=False)
     assert proc.returncode != 0
-    assert "not divisible by groups=5" in proc.stderr
+    assert message in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "results").exists()
 
 

@@ -105,6 +105,7 @@ rule report:
         top1_floor=config["report"]["top1_floor"],
         configfiles=report_configfiles(),
         max_others_share=config["profile"]["max_others_share"],
+        max_median_spread=config["profile"]["max_median_spread"],
         reference=REFERENCE,
     log:
         "results/logs/report.log",
