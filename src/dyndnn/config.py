@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from dyndnn.model import ModelConfig
+from dyndnn.arch import ModelConfig
 
 __all__ = ["ConfigError", "DataConfig", "TrainConfig", "ExportConfig", "MeasureSettings", "Config", "load", "validate_schema"]
 

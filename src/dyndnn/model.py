@@ -21,66 +21,14 @@ invariants structural rather than a matter of gradient masks:
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
+from dyndnn.arch import CONNECTIVITIES, HEADS, LAYOUTS, POOL_AFTER, ModelConfig, arch_config
+
 __all__ = ["ModelConfig", "GroupedAlexNet", "arch_config", "StaticAlexNet", "GroupedLinear", "NestedLayer", "CONNECTIVITIES", "HEADS", "LAYOUTS"]
-
-CONNECTIVITIES = ("nested", "grouped")
-# sum: logits_k = sum_{j<=k} W_j h_j + b (one head slice per group);
-# per_config: logits_k = H_k [h_1..h_k] (one head per configuration, trained at stage k).
-HEADS = ("sum", "per_config")
-POOL_AFTER = (0, 1, 4)  # max-pool after conv1, conv2, conv5 (32 -> 16 -> 8 -> 4)
-# How a nested layer of a materialised k-group network executes:
-# split: one op per output group over the input prefix it reads, outputs concatenated
-#        (only the connections that exist run: the default);
-# dense: one dense op whose weight has zero blocks above the diagonal (the naive
-#        reference layout: every configuration pays for the pruned connections).
-LAYOUTS = ("split", "dense")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture of the grouped AlexNet; JSON-able, stored in every checkpoint."""
-
-    groups: int = 4
-    connectivity: str = "nested"
-    conv_channels: tuple[int, ...] = (64, 192, 384, 256, 256)
-    fc_features: tuple[int, ...] = (1024, 1024)
-    num_classes: int = 10
-    head: str = "sum"
-    dropout: float = 0.5
-    # Training stage k only: dropout on the frozen groups' features where group k reads
-    # them, so the new group cannot lean on them alone and learns complementary filters.
-    # Never active at inference, never touches the frozen groups' own outputs.
-    frozen_dropout: float = 0.0
-    image_size: int = 32
-
-    def __post_init__(self):
-        object.__setattr__(self, "conv_channels", tuple(self.conv_channels))
-        object.__setattr__(self, "fc_features", tuple(self.fc_features))
-        if self.connectivity not in CONNECTIVITIES:
-            raise ValueError(f"connectivity must be one of {CONNECTIVITIES}, got {self.connectivity!r}")
-        if self.head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
-        if len(self.conv_channels) != 5:
-            raise ValueError(f"conv_channels needs 5 entries (AlexNet), got {len(self.conv_channels)}")
-        for name, widths in (("conv_channels", self.conv_channels), ("fc_features", self.fc_features)):
-            bad = [w for w in widths if w % self.groups]
-            if bad:
-                raise ValueError(f"model.{name} {list(widths)}: {bad} not divisible by groups={self.groups}")
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @property
-    def feature_size(self) -> int:
-        """Spatial size after the three pools."""
-        return self.image_size // 2 ** len(POOL_AFTER)
-
 
 def _reads(connectivity: str, j: int) -> slice:
     """Which input groups output group j reads (0-based slice of group indices)."""
@@ -242,18 +190,6 @@ class GroupedAlexNet(Switchable, nn.Module):
 
     def arch_config(self, k: int) -> dict:
         return arch_config(self.cfg, k)
-
-
-def arch_config(cfg: ModelConfig, k: int) -> dict:
-    """JSON-able description of configuration k of any technique built on `cfg`."""
-    G = cfg.groups
-    return {
-        **cfg.to_dict(),
-        "active_groups": k,
-        "width_pct": round(100 * k / G),
-        "conv_channels_active": [c * k // G for c in cfg.conv_channels],
-        "fc_features_active": [c * k // G for c in cfg.fc_features],
-    }
 
 
 class GroupedLinear(nn.Module):

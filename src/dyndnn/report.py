@@ -17,6 +17,7 @@ import jinja2
 import pandas as pd
 
 from dyndnn import analysis
+from dyndnn.arch import POOL_AFTER
 
 __all__ = ["render", "build_context", "write_report"]
 
@@ -55,7 +56,7 @@ def layer_rows(model: dict) -> list[dict]:
     G, size = model["groups"], model.get("image_size", 32)
     rows = []
     for i, c in enumerate(model["conv_channels"]):
-        pool = i in (0, 1, 4)
+        pool = i in POOL_AFTER
         rows.append({"layer": f"conv{i + 1}", "type": "conv 3x3/1 pad 1 + BN + ReLU" + (" + maxpool 2" if pool else ""), "output": f"{size // 2 if pool else size}x{size // 2 if pool else size}", "widths": [c * k // G for k in range(1, G + 1)]})
         size = size // 2 if pool else size
     for i, f in enumerate(model["fc_features"]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -16,6 +17,9 @@ from helpers import REPO, job_counts, snakemake, write_config
 
 def test_dry_run_of_the_default_config(tmp_path):
     proc = snakemake(tmp_path, "-n")
+    traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n", "--cores", "1"], capture_output=True, text=True, timeout=300)
+    assert traced.returncode == 0 and "| dyndnn.config" in traced.stderr
+    assert not re.search(r"\| +torch$", traced.stderr, re.M), "the DAG parse must not import torch"
     jobs = job_counts(proc.stdout + proc.stderr)
     techniques = 1 + jobs["train_baseline"]  # the dynamic DNN and the four existing works
     assert jobs["train_increment"] == 4 and jobs["train_baseline"] == 4 and jobs["evaluate"] == techniques

@@ -79,16 +79,19 @@ def design_block(section):
 
 def stage_train_block(wildcards):
     """Stage k's recipe: the train block with stage k's epochs and peak LR resolved and the
-    per-stage lists dropped, so editing another stage's value leaves this job alone."""
+    per-stage lists dropped, so editing another stage's value leaves this job alone. Keys
+    sorted: Snakemake compares params by their text, and the key order of a config block
+    depends on where its keys were written (config.yaml, a configfile, schema defaults)."""
     block = design_block("train")(wildcards)
     k = int(wildcards.k)
-    return {
+    block = {
         **block,
         "epochs": block["stage_epochs"][k - 1] if block.get("stage_epochs") else block["epochs"],
         "lr": block["stage_lr"][k - 1] if block.get("stage_lr") else block["lr"],
         "stage_epochs": None,
         "stage_lr": None,
     }
+    return dict(sorted(block.items()))
 
 
 def static_model(wildcards):
