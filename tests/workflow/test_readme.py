@@ -33,7 +33,7 @@ def test_the_readme_quotes_the_commands_a_reviewer_needs():
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_readme_command_runs_as_written(command, tmp_path):
+def test_readme_command_runs_as_written(command, tmp_path, request):
     argv = shlex.split(command)
     if argv[0] == "make" and any(a.startswith("DATA=../shared") for a in argv) and not (REPO / "../shared/data/cifar10-jpeg.tar.gz").is_file():
         pytest.skip("the offline CIFAR-10 archive ../shared/data/cifar10-jpeg.tar.gz is absent")
@@ -46,9 +46,12 @@ def test_readme_command_runs_as_written(command, tmp_path):
     offline = [a for a in argv if "../shared/data/" in a or a in ("config/quick.yaml", "config/laptop.yaml", "config/ablation.yaml")]
     if offline and not (REPO / "../shared/data/cifar10-jpeg.tar.gz").is_file():
         pytest.skip("the offline CIFAR-10 archive ../shared/data/cifar10-jpeg.tar.gz is absent")
-    if "--report" in argv:  # write the report outside the checkout
+    cwd = REPO
+    if "--report" in argv:  # after a run (the quick run's folder and config); the report goes outside the checkout
+        workdir, cfg, _ = request.getfixturevalue("quick_run")
         argv[argv.index("--report") + 1] = str(tmp_path / "report.html")
+        argv += ["-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(cfg)]
     elif "--unlock" not in argv and "-n" not in argv:
         argv.append("-n")
-    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"{command}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
