@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["DYNAMIC", "NAIVE", "dynamic_range", "latency_summary", "median_spread", "operating_points", "layout_table", "pareto_mask", "range_table", "footprint_table", "seed_summary", "ablation_table", "evaluate_claims", "verdict"]
+__all__ = ["DYNAMIC", "NAIVE", "dynamic_range", "latency_summary", "top_frequency", "median_spread", "operating_points", "layout_table", "pareto_mask", "range_table", "footprint_table", "seed_summary", "ablation_table", "evaluate_claims", "verdict"]
 
 
 def dynamic_range(values) -> float:
@@ -41,6 +41,13 @@ def latency_summary(samples: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return out.reset_index()
+
+
+def top_frequency(points: pd.DataFrame) -> pd.DataFrame:
+    """Each (board, mapping)'s rows at its highest DVFS level (or its fixed one)."""
+    freq = pd.to_numeric(points["frequency"], errors="coerce")
+    top = freq.groupby([points["board"], points["mapping"]]).transform("max")
+    return points[top.isna() | (freq == top)]
 
 
 def median_spread(samples: pd.DataFrame, parts: int = 3) -> pd.DataFrame:

@@ -49,6 +49,7 @@ class Run:
     tables: dict[str, pd.DataFrame]
     config: dict
     boards: dict[str, dict]  # board -> facts
+    manifest: dict | None = None  # a record's (verified); None for a results folder
 
 
 TABLES = ("accuracy", "latency_summary", "boards", "seed_summary")
@@ -60,8 +61,10 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.is_dir():
         raise RecordError(f"{path}: no such folder (give a record, e.g. reference/quick, or a results folder)")
+    manifest = None
     if (path / MANIFEST).is_file():
-        config = verify(path)["config"]
+        manifest = verify(path)
+        config = manifest["config"]
     else:
         meta = path / "tables/accuracy.meta.json"
         if not meta.is_file():
@@ -85,7 +88,7 @@ def load_run(path: str | Path) -> Run:
         if missing:
             raise RecordError(f"{path / 'tables' / (name + '.csv')}: malformed table, no column {', '.join(sorted(missing))}")
     facts = {b: dict(zip(d["fact"], d["value"])) for b, d in tables["boards"].groupby("board")} if not tables["boards"].empty else {}
-    return Run(str(path), tables, config, facts)
+    return Run(str(path), tables, config, facts, manifest)
 
 
 def _row(kind, key, ref, run, diff, tol, status, reason=""):
@@ -119,15 +122,9 @@ def _accuracy_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
     return rows
 
 
-def _top_frequency(summary: pd.DataFrame) -> pd.DataFrame:
-    freq = pd.to_numeric(summary["frequency"], errors="coerce")
-    top = freq.groupby([summary["board"], summary["mapping"]]).transform("max")
-    return summary[top.isna() | (freq == top)]
-
-
 def _latency_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
     rows = []
-    a, b = (_top_frequency(r.tables["latency_summary"]) if not r.tables["latency_summary"].empty else r.tables["latency_summary"] for r in (ref, run))
+    a, b = (analysis.top_frequency(r.tables["latency_summary"]) if not r.tables["latency_summary"].empty else r.tables["latency_summary"] for r in (ref, run))
     boards_a = set(a["board"]) if not a.empty else set()
     boards_b = set(b["board"]) if not b.empty else set()
     for board in sorted(boards_a ^ boards_b):

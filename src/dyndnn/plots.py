@@ -54,24 +54,17 @@ def fig3_confidence(t: dict) -> plt.Figure:
     return fig
 
 
-def _top_frequency(samples: pd.DataFrame) -> pd.DataFrame:
-    """Each (board, mapping)'s samples at its highest DVFS level (or its fixed one)."""
-    freq = pd.to_numeric(samples["frequency"], errors="coerce")
-    top = freq.groupby([samples["board"], samples["mapping"]]).transform("max")
-    return samples[top.isna() | (freq == top)]
-
-
 def fig4_latency(t: dict) -> plt.Figure:
     """Paper Fig. 4: single-image inference time per configuration, one panel per board and
     mapping (its highest DVFS level): the dynamic DNN in its shipped layout, the static dense
     models of the same widths and the dense-with-zeros layout (naive reference)."""
-    from dyndnn.analysis import DYNAMIC, NAIVE
+    from dyndnn.analysis import DYNAMIC, NAIVE, top_frequency
 
     theme()
     samples = t["samples"]
     if samples.empty:
         return _empty("no latency measurements")
-    d = _top_frequency(samples.assign(configuration=_configuration(samples)))
+    d = top_frequency(samples.assign(configuration=_configuration(samples)))
     shown = [m for m in (DYNAMIC, "static", NAIVE) if m in set(d["model"])] or sorted(d["model"].unique())
     d = d[d.model.isin(shown)].assign(model=lambda x: x.model.replace({NAIVE: f"{NAIVE} (naive layout)"}))
     panels = sorted({(b, m) for b, m in zip(d["board"], d["mapping"])})

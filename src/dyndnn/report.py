@@ -257,10 +257,12 @@ def reference_context(reference: str | Path, claims: list[dict], tables: dict, b
     """The reference record set beside this run: per claim its verdict and value there and
     whether ours reproduces it, and the rows of `dyndnn compare` that did not reproduce."""
     from dyndnn.compare import NOT_COMPARABLE, REPRODUCED, Run, compare, load_run
-    from dyndnn.record import verify
+    from dyndnn.record import RecordError
 
     ref = load_run(reference)
-    manifest = verify(reference)
+    if ref.manifest is None:
+        raise RecordError(f"report.reference {reference}: not a record (no manifest.json)")
+    manifest = ref.manifest
     run = Run("this run", {"accuracy": tables["accuracy"], "latency_summary": tables["summary"], "boards": pd.DataFrame(), "seed_summary": tables.get("seed_summary", pd.DataFrame())}, config, {b["board"]: b["facts"] for b in boards})
     rows = compare(ref, run, claims)
     by_claim = rows[rows.kind == "claim"].set_index("key")
