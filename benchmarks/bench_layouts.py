@@ -24,10 +24,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from dyndnn.baselines import SlimmableAlexNet, width_config
 from dyndnn.config import read_yaml
 from dyndnn.export import INPUT, graph_macs, to_onnx_bytes
-from dyndnn.model import GroupedAlexNet, ModelConfig
+from dyndnn.model import GroupedAlexNet, ModelConfig, SlimmableAlexNet, width_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -20,9 +20,9 @@ from dataclasses import replace
 
 import torch
 
-from dyndnn.baselines import SlimmableAlexNet, slimmable_loss, width_config
+from dyndnn.baselines import slimmable_loss
 from dyndnn.config import TrainConfig, read_yaml
-from dyndnn.model import GroupedAlexNet, ModelConfig
+from dyndnn.model import GroupedAlexNet, ModelConfig, SlimmableAlexNet, width_config
 from dyndnn.train import build_optimizer, cross_entropy_loss, distillation_loss, resolve_precision, to_layout, train_one_epoch
 
 

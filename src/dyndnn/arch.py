@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from dyndnn.defaults import default
+
 __all__ = ["ModelConfig", "arch_config", "CONNECTIVITIES", "HEADS", "LAYOUTS", "POOL_AFTER"]
 
 CONNECTIVITIES = ("nested", "grouped")
@@ -29,17 +31,17 @@ LAYOUTS = ("split", "dense")
 class ModelConfig:
     """Architecture of the grouped AlexNet; JSON-able, stored in every checkpoint."""
 
-    groups: int = 4
-    connectivity: str = "nested"
-    conv_channels: tuple[int, ...] = (64, 192, 384, 256, 256)
-    fc_features: tuple[int, ...] = (1024, 1024)
+    groups: int = default("model", "groups")
+    connectivity: str = default("model", "connectivity")
+    conv_channels: tuple[int, ...] = default("model", "conv_channels")
+    fc_features: tuple[int, ...] = default("model", "fc_features")
     num_classes: int = 10
-    head: str = "sum"
-    dropout: float = 0.5
+    head: str = default("model", "head")
+    dropout: float = default("model", "dropout")
     # Training stage k only: dropout on the frozen groups' features where group k reads
     # them, so the new group cannot lean on them alone and learns complementary filters.
     # Never active at inference, never touches the frozen groups' own outputs.
-    frozen_dropout: float = 0.0
+    frozen_dropout: float = default("model", "frozen_dropout")
     image_size: int = 32
 
     def __post_init__(self):

@@ -4,19 +4,21 @@ Scope: structure, types and defaults are checked by the JSON schema in
 `workflow/schemas/` (through `snakemake.utils.validate` in the workflow, or
 `validate_schema` here); `load` turns the validated dict into frozen
 dataclasses and rejects combinations a schema cannot express. Both run before
-any job. Components take only their own sub-config.
+any job. Defaults are written once, in the schema (`dyndnn.defaults`); rules pass
+each job its typed slice (`as_params`), and a job rebuilds it with `cls(**params)`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
 
 from dyndnn.arch import ModelConfig
+from dyndnn.defaults import default
 
-__all__ = ["ConfigError", "DataConfig", "TrainConfig", "ExportConfig", "MeasureSettings", "Config", "load", "validate_schema"]
+__all__ = ["ConfigError", "DataConfig", "TrainConfig", "ExportConfig", "MeasureSettings", "Config", "load", "validate_schema", "as_params", "read_yaml", "design_knobs"]
 
 NUM_CLASSES = 10
 SPLIT_SIZES = {"train": 50_000, "test": 10_000}
@@ -29,41 +31,41 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class DataConfig:
     source: str
-    path: str | None = None
-    sha256: str | None = None
-    train_subset: int | None = None
-    test_subset: int | None = None
+    path: str | None = default("data", "path")
+    sha256: str | None = default("data", "sha256")
+    train_subset: int | None = default("data", "train_subset")
+    test_subset: int | None = default("data", "test_subset")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    device: str = "auto"
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"
-    step_size: int = 10
-    gamma: float = 0.1
-    label_smoothing: float = 0.0
-    crop_padding: int = 4
-    hflip: bool = True
-    threads: int = 0
+    """A training recipe: what decides the weights (where it runs is `runtime`, not here)."""
+
+    epochs: int = default("train", "epochs")
+    batch_size: int = default("train", "batch_size")
+    lr: float = default("train", "lr")
+    momentum: float = default("train", "momentum")
+    nesterov: bool = default("train", "nesterov")
+    weight_decay: float = default("train", "weight_decay")
+    schedule: str = default("train", "schedule")
+    step_size: int = default("train", "step_size")
+    gamma: float = default("train", "gamma")
+    label_smoothing: float = default("train", "label_smoothing")
+    crop_padding: int = default("train", "crop_padding")
+    hflip: bool = default("train", "hflip")
     # Stage schedules of the dynamic DNN: per-stage epochs and peak LR (None = `epochs`, `lr`
     # for every stage). Baselines use `epochs` and `lr`.
-    stage_epochs: tuple[int, ...] | None = None
-    stage_lr: tuple[float, ...] | None = None
+    stage_epochs: tuple[int, ...] | None = default("train", "stage_epochs")
+    stage_lr: tuple[float, ...] | None = default("train", "stage_lr")
     # Knowledge distillation of every incremental stage from the static baseline's 100 % model
     # (the dense model trained with the same data and budget): loss = (1 - distill) * CE +
     # distill * T^2 * KL(teacher || student) at temperature T (Hinton et al. 2015). 0 = off.
-    distill: float = 0.0
-    distill_temperature: float = 4.0
+    distill: float = default("train", "distill")
+    distill_temperature: float = default("train", "distill_temperature")
     # Training arithmetic: bf16 autocast where the device runs it natively (auto), or
     # fp32 / bf16 by name; channels_last memory layout for the convolutions.
-    precision: str = "auto"
-    channels_last: bool = True
+    precision: str = default("train", "precision")
+    channels_last: bool = default("train", "channels_last")
 
     def __post_init__(self):
         for name in ("stage_epochs", "stage_lr"):
@@ -80,15 +82,20 @@ class TrainConfig:
             stage_lr=None,
         )
 
+    def for_baseline(self) -> "TrainConfig":
+        """The baselines' recipe: `epochs` and `lr`; the dynamic DNN's stage lists and
+        distillation are not theirs (editing them retrains no baseline)."""
+        return replace(self, stage_epochs=None, stage_lr=None, distill=0.0)
+
 
 @dataclass(frozen=True)
 class ExportConfig:
-    opset: int = 13
-    ir_version: int = 7
-    parity_images: int = 32
-    parity_atol: float = 1e-4
-    layout: str = "split"
-    naive_reference: bool = True
+    opset: int = default("export", "opset")
+    ir_version: int = default("export", "ir_version")
+    parity_images: int = default("export", "parity_images")
+    parity_atol: float = default("export", "parity_atol")
+    layout: str = default("export", "layout")
+    naive_reference: bool = default("export", "naive_reference")
 
 
 @dataclass(frozen=True)
@@ -96,16 +103,16 @@ class MeasureSettings:
     """The measurement protocol (MLPerf SingleStream): warm-up discarded, then at
     least `min_runs` timed inferences and at least `min_seconds` per point."""
 
-    warmup: int = 20
-    min_runs: int = 200
-    min_seconds: float = 2.0
-    seed: int = 0
-    parity_images: int = 8
-    parity_atol: float = 1e-4
-    max_others_share: float = 0.25
-    max_median_spread: float = 0.1
-    refuse_busy: bool = False
-    busy_probe_s: float = 1.0
+    warmup: int = default("profile", "warmup")
+    min_runs: int = default("profile", "min_runs")
+    min_seconds: float = default("profile", "min_seconds")
+    seed: int = default("profile", "seed")
+    parity_images: int = default("profile", "parity_images")
+    parity_atol: float = default("profile", "parity_atol")
+    max_others_share: float = default("profile", "max_others_share")
+    max_median_spread: float = default("profile", "max_median_spread")
+    refuse_busy: bool = default("profile", "refuse_busy")
+    busy_probe_s: float = default("profile", "busy_probe_s")
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,14 @@ class Config:
     baselines: tuple[str, ...] = ()
     designs: dict = field(default_factory=dict)  # ablation: name -> (ModelConfig, TrainConfig, description)
     seeds: tuple[int, ...] = (0,)  # training seeds; seeds[0] is the primary seed (its models are exported and measured)
+    device: str = "auto"  # runtime.device: where training runs (not part of any recipe)
+
+
+def as_params(value) -> dict:
+    """A typed config slice as a rule's params: builtins only (Snakemake reruns a job when
+    their text changes, and cannot compare other objects), keys sorted; the job rebuilds the
+    dataclass with `cls(**params)`."""
+    return dict(sorted((k, list(v) if isinstance(v, tuple) else v) for k, v in asdict(value).items()))
 
 
 def _build(cls, values: dict | None):
@@ -131,6 +146,10 @@ def _build(cls, values: dict | None):
     if unknown:
         raise ConfigError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
     return cls(**values)
+
+
+# Run-time settings that used to sit in the recipe: (section, key, where they are now).
+MOVED = (("train", "device", "runtime.device"), ("train", "threads", "--set-threads / a profile's set-threads (jobs use the threads they are given)"))
 
 
 def validate_schema(config: dict, schema_path: str | Path) -> None:
@@ -148,6 +167,9 @@ def validate_schema(config: dict, schema_path: str | Path) -> None:
         error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
         return (".".join(map(str, error.absolute_path)) or "(top level)", error.message) if error is not None else None
 
+    for section, name, home in MOVED:
+        if name in (config.get(section) or {}):
+            raise ConfigError(f"{section}.{name}: moved to {home} (where a job runs is not part of the recipe: changing it retrains nothing)")
     found = first_error(config)
     if found:
         raise ConfigError(f"{found[0]}: {found[1]}")
@@ -255,12 +277,13 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
         data=data,
         model=model,
         train=train,
-        evaluate_batch_size=config.get("evaluate", {}).get("batch_size", 500),
+        evaluate_batch_size=config["evaluate"]["batch_size"],
         export=_build(ExportConfig, config.get("export")),
         measure=_build(MeasureSettings, profile),
         boards=boards,
-        report_title=config.get("report", {}).get("title", "dyndnn"),
+        report_title=config["report"]["title"],
         baselines=baselines,
+        device=config["runtime"]["device"],
     )
 
 

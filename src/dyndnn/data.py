@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from dyndnn.provenance import sha256_file  # noqa: F401 (part of this module's interface: archives are checked with it)
 
@@ -163,3 +164,28 @@ def prepare(fetched: dict, subsets: dict[str, int | None], seed: int) -> tuple[d
 def load_split(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     d = torch.load(path, weights_only=True)
     return d["images"], d["labels"]
+
+
+# CIFAR-10 channel statistics of the training set (the usual values).
+MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float normalised with the CIFAR-10 statistics."""
+    return (x.float() / 255.0 - MEAN.to(x.device)) / STD.to(x.device)
+
+
+def augment(x: torch.Tensor, padding: int, hflip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Random crop with zero padding and horizontal flip of every image of the batch at once
+    (one gather, no per-image loop); uint8 in, uint8 out."""
+    B, _, H, W = x.shape
+    if padding:
+        padded = F.pad(x, (padding,) * 4)
+        dy, dx = torch.randint(0, 2 * padding + 1, (2, B), generator=gen)
+        windows = padded.unfold(2, H, 1).unfold(3, W, 1)  # (B, C, 2p+1, 2p+1, H, W), a view
+        x = windows[torch.arange(B), :, dy, dx]  # (B, C, H, W): image i's window at (dy_i, dx_i)
+    if hflip:
+        flip = torch.rand(B, generator=gen) < 0.5
+        x = torch.where(flip.view(B, 1, 1, 1), x.flip(3), x)
+    return x

@@ -12,10 +12,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dyndnn.data import CLASSES
+from dyndnn.data import CLASSES, normalize
 from dyndnn.export import graph_macs, to_onnx_bytes
 from dyndnn.model import GroupedAlexNet
-from dyndnn.train import normalize
 
 __all__ = ["count_macs", "config_params", "predict", "evaluate_model"]
 

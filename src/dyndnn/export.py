@@ -20,9 +20,10 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from dyndnn.data import load_split, normalize
 from dyndnn.model import arch_config
 from dyndnn.provenance import write_atomic
-from dyndnn.train import normalize
+from dyndnn.technique import load_technique
 
 __all__ = ["ExportError", "to_onnx_bytes", "onnx_parity", "graph_macs", "check_manifest", "export_onnx"]
 
@@ -143,9 +144,6 @@ def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out
     `out_torchscript` is given) in `layout` (the dynamic DNN's nested layers); raise
     ExportError on a parity failure, writing nothing. `name` labels the manifest
     (default: the checkpoint's technique)."""
-    from dyndnn.data import load_split
-
-    from dyndnn.baselines import load_technique
 
     technique, ckpt = load_technique(checkpoint)
     static = technique.materialize(groups, layout)

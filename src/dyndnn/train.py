@@ -1,7 +1,10 @@
-"""Incremental training of the grouped AlexNet, one stage per group.
+"""Incremental training of the grouped AlexNet, one stage per group, and the one
+training loop every technique uses.
 
-Scope: augmentation, the optimiser/schedule registry, one epoch, one stage
-with per-epoch resume checkpoints, and the checkpoint format. Stage k trains
+Scope: device and precision, the optimiser/schedule registry, one epoch, `fit`
+(any parameters of any network, with per-epoch resume checkpoints), and the
+incremental stage job. Data, augmentation and normalisation live in `dyndnn.data`,
+networks in `dyndnn.model`, checkpoints in `dyndnn.technique`. Stage k trains
 group k alone: `GroupedAlexNet.prepare_stage` freezes groups < k (weights and BN
 statistics) and hands only group-k parameters to the optimiser.
 """
@@ -12,7 +15,6 @@ import csv
 import hashlib
 import json
 import logging
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -22,23 +24,21 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from dyndnn.arch import ModelConfig
 from dyndnn.config import TrainConfig
-from dyndnn.model import GroupedAlexNet, ModelConfig
+from dyndnn.data import augment, load_split, normalize
+from dyndnn.model import GroupedAlexNet
+from dyndnn.technique import Technique, checkpoint, load_technique, save_atomic
 
-__all__ = ["resolve_device", "normalize", "augment", "distillation_loss", "train_one_epoch", "fit_stage", "train_increment", "load_model", "save_atomic"]
+__all__ = ["resolve_device", "resolve_precision", "cpu_has_native_bf16", "distillation_loss", "train_one_epoch", "fit", "fit_stage", "train_increment", "write_history"]
 
 log = logging.getLogger(__name__)
-
-# CIFAR-10 channel statistics of the training set (the usual values).
-MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
-STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
-
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
+        raise RuntimeError("runtime.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
     return torch.device(name)
 
 
@@ -69,26 +69,6 @@ def resolve_precision(name: str, device: torch.device) -> str:
 def to_layout(module: torch.nn.Module, cfg: TrainConfig) -> torch.nn.Module:
     """Conv weights in channels_last when cfg.channels_last (values unchanged, strides only)."""
     return module.to(memory_format=torch.channels_last) if cfg.channels_last else module
-
-
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> float normalised with the CIFAR-10 statistics."""
-    return (x.float() / 255.0 - MEAN.to(x.device)) / STD.to(x.device)
-
-
-def augment(x: torch.Tensor, padding: int, hflip: bool, gen: torch.Generator) -> torch.Tensor:
-    """Random crop with zero padding and horizontal flip of every image of the batch at once
-    (one gather, no per-image loop); uint8 in, uint8 out."""
-    B, _, H, W = x.shape
-    if padding:
-        padded = F.pad(x, (padding,) * 4)
-        dy, dx = torch.randint(0, 2 * padding + 1, (2, B), generator=gen)
-        windows = padded.unfold(2, H, 1).unfold(3, W, 1)  # (B, C, 2p+1, 2p+1, H, W), a view
-        x = windows[torch.arange(B), :, dy, dx]  # (B, C, H, W): image i's window at (dy_i, dx_i)
-    if hflip:
-        flip = torch.rand(B, generator=gen) < 0.5
-        x = torch.where(flip.view(B, 1, 1, 1), x.flip(3), x)
-    return x
 
 
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -150,15 +130,6 @@ def train_one_epoch(model, x, y, opt, sched, cfg: TrainConfig, gen: torch.Genera
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
     elapsed = time.perf_counter() - t0
     return {"loss": total_loss / seen, "train_acc": correct / seen, "images_per_s": seen / elapsed, "epoch_s": elapsed}
-
-
-def save_atomic(obj, path: str | Path) -> None:
-    """torch.save to a temporary sibling, then rename: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _fingerprint(*parts) -> str:
@@ -232,32 +203,6 @@ def fit(model, params, x, y, cfg: TrainConfig, seed: int, resume_path: str | Pat
     return history
 
 
-def make_checkpoint(model: GroupedAlexNet, kind: str, stage: int, cfg: TrainConfig, seed: int, history: list[dict]) -> dict:
-    """Checkpoints carry their architecture and training config (torchvision-style)."""
-    return {
-        "kind": kind,
-        "stage": stage,
-        "model_config": model.cfg.to_dict(),
-        "train_config": asdict(cfg),
-        "seed": seed,
-        "precision": history[-1].get("precision", "fp32") if history else None,  # what the last epoch ran in
-        "history": history,
-        "state_dict": model.state_dict(),
-    }
-
-
-def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> GroupedAlexNet:
-    """The dynamic DNN of a loaded checkpoint, in eval mode."""
-    model = GroupedAlexNet(ModelConfig(**ckpt["model_config"])).to(device)
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval()
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[GroupedAlexNet, dict]:
-    ckpt = torch.load(path, map_location=device, weights_only=False)
-    return model_from_checkpoint(ckpt, device), ckpt
-
-
 def write_history(history: list[dict], path: str | Path) -> None:
     if not history:
         return
@@ -279,15 +224,16 @@ def train_increment(
     resume_path: str | None = None,
     threads: int = 1,
     teacher_ckpt: str | None = None,
+    device: str = "auto",
 ) -> None:
     """Run incremental stage `stage`: load stage-1 weights (or initialise), train group `stage`, save.
-    `teacher_ckpt`: the static baseline whose 100 % model teaches when cfg.distill > 0."""
-    from dyndnn.data import load_split
-
-    torch.set_num_threads(cfg.threads or threads)
-    device = resolve_device(cfg.device)
+    `teacher_ckpt`: the static baseline whose 100 % model teaches when cfg.distill > 0.
+    `device` and `threads`: where it runs (runtime.device, the job's threads), not the recipe."""
+    torch.set_num_threads(threads)
+    device = resolve_device(device)
     if previous_ckpt:
-        model, prev = load_model(previous_ckpt, device)
+        previous, prev = load_technique(previous_ckpt, device)
+        model = previous.nets[0]
         if prev["model_config"] != model_cfg.to_dict():
             raise ValueError(f"{previous_ckpt} was trained with another architecture: {prev['model_config']}")
         history = list(prev["history"])
@@ -296,14 +242,12 @@ def train_increment(
         model, history = GroupedAlexNet(model_cfg).to(device), []
     teacher = None
     if cfg.distill > 0:
-        from dyndnn.baselines import load_technique
-
         teacher = load_technique(teacher_ckpt, device)[0].nets[-1]
     x, y = load_split(data_path)
     t0 = time.perf_counter()
     history += fit_stage(model, stage, x, y, cfg, seed, resume_path, teacher)
     log.info("stage %d done in %.1f s", stage, time.perf_counter() - t0)
-    save_atomic(make_checkpoint(model, "dynamic", stage, cfg, seed, history), out_ckpt)
+    save_atomic(checkpoint(Technique("dynamic", [model], model_cfg), cfg, seed, history, stage=stage), out_ckpt)
     write_history(history, out_history)
     if resume_path:
         Path(resume_path).unlink(missing_ok=True)

@@ -10,7 +10,6 @@ import time
 import pandas as pd
 import pytest
 import torch
-
 from helpers import REPO, job_counts, snakemake
 
 PROFILE = str(REPO / "profiles" / "slurm")
@@ -67,8 +66,8 @@ def test_quick_config_trains_through_sbatch_and_matches_a_local_run(slurm_cluste
 
     # Same seeds, same thread count: the same weights and the same evaluation as the local run.
     for k in range(1, 5):
-        ours = torch.load(tmp_path / f"results/models/dynamic/seed0/stage{k}.pt", weights_only=False)["state_dict"]
-        local = torch.load(local_dir / f"results/models/dynamic/seed0/stage{k}.pt", weights_only=False)["state_dict"]
+        ours = torch.load(tmp_path / f"results/models/dynamic/seed0/stage{k}.pt", weights_only=False)["state_dicts"][0]
+        local = torch.load(local_dir / f"results/models/dynamic/seed0/stage{k}.pt", weights_only=False)["state_dicts"][0]
         assert ours.keys() == local.keys()
         assert all(torch.equal(ours[n], local[n]) for n in ours), f"stage {k} weights differ from the local run"
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / TARGETS[0]), pd.read_csv(local_dir / TARGETS[0]))

@@ -30,7 +30,10 @@ def with_archive(config: dict, archive) -> dict:
 
 @pytest.fixture
 def quick(repo, archive):
-    return with_archive(read_yaml(repo / "config/quick.yaml"), archive)
+    """config/quick.yaml as `load` receives it: schema-validated, defaults filled in."""
+    config = with_archive(read_yaml(repo / "config/quick.yaml"), archive)
+    validate_schema(config, repo / "workflow/schemas/config.schema.yaml")
+    return config
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "quick.yaml", "laptop.yaml", "ablation.yaml"])
@@ -203,3 +206,35 @@ def test_bad_board_configs_are_rejected(repo, tmp_path, edit, message):
     path.write_text(__import__("yaml").safe_dump(board))
     with pytest.raises(ValueError, match=message):
         load_board(path, repo / "workflow/schemas/board.schema.yaml")
+
+
+def test_run_time_settings_are_not_part_of_the_recipe(quick, schema, repo):
+    """Where a job runs (device, threads) is runtime, not train: the old keys say where they went,
+    and neither reaches a training job's params or its resume fingerprint."""
+    from dyndnn.config import TrainConfig, as_params
+
+    for key, home in (("device", "runtime.device"), ("threads", "--set-threads")):
+        bad = copy.deepcopy(quick)
+        bad["train"][key] = "cpu" if key == "device" else 1
+        with pytest.raises(ConfigError, match=rf"train.{key}: moved to {home}"):
+            validate_schema(bad, schema)
+    cfg = load({**quick, "runtime": {"device": "cpu"}}, repo / "config/boards")
+    assert cfg.device == "cpu"
+    recipe = as_params(cfg.train.for_stage(1))
+    assert not {"device", "threads"} & set(recipe) and list(recipe) == sorted(recipe)
+    assert TrainConfig(**recipe) == cfg.train.for_stage(1)
+
+
+def test_defaults_are_written_once_in_the_schema(schema):
+    """The typed configs' defaults are the schema's (dyndnn.defaults reads them from there)."""
+    from dataclasses import fields
+
+    from dyndnn.arch import ModelConfig
+    from dyndnn.config import ExportConfig, MeasureSettings, TrainConfig
+
+    props = read_yaml(schema)["properties"]
+    for section, cls in (("model", ModelConfig), ("train", TrainConfig), ("export", ExportConfig), ("profile", MeasureSettings)):
+        for f in fields(cls):
+            if f.name in props[section]["properties"]:
+                want = props[section]["properties"][f.name]["default"]
+                assert f.default == (tuple(want) if isinstance(want, list) else want), f"{section}.{f.name}"

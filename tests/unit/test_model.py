@@ -7,14 +7,13 @@ from dataclasses import replace
 
 import pytest
 import torch
+from helpers import TINY
 
 from dyndnn.config import TrainConfig
 from dyndnn.evaluate import count_macs
 from dyndnn.export import graph_macs, onnx_parity, to_onnx_bytes, to_torchscript, torchscript_parity
 from dyndnn.model import LAYOUTS, GroupedAlexNet, ModelConfig, NestedLayer
 from dyndnn.train import fit_stage
-
-from helpers import TINY
 
 VARIANTS = list(itertools.product(["nested", "grouped"], ["sum", "per_config"]))
 G = 4
@@ -150,7 +149,8 @@ def test_graph_macs_counts_conv_gemm_and_matmul():
 
 
 def test_precision_is_detected_recorded_and_refused_where_not_native(monkeypatch, tmp_path):
-    from dyndnn.train import cpu_has_native_bf16, make_checkpoint, resolve_precision
+    from dyndnn.technique import Technique, checkpoint
+    from dyndnn.train import cpu_has_native_bf16, resolve_precision
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f\n")
@@ -168,14 +168,14 @@ def test_precision_is_detected_recorded_and_refused_where_not_native(monkeypatch
     x, y = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (32,))
     history = fit_stage(model, 1, x, y, TrainConfig(epochs=1, batch_size=16, schedule="constant", precision="auto"), seed=0)
     assert history[-1]["precision"] == "bf16" and history[-1]["channels_last"] is True
-    assert make_checkpoint(model, "dynamic", 1, TrainConfig(), 0, history)["precision"] == "bf16"
+    assert checkpoint(Technique("dynamic", [model], model.cfg), TrainConfig(), 0, history, stage=1)["precision"] == "bf16"
 
 
 def test_batch_augmentation_equals_the_per_image_crop_and_flip():
     """One gather over the batch gives exactly what cropping image by image gave (same draws)."""
     import torch.nn.functional as F
 
-    from dyndnn.train import augment
+    from dyndnn.data import augment
 
     x = torch.randint(0, 256, (33, 3, 32, 32), dtype=torch.uint8)
     got = augment(x, 4, True, torch.Generator().manual_seed(3))
@@ -232,7 +232,7 @@ def test_frozen_dropout_acts_only_on_frozen_features_read_while_training():
 def test_distilled_stages_keep_the_invariant_and_leave_the_teacher_untouched(precision, bf16_capable):
     """KD from a dense teacher changes what group k learns, never the earlier groups or the teacher
     (teacher and student in the same precision and layout)."""
-    from dyndnn.baselines import SlimmableAlexNet
+    from dyndnn.model import SlimmableAlexNet
 
     torch.manual_seed(1)
     teacher = SlimmableAlexNet(ModelConfig(groups=G, **TINY)).train()  # train mode on purpose: the loss must switch it to eval

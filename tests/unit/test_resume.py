@@ -10,21 +10,20 @@ import sys
 import time
 
 import torch
-
-from dyndnn.train import load_model
-
 from helpers import TINY
+
+from dyndnn.technique import load_technique
 
 EPOCHS = 4
 CHILD = """
 import json, logging, sys
 logging.basicConfig(level=logging.INFO)
 from dyndnn.config import TrainConfig
-from dyndnn.model import ModelConfig
+from dyndnn.arch import ModelConfig
 from dyndnn.train import train_increment
 a = json.loads(sys.argv[1])
 train_increment(a["data"], ModelConfig(**a["model"]), TrainConfig(**a["train"]), stage=a["stage"], seed=0,
-                out_ckpt=a["out"], out_history=a["out"] + ".csv", previous_ckpt=a["prev"], resume_path=a["resume"], threads=1)
+                out_ckpt=a["out"], out_history=a["out"] + ".csv", previous_ckpt=a["prev"], resume_path=a["resume"], threads=1, device="cpu")
 """
 
 
@@ -32,7 +31,7 @@ def run_stage(tmp_path, tag, stage, prev=None, kill_after_resume_file=False):
     args = {
         "data": str(tmp_path / "train.pt"),
         "model": {**TINY, "conv_channels": list(TINY["conv_channels"]), "fc_features": list(TINY["fc_features"])},
-        "train": {"epochs": EPOCHS, "batch_size": 32, "lr": 0.05, "schedule": "cosine", "device": "cpu", "threads": 1},
+        "train": {"epochs": EPOCHS, "batch_size": 32, "lr": 0.05, "schedule": "cosine"},
         "stage": stage,
         "out": str(tmp_path / f"{tag}-stage{stage}.pt"),
         "prev": prev,
@@ -63,9 +62,8 @@ def test_killed_stage_resumes_to_identical_weights(tmp_path):
     ref2, _ = run_stage(tmp_path, "ref", 2, prev=ref1)
     killed2, log = run_stage(tmp_path, "killed", 2, prev=ref1, kill_after_resume_file=True)
     assert "resumed after epoch" in log
-    a, ckpt_a = load_model(ref2)
-    b, ckpt_b = load_model(killed2)
-    for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values()):
+    (a, _), (b, ckpt_b) = load_technique(ref2), load_technique(killed2)
+    for (name, ta), tb in zip(a.nets[0].state_dict().items(), b.nets[0].state_dict().values()):
         assert torch.equal(ta, tb), f"{name} differs after resume"
     assert [h["epoch"] for h in ckpt_b["history"]] == [1, 2, 3, 4, 1, 2, 3, 4]
     assert not (tmp_path / "killed-resume2.pt").exists(), "the resume checkpoint is removed once the stage is done"

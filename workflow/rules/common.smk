@@ -11,6 +11,11 @@ from dyndnn.boards import load_board, uses_bundle
 from dyndnn.figures import FIGURES
 
 BASE = Path(workflow.basedir)
+# Every rule's software: this venv by default; with --sdm conda, the environment envs/dyndnn.yaml
+# (the third-party packages, pinned like pyproject.toml) and this checkout's dyndnn package: a
+# script job's preamble appends the launching process's sys.path, where `pip install -e .`
+# put src/.
+CONDA_ENV = str(BASE / "envs/dyndnn.yaml")
 CLAIMS = str(BASE / "config/claims.yaml")
 try:
     dyndnn.config.validate_schema(config, BASE / "workflow/schemas/config.schema.yaml")
@@ -60,38 +65,36 @@ def data_archive(wildcards):
     return [config["data"]["path"]] if config["data"]["source"] == "images" and Path(config["data"]["path"]).is_file() else []
 
 
+def seed_of(wildcards):
+    return int(wildcards.seed)
+
+
+def repo_dir(wildcards):
+    """The checkout (provenance: git commit and state)."""
+    return workflow.basedir
+
+
 def previous_stage(wildcards):
     """Stage k trains on top of stage k-1's checkpoint (same seed)."""
     k = int(wildcards.k)
     return [f"results/models/{wildcards.dyn}/seed{wildcards.seed}/stage{k - 1}.pt"] if k > 1 else []
 
 
-def design_block(section):
-    """The model or train block of a dynamic-DNN job: the config's, with the design's overrides."""
-
-    def block(wildcards):
-        name = DESIGNS.get(wildcards.dyn)
-        overrides = config["ablation"][name].get(section, {}) if name else {}
-        return {**config[section], **overrides}
-
-    return block
+def design(wildcards):
+    """(ModelConfig, TrainConfig) of a dynamic-DNN job: the config's, or its ablation
+    design's (merged and validated once, in dyndnn.config.load)."""
+    name = DESIGNS.get(wildcards.dyn)
+    return CFG.designs[name][:2] if name else (CFG.model, CFG.train)
 
 
-def stage_train_block(wildcards):
-    """Stage k's recipe: the train block with stage k's epochs and peak LR resolved and the
-    per-stage lists dropped, so editing another stage's value leaves this job alone. Keys
-    sorted: Snakemake compares params by their text, and the key order of a config block
-    depends on where its keys were written (config.yaml, a configfile, schema defaults)."""
-    block = design_block("train")(wildcards)
-    k = int(wildcards.k)
-    block = {
-        **block,
-        "epochs": block["stage_epochs"][k - 1] if block.get("stage_epochs") else block["epochs"],
-        "lr": block["stage_lr"][k - 1] if block.get("stage_lr") else block["lr"],
-        "stage_epochs": None,
-        "stage_lr": None,
-    }
-    return dict(sorted(block.items()))
+def design_model(wildcards):
+    return dyndnn.config.as_params(design(wildcards)[0])
+
+
+def stage_recipe(wildcards):
+    """Stage k's recipe: stage k's epochs and peak LR resolved, the per-stage lists dropped,
+    so editing another stage's value leaves this job alone."""
+    return dyndnn.config.as_params(design(wildcards)[1].for_stage(int(wildcards.k)))
 
 
 def static_model(wildcards):
@@ -101,7 +104,7 @@ def static_model(wildcards):
 
 def teacher_for(wildcards):
     """A distilled design learns from the static baseline's 100 % model (same seed)."""
-    return static_model(wildcards) if design_block("train")(wildcards).get("distill", 0) > 0 else []
+    return static_model(wildcards) if design(wildcards)[1].distill > 0 else []
 
 
 def ablation_designs():
@@ -129,6 +132,10 @@ def static_for(wildcards):
 
 def baseline_block(wildcards):
     return config["baselines"][wildcards.baseline]
+
+
+BASELINE_MODEL = dyndnn.config.as_params(CFG.model)
+BASELINE_RECIPE = dyndnn.config.as_params(CFG.train.for_baseline())
 
 
 def exported_models(wildcards):

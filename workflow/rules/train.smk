@@ -8,15 +8,17 @@ rule train_increment:
         ckpt="results/models/{dyn}/seed{seed}/stage{k}.pt",
         history="results/models/{dyn}/seed{seed}/stage{k}.history.csv",
     params:
-        model=design_block("model"),
-        train=stage_train_block,
-        seed=lambda wildcards: int(wildcards.seed),
+        model=design_model,
+        train=stage_recipe,
+        seed=seed_of,
         resume="results/models/{dyn}/seed{seed}/resume/stage{k}.pt",
     threads: training_threads
     log:
         "results/logs/train_increment/{dyn}/seed{seed}/stage{k}.log",
     benchmark:
         "results/benchmarks/train_increment/{dyn}/seed{seed}/stage{k}.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/train_increment.py"
 
@@ -31,9 +33,9 @@ rule train_baseline:
         ckpt="results/models/{baseline}/seed{seed}/final.pt",
         history="results/models/{baseline}/seed{seed}/history.csv",
     params:
-        model=config["model"],
-        train=config["train"],
-        seed=lambda wildcards: int(wildcards.seed),
+        model=BASELINE_MODEL,
+        train=BASELINE_RECIPE,
+        seed=seed_of,
         block=baseline_block,
         resume_dir="results/models/{baseline}/seed{seed}/resume",
     threads: training_threads
@@ -41,5 +43,7 @@ rule train_baseline:
         "results/logs/train_baseline/seed{seed}/{baseline}.log",
     benchmark:
         "results/benchmarks/train_baseline/seed{seed}/{baseline}.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/train_baseline.py"

@@ -3,7 +3,7 @@ import torch
 from dyndnn.data import load_split
 from dyndnn.evaluate import evaluate_model
 from dyndnn.logs import log_to
-from dyndnn.baselines import load_technique
+from dyndnn.technique import load_technique
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)

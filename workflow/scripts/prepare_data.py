@@ -1,9 +1,8 @@
 import json
 
-
 from dyndnn.data import prepare
 from dyndnn.logs import log_to
-from dyndnn.train import save_atomic
+from dyndnn.technique import save_atomic
 
 with log_to(snakemake.log[0]):
     with open(snakemake.input.source) as f:

@@ -1,7 +1,7 @@
+from dyndnn.arch import ModelConfig
 from dyndnn.baselines import train_baseline_job
 from dyndnn.config import TrainConfig
 from dyndnn.logs import log_to
-from dyndnn.model import ModelConfig
 
 with log_to(snakemake.log[0]):
     train_baseline_job(
@@ -16,4 +16,5 @@ with log_to(snakemake.log[0]):
         finetune_epochs=snakemake.params.block.get("finetune_epochs", 0),
         resume_dir=snakemake.params.resume_dir,
         threads=snakemake.threads,
+        device=snakemake.config["runtime"]["device"],  # where it runs: not a param (changing it reruns nothing)
     )

@@ -1,6 +1,6 @@
+from dyndnn.arch import ModelConfig
 from dyndnn.config import TrainConfig
 from dyndnn.logs import log_to
-from dyndnn.model import ModelConfig
 from dyndnn.train import train_increment
 
 with log_to(snakemake.log[0]):
@@ -15,5 +15,6 @@ with log_to(snakemake.log[0]):
         previous_ckpt=snakemake.input.previous[0] if snakemake.input.previous else None,
         resume_path=snakemake.params.resume,
         threads=snakemake.threads,
+        device=snakemake.config["runtime"]["device"],  # where it runs: not a param (changing it reruns nothing)
         teacher_ckpt=snakemake.input.teacher[0] if snakemake.input.teacher else None,
     )
