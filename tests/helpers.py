@@ -75,8 +75,8 @@ def host_bundle(tmp_path: Path, models: list[dict], board: dict):
     without downloads (the runtime folder is pre-seeded in a private cache)."""
     import json
 
-    from dyndnn.boards import runner_files
     from dyndnn.bundle import BundleSpec, build_bundle
+    from dyndnn.profiling import runner_files
 
     python = f"{sys.version_info[0]}.{sys.version_info[1]}"
     block = {"arch": "amd64", "python": python, "source": "pypi", "packages": ["onnxruntime"], "interpreter": sys.executable}

@@ -21,9 +21,11 @@ import platform
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import dvfs  # noqa: E402  (siblings copied next to this file)
-import power  # noqa: E402
+if __package__:  # imported on the host as dyndnn.runner
+    from . import dvfs, power
+else:  # run as a script on a board: Python puts this file's folder, holding the copied siblings, first on sys.path
+    import dvfs
+    import power
 
 # JetPack 4 boards run Python 3.6, which has no time.perf_counter_ns (3.7).
 _now_ns = getattr(time, "perf_counter_ns", None) or (lambda: int(time.perf_counter() * 1e9))

@@ -10,11 +10,11 @@ import tarfile
 import pandas as pd
 import pytest
 import torch
-
-from dyndnn.boards import BoardError, profile_board
-from dyndnn.model import GroupedAlexNet, ModelConfig
-
 from helpers import TINY, host_bundle, tiny_onnx_models
+
+from dyndnn.boards import BoardError
+from dyndnn.model import GroupedAlexNet, ModelConfig
+from dyndnn.profiling import profile_board
 
 SETTINGS = {"warmup": 2, "min_runs": 15, "min_seconds": 0.05, "seed": 0}
 

@@ -22,11 +22,11 @@ import time
 import urllib.request
 
 import pytest
-
-from dyndnn.boards import load_board, models_from_paths, profile_board, runner_files
-from dyndnn.bundle import DEFAULT_MIRROR, BundleSpec, build_bundle, build_runtime
-
 from helpers import REPO
+
+from dyndnn.boards import load_board
+from dyndnn.bundle import DEFAULT_MIRROR, BundleSpec, build_bundle, build_runtime
+from dyndnn.profiling import models_from_paths, profile_board, runner_files
 
 pytestmark = [pytest.mark.emulation, pytest.mark.slow]
 
