@@ -61,6 +61,8 @@ def aggregate(inputs: dict, outputs: dict, repo: str, config: dict, primary_seed
     primary = evaluated[evaluated["seed"] == primary_seed]  # ablation_table picks the designs and the static reference
     per_class = concat_csv(inputs["per_class"])
     exports = export_table(inputs.get("exports", []))
+    derived = analysis.derived_tables(accuracy, summary, config["report"]["top1_floor"])
+    measured = [*_as_list(inputs["eval"]), *_as_list(inputs["summary"])]
     tables = {
         "accuracy": (accuracy, inputs["eval"]),
         "accuracy_seeds": (every_seed, inputs["eval"]),
@@ -70,7 +72,9 @@ def aggregate(inputs: dict, outputs: dict, repo: str, config: dict, primary_seed
         "latency_summary": (summary, inputs["summary"]),
         "exports": (exports, inputs.get("exports", [])),
         "layouts": (analysis.layout_table(summary, exports), [*_as_list(inputs["summary"]), *_as_list(inputs.get("exports", []))]),
-        "operating_points": (analysis.operating_points(accuracy, summary), [*_as_list(inputs["eval"]), *_as_list(inputs["summary"])]),
+        "operating_points": (derived["operating_points"], measured),
+        "ranges": (derived["ranges"], measured),
+        "footprint": (derived["footprint"], inputs["eval"]),
         "latency_samples": (concat_csv(inputs["samples"]), inputs["samples"]),
         "boards": (board_facts_table(inputs["facts"]), inputs["facts"]),
     }

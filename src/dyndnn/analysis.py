@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["DYNAMIC", "NAIVE", "dynamic_range", "latency_summary", "top_frequency", "median_spread", "operating_points", "layout_table", "pareto_mask", "range_table", "footprint_table", "seed_summary", "ablation_table", "evaluate_claims", "verdict"]
+__all__ = ["DYNAMIC", "NAIVE", "dynamic_range", "latency_summary", "top_frequency", "median_spread", "operating_points", "layout_table", "pareto_mask", "range_table", "ranges_table", "footprint_table", "derived_tables", "seed_summary", "ablation_table", "evaluate_claims", "verdict"]
 
 
 def dynamic_range(values) -> float:
@@ -140,6 +140,22 @@ def range_table(points: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["board", "model", "metric", "range_configs_alone", "range_with_mapping_dvfs", "gain", "points"])
 
 
+METRICS = ("p50_ms", "energy_mj")  # what the dynamic-range table covers
+
+
+def ranges_table(points: pd.DataFrame) -> pd.DataFrame:
+    """range_table for time and energy, one table (the aggregate rule writes it once)."""
+    frames = [range_table(points, m) for m in METRICS] if not points.empty else []
+    return pd.concat(frames, ignore_index=True) if frames else range_table(pd.DataFrame(columns=["board", "model", "mapping", "frequency", *METRICS]), METRICS[0])
+
+
+def derived_tables(accuracy: pd.DataFrame, summary: pd.DataFrame, top1_floor: float) -> dict[str, pd.DataFrame]:
+    """The tables computed from accuracy and measurements, once (the aggregate rule writes them;
+    figures, report, claims and `dyndnn compare` read them)."""
+    points = operating_points(accuracy, summary)
+    return {"operating_points": points, "ranges": ranges_table(points), "footprint": footprint_table(accuracy, top1_floor)}
+
+
 def footprint_table(accuracy: pd.DataFrame, top1_floor: float) -> pd.DataFrame:
     """Per technique: bytes resident to serve every configuration, and the runtime
     recoverable compression rate = the largest MAC reduction (full / smallest) reachable
@@ -228,11 +244,19 @@ def _require(points, metric, what):
     return d
 
 
+def _ranges(r, metric, what) -> pd.DataFrame:
+    """The run's dynamic-range rows of `metric` (ranges table); NotMeasurable when none."""
+    ranges = r["ranges"]
+    ranges = ranges[ranges.metric == metric] if not ranges.empty else ranges
+    if ranges.empty:
+        raise NotMeasurable(f"no {what} measured on the boards used")
+    return ranges
+
+
 def _range_vs_baselines(metric, what):
     def compute(r):
         _require_baselines(r["accuracy"])
-        pts = _require(r["points"], metric, what)
-        ranges = range_table(pts, metric)
+        ranges = _ranges(r, metric, what)
         ours = ranges[ranges.model == DYNAMIC]
         theirs = ranges[~ranges.model.isin([DYNAMIC, NAIVE])]
         if ours.empty or theirs.empty:
@@ -255,8 +279,9 @@ def _layout_note(r) -> str:
 
 def _mapping_dvfs_gain(metric, what):
     def compute(r):
-        pts = _require(_dynamic(r["points"]), metric, what)
-        ranges = range_table(pts, metric)
+        ranges = _dynamic(_ranges(r, metric, what))
+        if ranges.empty:
+            raise NotMeasurable(f"no {what} of the dynamic DNN measured on the boards used")
         best = ranges.loc[ranges.gain.idxmax()]
         return float(best.gain), f"{what} range over all {int(best.points)} points / configurations alone on {best.board} ({best.range_with_mapping_dvfs:.3g}x vs {best.range_configs_alone:.3g}x){_layout_note(r)}"
 
@@ -265,7 +290,7 @@ def _mapping_dvfs_gain(metric, what):
 
 def _memory_vs_baselines(r):
     _require_baselines(r["accuracy"])
-    fp = footprint_table(r["accuracy"], r["top1_floor"]).set_index("model")
+    fp = r["footprint"].set_index("model")
     if fp["resident_bytes"].isna().any() or DYNAMIC not in fp.index:
         raise NotMeasurable("resident memory was not recorded for every technique")
     ours = fp.loc[DYNAMIC]
@@ -374,10 +399,11 @@ def verdict(claim: dict, value) -> str:
     raise ValueError(f"claim {claim.get('id')}: unknown check {check!r}")
 
 
-def evaluate_claims(claims: list[dict], accuracy: pd.DataFrame, points: pd.DataFrame, top1_floor: float = 0.0, layouts: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per claim: our value, the verdict and a one-line reason (`layouts`: the
-    layout comparison, whose layout column the latency claims' reasons name)."""
-    results = {"accuracy": accuracy, "points": points, "top1_floor": top1_floor, "layouts": layouts}
+def evaluate_claims(claims: list[dict], tables: dict) -> pd.DataFrame:
+    """One row per claim: our value, the verdict and a one-line reason. `tables`: the run's
+    accuracy, points (operating points), ranges, footprint and top1_floor, and optionally
+    layouts (whose layout column the latency claims' reasons name)."""
+    results = {"layouts": None, **tables}
     rows = []
     for c in claims:
         if c["metric"] not in CLAIM_METRICS:

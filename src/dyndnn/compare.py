@@ -52,7 +52,7 @@ class Run:
     manifest: dict | None = None  # a record's (verified); None for a results folder
 
 
-TABLES = ("accuracy", "latency_summary", "boards", "seed_summary")
+TABLES = ("accuracy", "latency_summary", "boards", "seed_summary", "operating_points", "ranges", "footprint")
 
 
 def load_run(path: str | Path) -> Run:
@@ -159,8 +159,7 @@ def _footprint_rows(ref: Run, run: Run) -> list[dict]:
     rows = []
     floor_a = ref.config.get("report", {}).get("top1_floor", 0.0)
     floor_b = run.config.get("report", {}).get("top1_floor", 0.0)
-    a = analysis.footprint_table(ref.tables["accuracy"], floor_a).set_index("model")
-    b = analysis.footprint_table(run.tables["accuracy"], floor_b).set_index("model")
+    a, b = ref.tables["footprint"].set_index("model"), run.tables["footprint"].set_index("model")
     for model in sorted(set(a.index) | set(b.index)):
         for metric in ("resident_bytes", "recoverable_compression"):
             if model not in a.index or model not in b.index:
@@ -176,9 +175,9 @@ def _footprint_rows(ref: Run, run: Run) -> list[dict]:
 
 
 def _claims(run: Run, claims: list[dict]) -> pd.DataFrame:
-    acc, summ = run.tables["accuracy"], run.tables["latency_summary"]
-    points = analysis.operating_points(acc, summ)
-    return analysis.evaluate_claims(claims, acc, points, run.config.get("report", {}).get("top1_floor", 0.0)).set_index("id")
+    t = run.tables
+    tables = {"accuracy": t["accuracy"], "points": t["operating_points"], "ranges": t["ranges"], "footprint": t["footprint"], "top1_floor": run.config.get("report", {}).get("top1_floor", 0.0)}
+    return analysis.evaluate_claims(claims, tables).set_index("id")
 
 
 def _claim_rows(ref: Run, run: Run, claims: list[dict]) -> list[dict]:

@@ -115,12 +115,8 @@ def fig5_tradeoffs(t: dict) -> plt.Figure:
 
 def dynamic_range(t: dict) -> plt.Figure:
     """Time and energy dynamic range per technique, configurations alone vs with mapping + DVFS."""
-    from dyndnn.analysis import range_table
-
     theme()
-    pts = t["points"]
-    frames = [range_table(pts, m) for m in ("p50_ms", "energy_mj")] if not pts.empty else []
-    ranges = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    ranges = t["ranges"]
     if ranges.empty:
         return _empty("no operating points: no board was profiled")
     long = ranges.melt(id_vars=["board", "model", "metric"], value_vars=["range_configs_alone", "range_with_mapping_dvfs"], var_name="scope", value_name="range")
@@ -132,13 +128,10 @@ def dynamic_range(t: dict) -> plt.Figure:
 
 def memory_compression(t: dict) -> plt.Figure:
     """Resident memory against runtime-recoverable compression, per technique."""
-    from dyndnn.analysis import footprint_table
-
     theme()
-    acc = t["accuracy"]
-    if acc.empty:
+    fp = t["footprint"]
+    if fp.empty:
         return _empty("no accuracy results")
-    fp = footprint_table(acc, t["top1_floor"])
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     sns.scatterplot(fp.assign(resident_mb=fp.resident_bytes / 1e6), x="recoverable_compression", y="resident_mb", hue="model", s=90, ax=ax)
     ax.set(xlabel=f"runtime-recoverable compression (MACs full / smallest, top-1 >= {t['top1_floor']})", ylabel="resident memory (MB)")

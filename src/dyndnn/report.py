@@ -117,12 +117,15 @@ TABLE_SECTIONS = {  # table without a figure -> (heading, columns, what it shows
 }
 
 
+def _read(path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"frequency": str}) if Path(path).stat().st_size > 1 else pd.DataFrame()
+
+
 def load_tables(inputs: dict, top1_floor: float) -> dict:
-    """The aggregated tables every figure and the report read, plus derived operating points."""
-    accuracy = pd.read_csv(inputs["accuracy"])
-    summary = pd.read_csv(inputs["summary"]) if Path(inputs["summary"]).stat().st_size > 1 else pd.DataFrame()
-    samples = pd.read_csv(inputs["samples"]) if Path(inputs["samples"]).stat().st_size > 1 else pd.DataFrame()
-    tables = {"accuracy": accuracy, "summary": summary, "samples": samples, "points": analysis.operating_points(accuracy, summary), "top1_floor": top1_floor}
+    """The aggregated tables every figure and the report read (the derived ones, operating
+    points, ranges and footprint, as the aggregate rule wrote them)."""
+    tables = {name: _read(inputs[name]) for name in ("accuracy", "summary", "samples", "points", "ranges", "footprint")}
+    tables["top1_floor"] = top1_floor
     for name in ("budget_trace", "budget_summary", *TABLE_SECTIONS):
         if inputs.get(name):
             tables[name] = pd.read_csv(inputs[name])
@@ -138,14 +141,13 @@ def figure_tables(t: dict) -> dict[str, pd.DataFrame]:
         for _, idx in pts.groupby(["board", "model"]).groups.items():
             pts.loc[idx, "pareto_time"] = analysis.pareto_mask(pts.loc[idx], "p50_ms")
             pts.loc[idx, "pareto_energy"] = analysis.pareto_mask(pts.loc[idx], "energy_mj")
-    ranges = [analysis.range_table(t["points"], m) for m in ("p50_ms", "energy_mj")] if not t["points"].empty else []
     return {
         "fig2_top1": t["accuracy"],
         "fig3_confidence": t["accuracy"],
         "fig4_latency": analysis.latency_summary(t["samples"]) if not t["samples"].empty else pd.DataFrame(),
         "fig5_tradeoffs": pts,
-        "dynamic_range": pd.concat(ranges, ignore_index=True) if ranges else pd.DataFrame(),
-        "memory_compression": analysis.footprint_table(t["accuracy"], t["top1_floor"]) if not t["accuracy"].empty else pd.DataFrame(),
+        "dynamic_range": t["ranges"],
+        "memory_compression": t["footprint"],
         "budget_trace": t.get("budget_summary", pd.DataFrame()),
     }
 
@@ -296,7 +298,7 @@ def report_from_files(inputs: dict, out_html: str, title: str, top1_floor: float
     pngs = {Path(p).stem: p for p in ([inputs["figures"]] if isinstance(inputs["figures"], str) else inputs["figures"])}
     figures = {name: {"png": pngs[name], "caption": caption, "command": regenerate_command(name, configfiles)} for name, caption in FIGURES.items() if name in pngs}
     claim_list = yaml.safe_load(Path(inputs["claims"]).read_text())["claims"]
-    claims = analysis.evaluate_claims(claim_list, tables["accuracy"], tables["points"], top1_floor, tables.get("layouts"))
+    claims = analysis.evaluate_claims(claim_list, tables)
     dataset = json.loads(Path(inputs["dataset"]).read_text())
     context = build_context(title, tables, claims, boards, figures, read_meta(inputs["accuracy"]), dataset)
     context["warnings"] = load_warnings(boards, max_others_share, tables["samples"], max_median_spread)

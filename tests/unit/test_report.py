@@ -7,14 +7,12 @@ import math
 import jinja2
 import pandas as pd
 import pytest
-
 import yaml
+from helpers import REPO
 
 from dyndnn import analysis, plots
 from dyndnn.figures import FIGURES
 from dyndnn.report import build_context, render
-
-from helpers import REPO
 
 ACC = pd.DataFrame(
     {
@@ -66,13 +64,19 @@ def summary(latencies: dict[int, float], mapping="one-core", device="cpu", energ
 CLAIMS = yaml.safe_load((REPO / "config/claims.yaml").read_text())["claims"]
 
 
+def claim_tables(acc: pd.DataFrame, summ: pd.DataFrame, top1_floor: float = 0.5) -> dict:
+    """What the aggregate rule writes for a run: accuracy and the tables derived from it."""
+    d = analysis.derived_tables(acc, summ, top1_floor)
+    return {"accuracy": acc, "summary": summ, "points": d["operating_points"], "ranges": d["ranges"], "footprint": d["footprint"], "top1_floor": top1_floor}
+
+
 def tables(with_latency: bool, baselines: bool = False) -> dict:
     acc = ACC.copy()
     if baselines:
         acc = pd.concat([acc, ACC.assign(model="static", resident_bytes=40)], ignore_index=True)
     lat = samples({k: [float(k)] * 3 for k in range(1, 5)}) if with_latency else pd.DataFrame()
     summ = summary({k: float(k) for k in range(1, 5)}) if with_latency else pd.DataFrame()
-    t = {"accuracy": acc, "summary": summ, "samples": lat, "points": analysis.operating_points(acc, summ), "top1_floor": 0.5}
+    t = {**claim_tables(acc, summ), "samples": lat}
     if with_latency:
         from dyndnn.simulate import TraceSpec, simulate, summarise_runs
 
@@ -88,7 +92,7 @@ def context(tmp_path, t):
     figures = {name: {"png": png, "caption": "c", "command": "snakemake x"} for name in FIGURES}
     prov = {"git": {"commit": "abc", "dirty": False}, "config": {"model": {"groups": 4, "connectivity": "nested", "head": "sum", "conv_channels": [8, 8, 8, 8, 8], "fc_features": [8]}, "profile": {"min_runs": 1, "min_seconds": 0}}}
     dataset = {"source": "images", "splits": {"train": {"count": 10}, "test": {"count": 100, "sha256": "f" * 64}}}
-    claims = analysis.evaluate_claims(CLAIMS, t["accuracy"], t["points"], t["top1_floor"])
+    claims = analysis.evaluate_claims(CLAIMS, t)
     return build_context("T", t, claims, [], figures, prov, dataset)
 
 
@@ -140,7 +144,7 @@ def by_id(df):
 
 def test_claims_without_boards_or_baselines_are_not_measurable():
     t = tables(False)
-    c = by_id(analysis.evaluate_claims(CLAIMS, t["accuracy"], t["points"], 0.5))
+    c = by_id(analysis.evaluate_claims(CLAIMS, t))
     assert c.loc["accuracy_rises", "verdict"] == analysis.HOLDS
     for cid in ("energy_range_vs_existing", "time_range_vs_existing", "memory_vs_existing", "pruning_speeds_up_cpu", "mapping_dvfs_finer"):
         assert c.loc[cid, "verdict"] == analysis.NOT_MEASURABLE, cid
@@ -152,8 +156,7 @@ def test_claims_from_measured_points():
     fast = summary({1: 1.0, 2: 2.0, 3: 3.0, 4: 4.0}, mapping="big", energy=3.0)
     slow = summary({1: 10.0, 2: 20.0, 3: 30.0, 4: 40.0}, mapping="little", energy=1.0)
     gpu = summary({1: 0.5, 2: 0.5, 3: 0.6, 4: 0.7}, mapping="gpu", device="gpu")
-    points = analysis.operating_points(acc, pd.concat([fast, slow, gpu], ignore_index=True))
-    c = by_id(analysis.evaluate_claims(CLAIMS, acc, points, 0.5))
+    c = by_id(analysis.evaluate_claims(CLAIMS, claim_tables(acc, pd.concat([fast, slow, gpu], ignore_index=True))))
     assert c.loc["pruning_speeds_up_cpu", "verdict"] == analysis.HOLDS
     assert c.loc["pruning_speeds_up_gpu", "verdict"] == analysis.FAILS  # 0.5 -> 0.5 ms is no speed-up
     # time: all points span 40 / 0.5 = 80x, the widest single mapping 4x: gain 20 -> below 41.6 * 0.8
@@ -165,7 +168,7 @@ def test_claims_from_measured_points():
 
 def test_memory_claim_against_a_baseline():
     acc = pd.concat([ACC.assign(resident_bytes=16), ACC.assign(model="static", resident_bytes=40)], ignore_index=True)
-    c = by_id(analysis.evaluate_claims(CLAIMS, acc, analysis.operating_points(acc, pd.DataFrame()), 0.5))
+    c = by_id(analysis.evaluate_claims(CLAIMS, claim_tables(acc, pd.DataFrame())))
     assert c.loc["memory_vs_existing", "ours"] == pytest.approx(2.5)
     assert c.loc["memory_vs_existing", "verdict"] == analysis.HOLDS
 
@@ -178,7 +181,7 @@ def test_memory_claim_names_every_baseline_and_takes_only_those_at_the_same_comp
     assert fp.loc["static", "resident_vs_dynamic"] == pytest.approx(2.5)
     assert fp.loc["dynamic", "resident_vs_dynamic"] == 1.0
     assert fp.loc["truncated", "recoverable_compression"] == 1.0
-    c = by_id(analysis.evaluate_claims(CLAIMS, acc, analysis.operating_points(acc, pd.DataFrame()), 0.5))
+    c = by_id(analysis.evaluate_claims(CLAIMS, claim_tables(acc, pd.DataFrame())))
     assert c.loc["memory_vs_existing", "ours"] == pytest.approx(2.5)
     reason = c.loc["memory_vs_existing", "reason"]
     assert "static 2.50x" in reason and "slimmable 1.25x" in reason and "below that compression" in reason and "truncated" in reason

@@ -23,17 +23,21 @@ rule aggregate:
         latency_samples="results/tables/latency_samples.csv",
         latency_summary="results/tables/latency_summary.csv",
         operating_points="results/tables/operating_points.csv",
+        ranges="results/tables/ranges.csv",
+        footprint="results/tables/footprint.csv",
         boards="results/tables/boards.csv",
         exports="results/tables/exports.csv",
         layouts="results/tables/layouts.csv",
     params:
-        repo=workflow.basedir,
+        repo=repo_dir,
         config=config,
         primary_seed=PRIMARY_SEED,
         models=MODELS,
         designs=ablation_designs(),
     log:
         "results/logs/aggregate.log",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/aggregate.py"
 
@@ -51,11 +55,13 @@ rule simulate_budget:
     log:
         "results/logs/simulate_budget.log",
     localrule: True
+    conda:
+        CONDA_ENV
     script:
         "../scripts/simulate_budget.py"
 
 
-# One rule per figure (dyndnn.figures.FIGURES), each with its caption for --report.
+# One rule per figure (dyndnn.figures.FIGURES), each with its caption (written once, there) for --report.
 for _fig in FIGURES:
 
     rule:
@@ -65,20 +71,26 @@ for _fig in FIGURES:
             accuracy=rules.aggregate.output.accuracy,
             summary=rules.aggregate.output.latency_summary,
             samples=rules.aggregate.output.latency_samples,
+            points=rules.aggregate.output.operating_points,
+            ranges=rules.aggregate.output.ranges,
+            footprint=rules.aggregate.output.footprint,
             budget_trace=rules.simulate_budget.output.runs,
         output:
             svg=report(
                 f"results/figures/{_fig}.svg",
-                caption=f"../../report/captions/{_fig}.rst",
+                caption="../../report/captions/figure.rst",
                 category="Figures",
             ),
             png=f"results/figures/{_fig}.png",
         params:
             name=_fig,
+            caption=FIGURES[_fig],
             top1_floor=config["report"]["top1_floor"],
         log:
             f"results/logs/figures/{_fig}.log",
         localrule: True
+        conda:
+            CONDA_ENV
         script:
             "../scripts/figure.py"
 
@@ -88,6 +100,9 @@ rule report:
         accuracy=rules.aggregate.output.accuracy,
         summary=rules.aggregate.output.latency_summary,
         samples=rules.aggregate.output.latency_samples,
+        points=rules.aggregate.output.operating_points,
+        ranges=rules.aggregate.output.ranges,
+        footprint=rules.aggregate.output.footprint,
         boards=rules.aggregate.output.boards,
         dataset=rules.prepare_data.output.meta,
         figures=expand("results/figures/{fig}.png", fig=FIGURES),
@@ -109,6 +124,8 @@ rule report:
         reference=REFERENCE,
     log:
         "results/logs/report.log",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/report.py"
 
@@ -130,9 +147,11 @@ rule record:
     params:
         config=config,
         configfiles=report_configfiles(),
-        repo=workflow.basedir,
+        repo=repo_dir,
     localrule: True
     log:
         "results/logs/record.log",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/record.py"
