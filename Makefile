@@ -54,8 +54,13 @@ reference-quick: install      ## re-make reference/quick: a clean quick run, its
 unlock: install               ## after a killed run: release Snakemake's lock on results/ (then rerun; training resumes)
 	$(BIN)/snakemake --unlock --cores 1
 
-lint: install
+LINTED = src workflow/scripts tests benchmarks
+lint: install                 ## ruff (check + format), snakefmt and snakemake --lint: what CI runs before the tests
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --configfile config/quick.yaml
+	$(BIN)/snakemake --lint
 
 clean:
 	rm -rf results .snakemake
