@@ -51,7 +51,7 @@ def main() -> None:
             runner.start(x, k)  # the answer at k groups: untimed
             saved = runner.convs, runner.fcs, runner.logits
 
-            def step():  # upgrade a copy of the k-group state to k + 1 groups
+            def step(saved=saved):  # upgrade a copy of the k-group state to k + 1 groups
                 runner.convs, runner.fcs, runner.logits = [list(c) for c in saved[0]], [list(f) for f in saved[1]], saved[2]
                 runner.upgrade()
 
@@ -59,7 +59,7 @@ def main() -> None:
             with model.at_groups(k + 1):
                 dyn = median_ms(lambda: model(x), args.repeats)
             static = model.materialize(k + 1)
-            st = median_ms(lambda: static(x), args.repeats)
+            st = median_ms(lambda static=static: static(x), args.repeats)
             print(f"{k:>3}->{k + 1:<3} {up:>11.3f} {dyn:>17.3f} {up / dyn:>6.2f} {st:>16.3f} {up / st:>6.2f}")
 
 

@@ -59,8 +59,12 @@ def main() -> None:
     torch.manual_seed(0)
     net = GroupedAlexNet(ModelConfig(**{**model_cfg, "connectivity": "nested"})).eval()
     G = net.groups
-    print(f"# bench_layouts: {args.config} model {net.cfg.conv_channels} fc {net.cfg.fc_features} head {net.cfg.head}; ORT {ort.__version__} CPU, 1 thread, batch 1, median of {args.repeats} x {args.runs}")
-    print(f"{'groups':>6} {'split_ms':>9} {'dense_ms':>9} {'static_ms':>9} {'split/static':>12} {'split/dense':>11} {'MACs split':>11} {'MACs dense':>11} {'MACs static':>11}")
+    print(
+        f"# bench_layouts: {args.config} model {net.cfg.conv_channels} fc {net.cfg.fc_features} head {net.cfg.head}; ORT {ort.__version__} CPU, 1 thread, batch 1, median of {args.repeats} x {args.runs}"
+    )
+    print(
+        f"{'groups':>6} {'split_ms':>9} {'dense_ms':>9} {'static_ms':>9} {'split/static':>12} {'split/dense':>11} {'MACs split':>11} {'MACs dense':>11} {'MACs static':>11}"
+    )
     for k in range(1, G + 1):
         graphs = {
             "split": to_onnx_bytes(net.materialize(k, "split"), 13, 7),

@@ -66,7 +66,9 @@ def main() -> None:
             med[k] = statistics.median(values)
             spread = (max(values) - min(values)) / med[k]
             print(f"{mapping:<12} {k:>6} {' '.join(f'{v:.3f}' for v in values):<40} {spread:>6.1%}")
-        print(f"{mapping:<12} latency g1/g{G} = {med[1] / med[G]:.3f};  MACs g1/g{G}: connected {macs[1][0] / macs[G][0]:.3f}, executed {macs[1][1] / macs[G][1]:.3f}")
+        print(
+            f"{mapping:<12} latency g1/g{G} = {med[1] / med[G]:.3f};  MACs g1/g{G}: connected {macs[1][0] / macs[G][0]:.3f}, executed {macs[1][1] / macs[G][1]:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,15 @@ print(json.dumps(images_per_s(net, params, x, y, train, **kw)))
 
 
 def run(config, job, k, images, threads, copies):
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(HERE), config, job, str(k), str(images), str(threads)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(copies)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(HERE), config, job, str(k), str(images), str(threads)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for _ in range(copies)
+    ]
     return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
 
 
@@ -61,9 +69,16 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=384)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    print(f"# bench_threads: {args.config}, {args.images} images per point; 1 job x {args.threads} threads vs {args.threads} jobs x 1 thread")
+    print(
+        f"# bench_threads: {args.config}, {args.images} images per point; 1 job x {args.threads} threads vs {args.threads} jobs x 1 thread"
+    )
     print(f"{'job':<20} {'1x' + str(args.threads) + ' img/s':>12} {str(args.threads) + 'x1 img/s (sum)':>18} {'ratio':>6}")
-    for label, job, k in [("dynamic stage 1", "dynamic", 1), ("dynamic stage 4", "dynamic", 4), ("static 50 %", "static", 2), ("static 100 %", "static", 4)]:
+    for label, job, k in [
+        ("dynamic stage 1", "dynamic", 1),
+        ("dynamic stage 4", "dynamic", 4),
+        ("static 50 %", "static", 2),
+        ("static 100 %", "static", 4),
+    ]:
         one = run(args.config, job, k, args.images, args.threads, 1)[0]
         many = sum(run(args.config, job, k, args.images, 1, args.threads))
         print(f"{label:<20} {one:>12.1f} {many:>18.1f} {many / one:>5.2f}x", flush=True)

@@ -56,8 +56,10 @@ def main() -> None:
     x = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, generator=gen)
     y = torch.randint(0, 10, (args.images,), generator=gen)
     chosen = resolve_precision("auto", torch.device("cpu"))
-    print(f"# bench_train: {args.config} ({model_cfg.connectivity}, G={G}, fc={list(model_cfg.fc_features)}, head {model_cfg.head}), batch {fast.batch_size}, "
-          f"{args.images} images per point, {args.threads} threads, torch {torch.__version__}, {platform.processor() or platform.machine()}; chosen: {chosen} + channels_last")
+    print(
+        f"# bench_train: {args.config} ({model_cfg.connectivity}, G={G}, fc={list(model_cfg.fc_features)}, head {model_cfg.head}), batch {fast.batch_size}, "
+        f"{args.images} images per point, {args.threads} threads, torch {torch.__version__}, {platform.processor() or platform.machine()}; chosen: {chosen} + channels_last"
+    )
     print(f"{'technique':<28} {'fp32_img_s':>10} {'chosen_img_s':>12} {'ratio':>6}")
 
     def fresh(kind, k=None):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO, SHARED_CIFAR, make_image_tar, snakemake, write_config
 
 

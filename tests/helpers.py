@@ -45,7 +45,17 @@ def make_image_tar(path: Path, per_class: dict[str, int], seed: int = 0) -> Path
 
 
 def snakemake(workdir, *args, check=True, cores: str | None = "2"):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *(["--cores", cores] if cores else []), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *(["--cores", cores] if cores else []),
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")

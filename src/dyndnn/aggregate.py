@@ -67,7 +67,10 @@ def aggregate(inputs: dict, outputs: dict, repo: str, config: dict, primary_seed
         "accuracy": (accuracy, inputs["eval"]),
         "accuracy_seeds": (every_seed, inputs["eval"]),
         "seed_summary": (analysis.seed_summary(every_seed), inputs["eval"]),
-        "ablation": (analysis.ablation_table(primary, histories, designs), [*_as_list(inputs["eval"]), *_as_list(inputs.get("histories", []))]),
+        "ablation": (
+            analysis.ablation_table(primary, histories, designs),
+            [*_as_list(inputs["eval"]), *_as_list(inputs.get("histories", []))],
+        ),
         "per_class": (per_class[per_class["seed"] == primary_seed].reset_index(drop=True), inputs["per_class"]),
         "latency_summary": (summary, inputs["summary"]),
         "exports": (exports, inputs.get("exports", [])),

@@ -14,7 +14,25 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["DYNAMIC", "NAIVE", "dynamic_range", "latency_summary", "top_frequency", "median_spread", "operating_points", "layout_table", "pareto_mask", "range_table", "ranges_table", "footprint_table", "derived_tables", "seed_summary", "ablation_table", "evaluate_claims", "verdict"]
+__all__ = [
+    "DYNAMIC",
+    "NAIVE",
+    "dynamic_range",
+    "latency_summary",
+    "top_frequency",
+    "median_spread",
+    "operating_points",
+    "layout_table",
+    "pareto_mask",
+    "range_table",
+    "ranges_table",
+    "footprint_table",
+    "derived_tables",
+    "seed_summary",
+    "ablation_table",
+    "evaluate_claims",
+    "verdict",
+]
 
 
 def dynamic_range(values) -> float:
@@ -95,11 +113,22 @@ def layout_table(summary: pd.DataFrame, exports: pd.DataFrame) -> pd.DataFrame:
     exported graph executes (counted from the graph)."""
     keys = ["board", "mapping", "frequency", "groups"]
     names = {DYNAMIC: "dynamic", "static": "static", NAIVE: "naive"}
-    cols = [*keys, "layout", *[f"{n}_ms" for n in names.values()], "dynamic_vs_static", "dynamic_vs_naive", *[f"{n}_macs_executed" for n in names.values()]]
+    cols = [
+        *keys,
+        "layout",
+        *[f"{n}_ms" for n in names.values()],
+        "dynamic_vs_static",
+        "dynamic_vs_naive",
+        *[f"{n}_macs_executed" for n in names.values()],
+    ]
     if summary.empty or DYNAMIC not in set(summary["model"]):
         return pd.DataFrame(columns=cols)
     s = summary[summary.model.isin(names)].assign(frequency=lambda d: d.frequency.astype(str))
-    wide = s.pivot_table(index=keys, columns="model", values="p50_ms", aggfunc="first").rename(columns=lambda m: f"{names[m]}_ms").reset_index()
+    wide = (
+        s.pivot_table(index=keys, columns="model", values="p50_ms", aggfunc="first")
+        .rename(columns=lambda m: f"{names[m]}_ms")
+        .reset_index()
+    )
     for n in names.values():
         if f"{n}_ms" not in wide:
             wide[f"{n}_ms"] = float("nan")
@@ -136,7 +165,17 @@ def range_table(points: pd.DataFrame, metric: str) -> pd.DataFrame:
     for (board, model), g in d.groupby(["board", "model"]):
         alone = max(dynamic_range(h[metric]) for _, h in g.groupby(["mapping", "frequency"]))
         combined = dynamic_range(g[metric])
-        rows.append({"board": board, "model": model, "metric": metric, "range_configs_alone": alone, "range_with_mapping_dvfs": combined, "gain": combined / alone, "points": len(g)})
+        rows.append(
+            {
+                "board": board,
+                "model": model,
+                "metric": metric,
+                "range_configs_alone": alone,
+                "range_with_mapping_dvfs": combined,
+                "gain": combined / alone,
+                "points": len(g),
+            }
+        )
     return pd.DataFrame(rows, columns=["board", "model", "metric", "range_configs_alone", "range_with_mapping_dvfs", "gain", "points"])
 
 
@@ -146,7 +185,11 @@ METRICS = ("p50_ms", "energy_mj")  # what the dynamic-range table covers
 def ranges_table(points: pd.DataFrame) -> pd.DataFrame:
     """range_table for time and energy, one table (the aggregate rule writes it once)."""
     frames = [range_table(points, m) for m in METRICS] if not points.empty else []
-    return pd.concat(frames, ignore_index=True) if frames else range_table(pd.DataFrame(columns=["board", "model", "mapping", "frequency", *METRICS]), METRICS[0])
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else range_table(pd.DataFrame(columns=["board", "model", "mapping", "frequency", *METRICS]), METRICS[0])
+    )
 
 
 def derived_tables(accuracy: pd.DataFrame, summary: pd.DataFrame, top1_floor: float) -> dict[str, pd.DataFrame]:
@@ -283,7 +326,10 @@ def _mapping_dvfs_gain(metric, what):
         if ranges.empty:
             raise NotMeasurable(f"no {what} of the dynamic DNN measured on the boards used")
         best = ranges.loc[ranges.gain.idxmax()]
-        return float(best.gain), f"{what} range over all {int(best.points)} points / configurations alone on {best.board} ({best.range_with_mapping_dvfs:.3g}x vs {best.range_configs_alone:.3g}x){_layout_note(r)}"
+        return (
+            float(best.gain),
+            f"{what} range over all {int(best.points)} points / configurations alone on {best.board} ({best.range_with_mapping_dvfs:.3g}x vs {best.range_configs_alone:.3g}x){_layout_note(r)}",
+        )
 
     return compute
 
@@ -295,7 +341,9 @@ def _memory_vs_baselines(r):
         raise NotMeasurable("resident memory was not recorded for every technique")
     ours = fp.loc[DYNAMIC]
     if math.isnan(ours.recoverable_compression):
-        raise NotMeasurable(f"the dynamic DNN never reaches top-1 >= {r['top1_floor']} (report.top1_floor), so it has no recoverable compression rate")
+        raise NotMeasurable(
+            f"the dynamic DNN never reaches top-1 >= {r['top1_floor']} (report.top1_floor), so it has no recoverable compression rate"
+        )
     peers = fp.drop(index=DYNAMIC)
     same = peers[peers.recoverable_compression >= ours.recoverable_compression * 0.999]
     if same.empty:
@@ -329,7 +377,11 @@ def _pruning_speeds_up(device):
             if not (lat[1:] > lat[:-1]).all():
                 failures.append("/".join(map(str, key)))
         n = pts.groupby(["board", "mapping", "frequency"]).ngroups
-        return not failures, (f"latency falls with every group removed on all {n} {device.upper()} mapping x frequency points" if not failures else f"not monotonic on {', '.join(failures)}") + _layout_note(r)
+        return not failures, (
+            f"latency falls with every group removed on all {n} {device.upper()} mapping x frequency points"
+            if not failures
+            else f"not monotonic on {', '.join(failures)}"
+        ) + _layout_note(r)
 
     return compute
 
@@ -340,7 +392,9 @@ def _pareto_points(r):
         raise NotMeasurable("no latency measured on the boards used")
     counts = {board: int(pareto_mask(g, "p50_ms").sum()) for board, g in pts.groupby("board")}
     board = max(counts, key=counts.get)
-    return counts[board], f"Pareto-optimal (latency, top-1) points on {board} over {int((pts.board == board).sum())} operating points{_layout_note(r)}"
+    return counts[
+        board
+    ], f"Pareto-optimal (latency, top-1) points on {board} over {int((pts.board == board).sum())} operating points{_layout_note(r)}"
 
 
 CLAIM_METRICS = {
@@ -384,7 +438,9 @@ def check_claims(claims, where: str = "claims file") -> None:
             try:
                 float(c["value"]), float(c.get("tolerance", 0))
             except (TypeError, ValueError):
-                raise ValueError(f"{label}: check at_least needs a numeric value and tolerance, got value {c['value']!r}, tolerance {c.get('tolerance')!r}") from None
+                raise ValueError(
+                    f"{label}: check at_least needs a numeric value and tolerance, got value {c['value']!r}, tolerance {c.get('tolerance')!r}"
+                ) from None
 
 
 def verdict(claim: dict, value) -> str:
@@ -413,5 +469,16 @@ def evaluate_claims(claims: list[dict], tables: dict) -> pd.DataFrame:
             v = verdict(c, value)
         except NotMeasurable as e:
             value, reason, v = None, str(e), NOT_MEASURABLE
-        rows.append({"id": c["id"], "claim": c["claim"], "source": c["source"], "paper": c["value"], "unit": c.get("unit", ""), "ours": value, "verdict": v, "reason": reason})
+        rows.append(
+            {
+                "id": c["id"],
+                "claim": c["claim"],
+                "source": c["source"],
+                "paper": c["value"],
+                "unit": c.get("unit", ""),
+                "ours": value,
+                "verdict": v,
+                "reason": reason,
+            }
+        )
     return pd.DataFrame(rows)

@@ -67,7 +67,6 @@ class ModelConfig:
         return self.image_size // 2 ** len(POOL_AFTER)
 
 
-
 def arch_config(cfg: ModelConfig, k: int) -> dict:
     """JSON-able description of configuration k of any technique built on `cfg`."""
     G = cfg.groups

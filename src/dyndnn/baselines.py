@@ -53,8 +53,20 @@ def _dense(cfg: ModelConfig, k: int, seed: int, device="cpu") -> SlimmableAlexNe
     return SlimmableAlexNet(width_config(cfg, k)).to(device)
 
 
-def train_baseline(kind: str, cfg: ModelConfig, train_cfg: TrainConfig, x, y, seed: int, static: Technique | None = None, finetune_epochs: int = 1, resume_dir=None, device: str | torch.device = "cpu") -> tuple[Technique, list[dict]]:
+def train_baseline(
+    kind: str,
+    cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    x,
+    y,
+    seed: int,
+    static: Technique | None = None,
+    finetune_epochs: int = 1,
+    resume_dir=None,
+    device: str | torch.device = "cpu",
+) -> tuple[Technique, list[dict]]:
     """Train (or derive) one baseline; returns the technique and its training history."""
+
     def resume(name):
         return f"{resume_dir}/{name}.pt" if resume_dir else None
 
@@ -69,7 +81,9 @@ def train_baseline(kind: str, cfg: ModelConfig, train_cfg: TrainConfig, x, y, se
     if kind == "slimmable":
         torch.manual_seed(seed)
         net = SlimmableAlexNet(cfg, switchable_bn=True).to(device)
-        history = fit(net, list(net.parameters()), x, y, train_cfg, seed * 1000, resume("slimmable"), tag={"widths": G}, loss_fn=slimmable_loss)
+        history = fit(
+            net, list(net.parameters()), x, y, train_cfg, seed * 1000, resume("slimmable"), tag={"widths": G}, loss_fn=slimmable_loss
+        )
         return Technique("slimmable", [net], cfg), history
     if static is None:
         raise ValueError(f"{kind} is derived from the static baseline's 100 % model: train 'static' first")
@@ -82,7 +96,16 @@ def train_baseline(kind: str, cfg: ModelConfig, train_cfg: TrainConfig, x, y, se
         nets = []
         for k in range(1, G):
             net = l1_prune(full, k, G).to(device)
-            history += fit(net, list(net.parameters()), x, y, replace(train_cfg, epochs=finetune_epochs), seed * 1000 + k, resume(f"pruned-w{k}"), tag={"width": k})
+            history += fit(
+                net,
+                list(net.parameters()),
+                x,
+                y,
+                replace(train_cfg, epochs=finetune_epochs),
+                seed * 1000 + k,
+                resume(f"pruned-w{k}"),
+                tag={"width": k},
+            )
             nets.append(net)
         return Technique("pruned", nets + [full], cfg), history
     raise ValueError(f"unknown baseline {kind!r} (known: {', '.join(BASELINES)})")

@@ -37,7 +37,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-
 class BoardError(RuntimeError):
     def __init__(self, board: str, host: str, step: str, detail: str):
         super().__init__(f"board '{board}' (host {host}): {step} failed: {detail}")
@@ -67,7 +66,9 @@ def check_board(board: dict, where="board config") -> None:
     for name, m in board["mappings"].items():
         runtime = m.get("runtime", board["runtime"])
         if runtime not in (board["runtime"], "tensorrt") or (runtime == "tensorrt" and board["runtime"] != "onnxruntime"):
-            raise ValueError(f"{where}: mapping {name} runs {runtime!r}, but the board's models are exported for {board['runtime']!r} (a mapping may only add tensorrt, on an onnxruntime board)")
+            raise ValueError(
+                f"{where}: mapping {name} runs {runtime!r}, but the board's models are exported for {board['runtime']!r} (a mapping may only add tensorrt, on an onnxruntime board)"
+            )
         if m.get("dvfs") and m["dvfs"] not in domains:
             raise ValueError(f"{where}: mapping {name} sweeps DVFS domain {m['dvfs']!r}, not defined under dvfs ({sorted(domains)})")
     pw = board.get("power", {})
@@ -170,7 +171,9 @@ class SshTransport:
         try:
             session.probe()
             parent = self.t.get("workdir") or "/tmp"
-            session.workdir = session.check(["mktemp", "-d", f"{parent.rstrip('/')}/dyndnn-{self.board['name']}-XXXXXX"], "make work dir").stdout.strip()
+            session.workdir = session.check(
+                ["mktemp", "-d", f"{parent.rstrip('/')}/dyndnn-{self.board['name']}-XXXXXX"], "make work dir"
+            ).stdout.strip()
             yield session
         finally:
             if session.workdir:
@@ -192,7 +195,9 @@ class SshSession:
         remote = shlex.join(argv)
         return subprocess.run(["ssh", *self.options, *self.target(), remote], capture_output=True, timeout=timeout, input=input)
 
-    def check(self, argv: list[str], step: str, timeout: float | None = None, input: bytes | None = None, decode: bool = True) -> subprocess.CompletedProcess:
+    def check(
+        self, argv: list[str], step: str, timeout: float | None = None, input: bytes | None = None, decode: bool = True
+    ) -> subprocess.CompletedProcess:
         """Run argv on the board; a failure raises BoardError naming `step`. stdout is text unless decode=False."""
         proc = self.call(argv, timeout=timeout or self.tr.timeout * 3, input=input)
         if proc.returncode != 0:

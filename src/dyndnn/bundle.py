@@ -458,7 +458,9 @@ def build_runtime(spec: BundleSpec, cache: Path = CACHE) -> Path:
             python = tmp / "root" / "usr" / "bin" / f"python{spec.python}"
             if not (python.exists() or python.is_symlink()):
                 found = sorted(p.name for p in (tmp / "root/usr/bin").glob("python3.*"))
-                raise BundleError(f"Debian {spec.suite} {spec.arch} gives {found or 'no Python'}, the board config says python {spec.python}")
+                raise BundleError(
+                    f"Debian {spec.suite} {spec.arch} gives {found or 'no Python'}, the board config says python {spec.python}"
+                )
             if not (tmp / "root" / loader).exists():
                 raise BundleError(f"no dynamic loader {loader} in the {spec.suite} {spec.arch} sysroot (is libc6 excluded?)")
             lock["loader"], lock["library_dirs"] = loader, _library_dirs(tmp / "root")
@@ -466,7 +468,14 @@ def build_runtime(spec: BundleSpec, cache: Path = CACHE) -> Path:
             lock = pypi_site(spec, tmp / "site", cache)
         else:
             raise BundleError(f"unknown bundle source {spec.source!r} (debian or pypi)")
-        lock = {"key": spec.key(), "arch": spec.arch, "python": spec.python, "source": spec.source, "requested": list(spec.packages), **lock}
+        lock = {
+            "key": spec.key(),
+            "arch": spec.arch,
+            "python": spec.python,
+            "source": spec.source,
+            "requested": list(spec.packages),
+            **lock,
+        }
         (tmp / "lock.json").write_text(json.dumps(lock, indent=2))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)

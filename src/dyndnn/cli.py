@@ -41,13 +41,19 @@ def _manager(args) -> int:
     needed = ["board", "model", "groups", BUDGET_COLUMNS[kind], "top1"]
     missing = [c for c in needed if c not in points.columns]
     if missing:
-        raise UsageError(f"--points {args.points}: no column {', '.join(missing)}; give the operating-points table (results/tables/operating_points.csv)")
+        raise UsageError(
+            f"--points {args.points}: no column {', '.join(missing)}; give the operating-points table (results/tables/operating_points.csv)"
+        )
     points = _select(_select(points, "model", args.model, "--model"), "board", args.board, "--board")
     c = choose(points, budget, kind)
     p = c.point
     print(f"{'meets' if c.meets_budget else 'VIOLATES'} budget {kind} <= {budget:g}: {c.reason}")
-    print(f"  board {p.get('board')}, model {p.get('model')}, groups {p.get('groups')}, mapping {p.get('mapping')}, frequency {p.get('frequency')}")
-    print(f"  top1 {p.get('top1'):.4f}, p50 {p.get('p50_ms'):.4g} ms, energy {_measured(p.get('energy_mj'), 'mJ')}, power {_measured(p.get('power_w'), 'W')}")
+    print(
+        f"  board {p.get('board')}, model {p.get('model')}, groups {p.get('groups')}, mapping {p.get('mapping')}, frequency {p.get('frequency')}"
+    )
+    print(
+        f"  top1 {p.get('top1'):.4f}, p50 {p.get('p50_ms'):.4g} ms, energy {_measured(p.get('energy_mj'), 'mJ')}, power {_measured(p.get('power_w'), 'W')}"
+    )
     return 0 if c.meets_budget else 3
 
 
@@ -102,14 +108,24 @@ def main(argv=None) -> int:
     budget.add_argument("--time-ms", dest="time_ms", type=float)
     budget.add_argument("--energy-mj", dest="energy_mj", type=float)
     budget.add_argument("--power-w", dest="power_w", type=float)
-    c = sub.add_parser("compare", help="compare a run against a reference record, number by number (exit 0 reproduced, 1 differs, 2 bad input)")
+    c = sub.add_parser(
+        "compare", help="compare a run against a reference record, number by number (exit 0 reproduced, 1 differs, 2 bad input)"
+    )
     c.add_argument("reference", help="a record folder (e.g. reference/quick)")
     c.add_argument("run", help="another record, or a results folder (e.g. results)")
     c.add_argument("--all", action="store_true", help="list reproduced rows too")
     c.add_argument("--csv", help="write every row to this CSV file")
     c.add_argument("--claims", default="config/claims.yaml", help="claims file when the reference record has none")
-    for name, help_ in [("top1_pts", "top-1 tolerance in points"), ("seed_sigmas", "or this many seed standard deviations"), ("confidence_abs", "normalised confidence"), ("latency_rel", "median latency, same host model (relative)"), ("ratio_rel", "latency ratio g1/gG (relative)")]:
-        c.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, help=f"{help_} (default: the reference config's compare block)")
+    for name, help_ in [
+        ("top1_pts", "top-1 tolerance in points"),
+        ("seed_sigmas", "or this many seed standard deviations"),
+        ("confidence_abs", "normalised confidence"),
+        ("latency_rel", "median latency, same host model (relative)"),
+        ("ratio_rel", "latency ratio g1/gG (relative)"),
+    ]:
+        c.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, type=float, help=f"{help_} (default: the reference config's compare block)"
+        )
     r = sub.add_parser("replay", help="re-render every figure and the report of a record into another folder")
     r.add_argument("record")
     r.add_argument("out")

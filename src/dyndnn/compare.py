@@ -92,7 +92,16 @@ def load_run(path: str | Path) -> Run:
 
 
 def _row(kind, key, ref, run, diff, tol, status, reason=""):
-    return {"kind": kind, "key": key, "reference": ref, "run": run, "difference": diff, "tolerance": tol, "status": status, "reason": reason}
+    return {
+        "kind": kind,
+        "key": key,
+        "reference": ref,
+        "run": run,
+        "difference": diff,
+        "tolerance": tol,
+        "status": status,
+        "reason": reason,
+    }
 
 
 def _seed_std(run: Run, model: str, groups: int) -> float:
@@ -111,25 +120,70 @@ def _accuracy_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
         if key not in b.index or key not in a.index:
             where = "run" if key not in b.index else "reference"
             for metric in ("top1", "confidence_norm"):
-                rows.append(_row(metric, label, a[metric].get(key), b[metric].get(key), None, None, NOT_COMPARABLE, f"{key[0]} was not evaluated in the {where}"))
+                rows.append(
+                    _row(
+                        metric,
+                        label,
+                        a[metric].get(key),
+                        b[metric].get(key),
+                        None,
+                        None,
+                        NOT_COMPARABLE,
+                        f"{key[0]} was not evaluated in the {where}",
+                    )
+                )
             continue
         stds = [v for v in (_seed_std(ref, *key), _seed_std(run, *key)) if math.isfinite(v)]
         pts = max([tol.top1_pts] + [tol.seed_sigmas * 100 * s for s in stds])
         diff = 100 * (b.loc[key, "top1"] - a.loc[key, "top1"])
-        rows.append(_row("top1", label, a.loc[key, "top1"], b.loc[key, "top1"], round(diff, 3), f"{pts:.3g} pts", REPRODUCED if abs(diff) <= pts else DIFFERS))
+        rows.append(
+            _row(
+                "top1",
+                label,
+                a.loc[key, "top1"],
+                b.loc[key, "top1"],
+                round(diff, 3),
+                f"{pts:.3g} pts",
+                REPRODUCED if abs(diff) <= pts else DIFFERS,
+            )
+        )
         diff = b.loc[key, "confidence_norm"] - a.loc[key, "confidence_norm"]
-        rows.append(_row("confidence_norm", label, a.loc[key, "confidence_norm"], b.loc[key, "confidence_norm"], round(diff, 4), f"{tol.confidence_abs:g}", REPRODUCED if abs(diff) <= tol.confidence_abs else DIFFERS))
+        rows.append(
+            _row(
+                "confidence_norm",
+                label,
+                a.loc[key, "confidence_norm"],
+                b.loc[key, "confidence_norm"],
+                round(diff, 4),
+                f"{tol.confidence_abs:g}",
+                REPRODUCED if abs(diff) <= tol.confidence_abs else DIFFERS,
+            )
+        )
     return rows
 
 
 def _latency_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
     rows = []
-    a, b = (analysis.top_frequency(r.tables["latency_summary"]) if not r.tables["latency_summary"].empty else r.tables["latency_summary"] for r in (ref, run))
+    a, b = (
+        analysis.top_frequency(r.tables["latency_summary"]) if not r.tables["latency_summary"].empty else r.tables["latency_summary"]
+        for r in (ref, run)
+    )
     boards_a = set(a["board"]) if not a.empty else set()
     boards_b = set(b["board"]) if not b.empty else set()
     for board in sorted(boards_a ^ boards_b):
         where, other = ("reference", "run") if board in boards_a else ("run", "reference")
-        rows.append(_row("latency", f"{board}: every mapping", None, None, None, None, NOT_COMPARABLE, f"board {board} was measured only in the {where}; the {other} measured {', '.join(sorted(boards_b if where == 'reference' else boards_a)) or 'no board'}"))
+        rows.append(
+            _row(
+                "latency",
+                f"{board}: every mapping",
+                None,
+                None,
+                None,
+                None,
+                NOT_COMPARABLE,
+                f"board {board} was measured only in the {where}; the {other} measured {', '.join(sorted(boards_b if where == 'reference' else boards_a)) or 'no board'}",
+            )
+        )
     for board in sorted(boards_a & boards_b):
         cpu_a, cpu_b = ref.boards.get(board, {}).get("cpu_model"), run.boards.get(board, {}).get("cpu_model")
         same_host = bool(cpu_a) and cpu_a == cpu_b
@@ -138,20 +192,62 @@ def _latency_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
             y = gb[(gb.mapping == mapping) & (gb.model == model)]
             key = f"{board}: {mapping}: {model}"
             if y.empty:
-                rows.append(_row("latency_ratio", key, None, None, None, None, NOT_COMPARABLE, f"{model} on mapping {mapping} was not measured in the run"))
+                rows.append(
+                    _row(
+                        "latency_ratio",
+                        key,
+                        None,
+                        None,
+                        None,
+                        None,
+                        NOT_COMPARABLE,
+                        f"{model} on mapping {mapping} was not measured in the run",
+                    )
+                )
                 continue
             x, y = x.set_index("groups")["p50_ms"], y.set_index("groups")["p50_ms"]
             lo, hi = x.index.min(), x.index.max()
             if lo in y.index and hi in y.index and hi != lo:
                 ra, rb = x[lo] / x[hi], y[lo] / y[hi]
                 rel = rb / ra - 1
-                rows.append(_row("latency_ratio", f"{key}: g{lo}/g{hi}", round(ra, 4), round(rb, 4), round(rel, 4), f"{tol.ratio_rel:.0%}", REPRODUCED if abs(rel) <= tol.ratio_rel else DIFFERS))
+                rows.append(
+                    _row(
+                        "latency_ratio",
+                        f"{key}: g{lo}/g{hi}",
+                        round(ra, 4),
+                        round(rb, 4),
+                        round(rel, 4),
+                        f"{tol.ratio_rel:.0%}",
+                        REPRODUCED if abs(rel) <= tol.ratio_rel else DIFFERS,
+                    )
+                )
             for g in sorted(set(x.index) & set(y.index)):
                 if not same_host:
-                    rows.append(_row("latency_ms", f"{key}: g{g}", x[g], y[g], None, None, NOT_COMPARABLE, f"different host model ({cpu_a or 'unknown'} vs {cpu_b or 'unknown'}): absolute times are compared on the same host model only"))
+                    rows.append(
+                        _row(
+                            "latency_ms",
+                            f"{key}: g{g}",
+                            x[g],
+                            y[g],
+                            None,
+                            None,
+                            NOT_COMPARABLE,
+                            f"different host model ({cpu_a or 'unknown'} vs {cpu_b or 'unknown'}): absolute times are compared on the same host model only",
+                        )
+                    )
                     continue
                 rel = y[g] / x[g] - 1
-                rows.append(_row("latency_ms", f"{key}: g{g}", x[g], y[g], round(rel, 4), f"{tol.latency_rel:.0%}", REPRODUCED if abs(rel) <= tol.latency_rel else DIFFERS))
+                rows.append(
+                    _row(
+                        "latency_ms",
+                        f"{key}: g{g}",
+                        x[g],
+                        y[g],
+                        round(rel, 4),
+                        f"{tol.latency_rel:.0%}",
+                        REPRODUCED if abs(rel) <= tol.latency_rel else DIFFERS,
+                    )
+                )
     return rows
 
 
@@ -163,20 +259,58 @@ def _footprint_rows(ref: Run, run: Run) -> list[dict]:
     for model in sorted(set(a.index) | set(b.index)):
         for metric in ("resident_bytes", "recoverable_compression"):
             if model not in a.index or model not in b.index:
-                rows.append(_row(metric, model, a[metric].get(model), b[metric].get(model), None, "exact", NOT_COMPARABLE, f"{model} is missing in the {'run' if model not in b.index else 'reference'}"))
+                rows.append(
+                    _row(
+                        metric,
+                        model,
+                        a[metric].get(model),
+                        b[metric].get(model),
+                        None,
+                        "exact",
+                        NOT_COMPARABLE,
+                        f"{model} is missing in the {'run' if model not in b.index else 'reference'}",
+                    )
+                )
                 continue
             if metric == "recoverable_compression" and floor_a != floor_b:
-                rows.append(_row(metric, model, a.loc[model, metric], b.loc[model, metric], None, "exact", NOT_COMPARABLE, f"different report.top1_floor ({floor_a} vs {floor_b})"))
+                rows.append(
+                    _row(
+                        metric,
+                        model,
+                        a.loc[model, metric],
+                        b.loc[model, metric],
+                        None,
+                        "exact",
+                        NOT_COMPARABLE,
+                        f"different report.top1_floor ({floor_a} vs {floor_b})",
+                    )
+                )
                 continue
             x, y = a.loc[model, metric], b.loc[model, metric]
             same = (pd.isna(x) and pd.isna(y)) or (not pd.isna(x) and not pd.isna(y) and math.isclose(x, y, rel_tol=1e-9))
-            rows.append(_row(metric, model, x, y, None if same else (y - x if not (pd.isna(x) or pd.isna(y)) else None), "exact", REPRODUCED if same else DIFFERS))
+            rows.append(
+                _row(
+                    metric,
+                    model,
+                    x,
+                    y,
+                    None if same else (y - x if not (pd.isna(x) or pd.isna(y)) else None),
+                    "exact",
+                    REPRODUCED if same else DIFFERS,
+                )
+            )
     return rows
 
 
 def _claims(run: Run, claims: list[dict]) -> pd.DataFrame:
     t = run.tables
-    tables = {"accuracy": t["accuracy"], "points": t["operating_points"], "ranges": t["ranges"], "footprint": t["footprint"], "top1_floor": run.config.get("report", {}).get("top1_floor", 0.0)}
+    tables = {
+        "accuracy": t["accuracy"],
+        "points": t["operating_points"],
+        "ranges": t["ranges"],
+        "footprint": t["footprint"],
+        "top1_floor": run.config.get("report", {}).get("top1_floor", 0.0),
+    }
     return analysis.evaluate_claims(claims, tables).set_index("id")
 
 
@@ -187,9 +321,30 @@ def _claim_rows(ref: Run, run: Run, claims: list[dict]) -> list[dict]:
         va, vb = a.loc[cid, "verdict"], b.loc[cid, "verdict"]
         ours = (a.loc[cid, "ours"], b.loc[cid, "ours"])
         if analysis.NOT_MEASURABLE in (va, vb) and va != vb:
-            rows.append(_row("claim", cid, va, vb, None, "same verdict", NOT_COMPARABLE, f"measurable in one run only: {b.loc[cid, 'reason'] if vb == analysis.NOT_MEASURABLE else a.loc[cid, 'reason']}"))
+            rows.append(
+                _row(
+                    "claim",
+                    cid,
+                    va,
+                    vb,
+                    None,
+                    "same verdict",
+                    NOT_COMPARABLE,
+                    f"measurable in one run only: {b.loc[cid, 'reason'] if vb == analysis.NOT_MEASURABLE else a.loc[cid, 'reason']}",
+                )
+            )
             continue
-        rows.append(_row("claim", cid, f"{va} ({_fmt(ours[0])})", f"{vb} ({_fmt(ours[1])})", None, "same verdict", REPRODUCED if va == vb else DIFFERS))
+        rows.append(
+            _row(
+                "claim",
+                cid,
+                f"{va} ({_fmt(ours[0])})",
+                f"{vb} ({_fmt(ours[1])})",
+                None,
+                "same verdict",
+                REPRODUCED if va == vb else DIFFERS,
+            )
+        )
     return rows
 
 
@@ -204,5 +359,10 @@ def _fmt(v) -> str:
 def compare(reference: Run, run: Run, claims: list[dict], tol: Tolerances | None = None) -> pd.DataFrame:
     """One row per compared number (COLUMNS)."""
     tol = tol or Tolerances.from_config(reference.config)
-    rows = _accuracy_rows(reference, run, tol) + _latency_rows(reference, run, tol) + _footprint_rows(reference, run) + _claim_rows(reference, run, claims)
+    rows = (
+        _accuracy_rows(reference, run, tol)
+        + _latency_rows(reference, run, tol)
+        + _footprint_rows(reference, run)
+        + _claim_rows(reference, run, claims)
+    )
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -18,7 +18,19 @@ import yaml
 from dyndnn.arch import ModelConfig
 from dyndnn.defaults import default
 
-__all__ = ["ConfigError", "DataConfig", "TrainConfig", "ExportConfig", "MeasureSettings", "Config", "load", "validate_schema", "as_params", "read_yaml", "design_knobs"]
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "TrainConfig",
+    "ExportConfig",
+    "MeasureSettings",
+    "Config",
+    "load",
+    "validate_schema",
+    "as_params",
+    "read_yaml",
+    "design_knobs",
+]
 
 NUM_CLASSES = 10
 SPLIT_SIZES = {"train": 50_000, "test": 10_000}
@@ -149,7 +161,10 @@ def _build(cls, values: dict | None):
 
 
 # Run-time settings that used to sit in the recipe: (section, key, where they are now).
-MOVED = (("train", "device", "runtime.device"), ("train", "threads", "--set-threads / a profile's set-threads (jobs use the threads they are given)"))
+MOVED = (
+    ("train", "device", "runtime.device"),
+    ("train", "threads", "--set-threads / a profile's set-threads (jobs use the threads they are given)"),
+)
 
 
 def validate_schema(config: dict, schema_path: str | Path) -> None:
@@ -169,7 +184,9 @@ def validate_schema(config: dict, schema_path: str | Path) -> None:
 
     for section, name, home in MOVED:
         if name in (config.get(section) or {}):
-            raise ConfigError(f"{section}.{name}: moved to {home} (where a job runs is not part of the recipe: changing it retrains nothing)")
+            raise ConfigError(
+                f"{section}.{name}: moved to {home} (where a job runs is not part of the recipe: changing it retrains nothing)"
+            )
     found = first_error(config)
     if found:
         raise ConfigError(f"{found[0]}: {found[1]}")
@@ -183,7 +200,9 @@ def validate_schema(config: dict, schema_path: str | Path) -> None:
             merged[section] = {**config.get(section, {}), **design.get(section, {})}
         found = first_error(merged)
         if found:
-            raise ConfigError(f"ablation.{name}.{found[0]}: {found[1]} (the override, merged over the config's {found[0].split('.')[0]} block, must satisfy the same schema)")
+            raise ConfigError(
+                f"ablation.{name}.{found[0]}: {found[1]} (the override, merged over the config's {found[0].split('.')[0]} block, must satisfy the same schema)"
+            )
 
 
 def _check_stage_lists(train: TrainConfig, groups: int, where: str) -> None:
@@ -196,7 +215,9 @@ def _check_stage_lists(train: TrainConfig, groups: int, where: str) -> None:
 def _check_data_path(path: Path, sha256: str | None) -> None:
     """data.path exists, and a .tar.gz matches data.sha256 when one is given (before any job)."""
     if not path.exists():
-        raise ConfigError(f"data.path {path} does not exist (relative paths are relative to the working directory {Path.cwd()}); source=images needs a folder or .tar.gz")
+        raise ConfigError(
+            f"data.path {path} does not exist (relative paths are relative to the working directory {Path.cwd()}); source=images needs a folder or .tar.gz"
+        )
     if sha256 and path.is_file():
         from dyndnn.provenance import sha256_file
 
@@ -237,7 +258,9 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
                 f"data.{split}_subset={n}: a stratified subset needs a multiple of {NUM_CLASSES} "
                 f"no larger than the {SPLIT_SIZES[split]:,} {split} images"
             )
-    baselines = tuple(name for name in ("static", "slimmable", "truncated", "pruned") if config.get("baselines", {}).get(name, {}).get("enabled"))
+    baselines = tuple(
+        name for name in ("static", "slimmable", "truncated", "pruned") if config.get("baselines", {}).get(name, {}).get("enabled")
+    )
     needs_static = [b for b in ("truncated", "pruned") if b in baselines]
     if needs_static and "static" not in baselines:
         raise ConfigError(f"baselines {needs_static} are derived from the static baseline's 100 % model: enable baselines.static too")
@@ -265,7 +288,9 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
         raise ConfigError(f"{distilled[0]}.distill > 0 distils from the static baseline's 100 % model: enable baselines.static too")
     sim_board = (config.get("simulate") or {}).get("board")
     if sim_board is not None and sim_board not in boards:
-        raise ConfigError(f"simulate.board {sim_board!r} is not a profiled board (profile.boards: {list(boards)}): the simulation replays that board's measurements")
+        raise ConfigError(
+            f"simulate.board {sim_board!r} is not a profiled board (profile.boards: {list(boards)}): the simulation replays that board's measurements"
+        )
     seed = config.get("seed", 0)
     seeds = tuple(config.get("seeds") or (seed,))
     if len(set(seeds)) != len(seeds):

@@ -23,7 +23,9 @@ def _read_defaults() -> dict[str, dict]:
     try:
         schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
     except OSError as e:
-        raise ImportError(f"dyndnn reads its config defaults from {CONFIG_SCHEMA}: {e.strerror} (install the checkout with pip install -e .)") from None
+        raise ImportError(
+            f"dyndnn reads its config defaults from {CONFIG_SCHEMA}: {e.strerror} (install the checkout with pip install -e .)"
+        ) from None
     return {
         section: {key: spec["default"] for key, spec in block.get("properties", {}).items() if "default" in spec}
         for section, block in schema["properties"].items()

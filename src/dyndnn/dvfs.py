@@ -59,8 +59,8 @@ class Domain:
         name = "scaling_available_frequencies" if self.kind == "cpufreq" else "available_frequencies"
         try:
             return sorted(int(v) for v in _read(self.file(name)).split())
-        except (OSError, ValueError):
-            raise DvfsUnavailable("%s: cannot read %s" % (self.name, self.file(name)))
+        except (OSError, ValueError) as e:
+            raise DvfsUnavailable("%s: cannot read %s" % (self.name, self.file(name))) from e
 
     def current(self):
         name = "scaling_cur_freq" if self.kind == "cpufreq" else "cur_freq"
@@ -89,14 +89,20 @@ class DvfsController:
     def _set_range(self, domain, low, high):
         """Write min/max in the order the kernel accepts (min never above max)."""
         current_max = int(_read(domain.file(domain.max_file)))
-        order = [(domain.max_file, high), (domain.min_file, low)] if low > current_max else [(domain.min_file, low), (domain.max_file, high)]
+        order = (
+            [(domain.max_file, high), (domain.min_file, low)] if low > current_max else [(domain.min_file, low), (domain.max_file, high)]
+        )
         for name, value in order:
             self._set(domain.file(name), value)
 
     def set_level(self, domain, freq):
         """Pin `domain` to `freq`; returns the frequency read back afterwards."""
         domain.check_writable()
-        if domain.kind == "cpufreq" and os.path.exists(domain.file("scaling_setspeed")) and "userspace" in _read(domain.file("scaling_available_governors")).split():
+        if (
+            domain.kind == "cpufreq"
+            and os.path.exists(domain.file("scaling_setspeed"))
+            and "userspace" in _read(domain.file("scaling_available_governors")).split()
+        ):
             self._set(domain.file("scaling_governor"), "userspace")
             self._set_range(domain, freq, freq)
             self._set(domain.file("scaling_setspeed"), freq)

@@ -82,7 +82,9 @@ def _cost(technique, k: int, probe: torch.Tensor, layout: str) -> dict:
     return {"macs": macs, "macs_executed": executed, "params": params, "weight_bytes": weight_bytes}
 
 
-def evaluate_model(technique, x: torch.Tensor, y: torch.Tensor, name: str, batch_size: int = 500, layout: str = "split") -> tuple[pd.DataFrame, pd.DataFrame]:
+def evaluate_model(
+    technique, x: torch.Tensor, y: torch.Tensor, name: str, batch_size: int = 500, layout: str = "split"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per configuration k = 1..G of any technique (`baselines.Technique`), plus a
     per-class table; `layout` is the export layout whose executed MACs are reported."""
     rows, per_class = [], []
@@ -104,7 +106,15 @@ def evaluate_model(technique, x: torch.Tensor, y: torch.Tensor, name: str, batch
         )
         for c, cls in enumerate(CLASSES):
             mask = y == c
-            per_class.append({"model": name, "groups": k, "class": cls, "top1": correct[mask].float().mean().item() if mask.any() else float("nan"), "n_images": int(mask.sum())})
+            per_class.append(
+                {
+                    "model": name,
+                    "groups": k,
+                    "class": cls,
+                    "top1": correct[mask].float().mean().item() if mask.any() else float("nan"),
+                    "n_images": int(mask.sum()),
+                }
+            )
     table = pd.DataFrame(rows)
     table["resident_bytes"] = technique.resident_bytes()  # what must be stored to serve every configuration
     table["confidence_norm"] = table["confidence_sum"] / table["confidence_sum"].iloc[-1]

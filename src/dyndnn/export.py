@@ -39,7 +39,15 @@ def to_onnx_bytes(module: torch.nn.Module, opset: int, ir_version: int, image_si
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the TorchScript exporter is the one that still writes opset 13
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(module.eval(), torch.zeros(1, 3, image_size, image_size), buf, opset_version=opset, dynamo=False, input_names=[INPUT], output_names=[OUTPUT])
+        torch.onnx.export(
+            module.eval(),
+            torch.zeros(1, 3, image_size, image_size),
+            buf,
+            opset_version=opset,
+            dynamo=False,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+        )
     proto = onnx.load_from_string(buf.getvalue())
     if proto.ir_version < ir_version:
         raise ExportError(f"exporter wrote IR {proto.ir_version}, older than the requested {ir_version}")
@@ -106,7 +114,9 @@ def _describe(onnx_bytes: bytes) -> dict:
     proto = onnx.load_from_string(onnx_bytes)
 
     def shapes(values):
-        return {v.name: [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in v.type.tensor_type.shape.dim] for v in values}
+        return {
+            v.name: [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in v.type.tensor_type.shape.dim] for v in values
+        }
 
     def dtypes(values):
         return {v.name: onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name for v in values}
@@ -132,14 +142,29 @@ def check_manifest(manifest: dict, opset: int, ir_version: int, image_size: int 
     if manifest["domains"] != ["ai.onnx"]:
         problems.append(f"operator domains {manifest['domains']} (only the standard one is portable)")
     if manifest["inputs"] != {INPUT: [1, 3, image_size, image_size]} or manifest["outputs"] != {OUTPUT: [1, num_classes]}:
-        problems.append(f"inputs {manifest['inputs']} / outputs {manifest['outputs']}, expected static {INPUT} [1, 3, {image_size}, {image_size}] and {OUTPUT} [1, {num_classes}]")
+        problems.append(
+            f"inputs {manifest['inputs']} / outputs {manifest['outputs']}, expected static {INPUT} [1, 3, {image_size}, {image_size}] and {OUTPUT} [1, {num_classes}]"
+        )
     if set(manifest["dtypes"].values()) != {"float32"}:
         problems.append(f"tensor types {manifest['dtypes']}, expected float32 only")
     if problems:
         raise ExportError("exported ONNX is not portable to the boards' runtimes: " + "; ".join(problems))
 
 
-def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out_manifest: str, opset: int, ir_version: int, parity_images: int, parity_atol: float, out_torchscript: str | None = None, layout: str = "split", name: str | None = None) -> dict:
+def export_onnx(
+    checkpoint: str,
+    groups: int,
+    test_data: str,
+    out_onnx: str,
+    out_manifest: str,
+    opset: int,
+    ir_version: int,
+    parity_images: int,
+    parity_atol: float,
+    out_torchscript: str | None = None,
+    layout: str = "split",
+    name: str | None = None,
+) -> dict:
     """Export the `groups`-group sub-network of `checkpoint` as ONNX (and TorchScript when
     `out_torchscript` is given) in `layout` (the dynamic DNN's nested layers); raise
     ExportError on a parity failure, writing nothing. `name` labels the manifest
@@ -151,7 +176,9 @@ def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out
     x, _ = load_split(test_data)
     err_dynamic = onnx_parity(onnx_bytes, technique.module(groups), x[:parity_images])
     if not err_dynamic <= parity_atol:
-        raise ExportError(f"{ckpt['kind']}: ONNX output differs from the PyTorch model at {groups} groups by {err_dynamic:.3g} > {parity_atol}")
+        raise ExportError(
+            f"{ckpt['kind']}: ONNX output differs from the PyTorch model at {groups} groups by {err_dynamic:.3g} > {parity_atol}"
+        )
     scripted = to_torchscript(static, technique.cfg.image_size) if out_torchscript else None
     err_script = torchscript_parity(scripted, technique.module(groups), x[:parity_images]) if scripted is not None else None
     if err_script is not None and not err_script <= parity_atol:
@@ -166,7 +193,12 @@ def export_onnx(checkpoint: str, groups: int, test_data: str, out_onnx: str, out
         "macs_executed": sum(macs_by_op.values()),
         "macs_by_op": macs_by_op,
         "arch": arch_config(technique.cfg, groups),
-        "parity": {"images": int(min(parity_images, len(x))), "max_abs_diff": err_dynamic, "atol": parity_atol, "reference": f"{ckpt['kind']} PyTorch model at {groups} groups"},
+        "parity": {
+            "images": int(min(parity_images, len(x))),
+            "max_abs_diff": err_dynamic,
+            "atol": parity_atol,
+            "reference": f"{ckpt['kind']} PyTorch model at {groups} groups",
+        },
         "onnxruntime": ort.__version__,
         "onnx": onnx.__version__,
         "torch": torch.__version__,

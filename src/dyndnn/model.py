@@ -29,7 +29,18 @@ from torch import nn
 
 from dyndnn.arch import CONNECTIVITIES, HEADS, LAYOUTS, POOL_AFTER, ModelConfig, arch_config
 
-__all__ = ["ModelConfig", "GroupedAlexNet", "arch_config", "StaticAlexNet", "GroupedLinear", "NestedLayer", "CONNECTIVITIES", "HEADS", "LAYOUTS"]
+__all__ = [
+    "ModelConfig",
+    "GroupedAlexNet",
+    "arch_config",
+    "StaticAlexNet",
+    "GroupedLinear",
+    "NestedLayer",
+    "CONNECTIVITIES",
+    "HEADS",
+    "LAYOUTS",
+]
+
 
 def _reads(connectivity: str, j: int) -> slice:
     """Which input groups output group j reads (0-based slice of group indices)."""
@@ -332,7 +343,13 @@ def _dense_from_blocks(layer_cls, blocks: list[torch.Tensor], **kwargs) -> nn.Mo
 def width_config(cfg: ModelConfig, k: int) -> ModelConfig:
     """The dense architecture with the widths of the k-group configuration."""
     G = cfg.groups
-    return replace(cfg, groups=1, conv_channels=tuple(c * k // G for c in cfg.conv_channels), fc_features=tuple(f * k // G for f in cfg.fc_features), head="sum")
+    return replace(
+        cfg,
+        groups=1,
+        conv_channels=tuple(c * k // G for c in cfg.conv_channels),
+        fc_features=tuple(f * k // G for f in cfg.fc_features),
+        head="sum",
+    )
 
 
 class SlimmableAlexNet(Switchable, nn.Module):
@@ -350,7 +367,9 @@ class SlimmableAlexNet(Switchable, nn.Module):
         chans = [3, *cfg.conv_channels]
         self.convs = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False) for i in range(5))
         n_bn = G if switchable_bn else 1
-        self.bns = nn.ModuleList(nn.ModuleList(nn.BatchNorm2d(c * (k + 1) // G if switchable_bn else c) for k in range(n_bn)) for c in cfg.conv_channels)
+        self.bns = nn.ModuleList(
+            nn.ModuleList(nn.BatchNorm2d(c * (k + 1) // G if switchable_bn else c) for k in range(n_bn)) for c in cfg.conv_channels
+        )
         feats = [cfg.conv_channels[-1] * cfg.feature_size**2, *cfg.fc_features]
         self.fcs = nn.ModuleList(nn.Linear(feats[i], feats[i + 1]) for i in range(len(cfg.fc_features)))
         self.head = nn.Linear(cfg.fc_features[-1], cfg.num_classes)

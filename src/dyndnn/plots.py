@@ -71,7 +71,15 @@ def fig4_latency(t: dict) -> plt.Figure:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
     order = sorted(d["configuration"].unique(), key=lambda c: int(c.split()[0]))
     for ax, (board, mapping) in zip(axes[0], panels):
-        sns.boxplot(d[(d.board == board) & (d.mapping == mapping)], x="configuration", y="latency_ms", hue="model", order=order, ax=ax, showfliers=False)
+        sns.boxplot(
+            d[(d.board == board) & (d.mapping == mapping)],
+            x="configuration",
+            y="latency_ms",
+            hue="model",
+            order=order,
+            ax=ax,
+            showfliers=False,
+        )
         ax.set(ylabel="latency per image (ms)", title=f"{board}: {mapping}", yscale="log")
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -119,7 +127,12 @@ def dynamic_range(t: dict) -> plt.Figure:
     ranges = t["ranges"]
     if ranges.empty:
         return _empty("no operating points: no board was profiled")
-    long = ranges.melt(id_vars=["board", "model", "metric"], value_vars=["range_configs_alone", "range_with_mapping_dvfs"], var_name="scope", value_name="range")
+    long = ranges.melt(
+        id_vars=["board", "model", "metric"],
+        value_vars=["range_configs_alone", "range_with_mapping_dvfs"],
+        var_name="scope",
+        value_name="range",
+    )
     long["what"] = long["metric"].map({"p50_ms": "time", "energy_mj": "energy"}) + " (" + long["board"] + ")"
     g = sns.catplot(long, x="model", y="range", hue="scope", col="what", kind="bar", height=3.6, aspect=1.1)
     g.set_axis_labels("technique", "max / min")

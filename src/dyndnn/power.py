@@ -39,7 +39,7 @@ class RaplReader:
             self.ranges = [int(_read(os.path.join(z, "max_energy_range_uj"))) for z in self.zones]
             self._last = self._counters()
         except (OSError, ValueError) as e:  # recent kernels make energy_uj root-only
-            raise PowerUnavailable("RAPL counters not readable: %s" % e)
+            raise PowerUnavailable("RAPL counters not readable: %s" % e) from e
 
     def _counters(self):
         return [int(_read(os.path.join(z, "energy_uj"))) for z in self.zones]
@@ -82,7 +82,7 @@ class RailReader:
         try:
             self._last = (self._clock(), self.read_w())
         except (OSError, ValueError) as e:
-            raise PowerUnavailable("power rails not readable: %s" % e)
+            raise PowerUnavailable("power rails not readable: %s" % e) from e
 
     def close(self):
         pass
@@ -107,7 +107,7 @@ class Ina231Reader(RailReader):
 
     def __init__(self, rails, total, sysfs_root="/", settle_s=2.0):
         self.enabled = []
-        for rail, pattern in rails.items():
+        for pattern in rails.values():
             for d in sorted(glob.glob(os.path.join(sysfs_root, os.path.dirname(pattern.lstrip("/"))))):
                 enable = os.path.join(d, "enable")
                 if os.path.exists(enable):

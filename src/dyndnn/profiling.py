@@ -25,7 +25,17 @@ from dyndnn.bundle import model_file
 from dyndnn.provenance import sha256_file
 from dyndnn.runner import SAMPLE_FIELDS, SUMMARY_FIELDS
 
-__all__ = ["profile_board", "check_bundle", "check_parity", "check_results", "host_outputs", "parity_inputs", "models_from_paths", "runner_files", "RUNNER_FILES"]
+__all__ = [
+    "profile_board",
+    "check_bundle",
+    "check_parity",
+    "check_results",
+    "host_outputs",
+    "parity_inputs",
+    "models_from_paths",
+    "runner_files",
+    "RUNNER_FILES",
+]
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +193,11 @@ def _run_on_board(transport, board: dict, models: list[dict], plan: dict, stagin
             proc = s.run([*command, "plan.json", "out"], timeout=timeout_s)
             if proc.returncode != 0:
                 log.error("runner stderr on %s:\n%s", board["name"], proc.stderr)
-                hint = f" (bundle for {manifest['runtime']['arch']}: does it match the board?)" if manifest and proc.returncode in (126, 127) else ""
+                hint = (
+                    f" (bundle for {manifest['runtime']['arch']}: does it match the board?)"
+                    if manifest and proc.returncode in (126, 127)
+                    else ""
+                )
                 raise BoardError(board["name"], transport.host, step, f"runner exited {proc.returncode}: {last_line(proc.stderr)}{hint}")
             step = "download"
             for f in (*RESULT_FILES, "outputs.npz"):
@@ -215,7 +229,9 @@ def _finish_staging(staging: Path, board: dict, models: list[dict], diffs: dict,
     facts = json.loads((staging / "board.json").read_text())
     facts["parity_max_abs_diff"] = diffs
     facts["bundle"] = (
-        {"arch": manifest["runtime"]["arch"], "source": manifest["runtime"]["source"], "bytes": manifest.get("bundle_bytes")} if manifest else None
+        {"arch": manifest["runtime"]["arch"], "source": manifest["runtime"]["source"], "bytes": manifest.get("bundle_bytes")}
+        if manifest
+        else None
     )
     (staging / "board.json").write_text(json.dumps(facts, indent=2))
     for name in ("parity_inputs.npy", "outputs.npz"):
@@ -228,7 +244,10 @@ def _finish_staging(staging: Path, board: dict, models: list[dict], diffs: dict,
 
 def models_from_paths(paths) -> list[dict]:
     """Exported model files (results/<format>/<model>/g<k>.<ext>) -> the models of a profiling run."""
-    return [{"label": f"{Path(p).parent.name}/{Path(p).stem}", "path": str(p), "model": Path(p).parent.name, "groups": int(Path(p).stem[1:])} for p in paths]
+    return [
+        {"label": f"{Path(p).parent.name}/{Path(p).stem}", "path": str(p), "model": Path(p).parent.name, "groups": int(Path(p).stem[1:])}
+        for p in paths
+    ]
 
 
 def runner_files() -> list[Path]:

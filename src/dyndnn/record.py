@@ -46,13 +46,31 @@ def host_facts() -> dict:
                 mem = int(line.split()[1]) * 1024
     except OSError:
         pass
-    return {"node": platform.node(), "cpu_model": cpu, "cores": os.cpu_count(), "memory_bytes": mem, "machine": platform.machine(), "system": platform.platform()}
+    return {
+        "node": platform.node(),
+        "cpu_model": cpu,
+        "cores": os.cpu_count(),
+        "memory_bytes": mem,
+        "machine": platform.machine(),
+        "system": platform.platform(),
+    }
 
 
 def _record_files(results: Path) -> list[tuple[Path, str]]:
     """(source, path in the record) of everything a record ships; no weights, no ONNX."""
     picks = []
-    for pattern in ("tables/*.csv", "tables/*.meta.json", "eval/seed*/*.csv", "profile/*/summary.csv", "profile/*/board.json", "profile/*/samples.csv", "benchmarks/**/*.tsv", "data/dataset.json", "report/index.html", RUN_STARTED):
+    for pattern in (
+        "tables/*.csv",
+        "tables/*.meta.json",
+        "eval/seed*/*.csv",
+        "profile/*/summary.csv",
+        "profile/*/board.json",
+        "profile/*/samples.csv",
+        "benchmarks/**/*.tsv",
+        "data/dataset.json",
+        "report/index.html",
+        RUN_STARTED,
+    ):
         picks += sorted(p for p in results.glob(pattern) if p.is_file())
     return [(p, str(p.relative_to(results))) for p in picks]
 
@@ -64,7 +82,15 @@ def mark_started(results: str | Path) -> None:
     path.write_text(json.dumps({"started": datetime.now(timezone.utc).isoformat(timespec="seconds")}) + "\n")
 
 
-def make_record(results: str | Path, out: str | Path, config: dict, configfiles: list[str], git: dict, precision: list[str], claims: str | Path | None = None) -> dict:
+def make_record(
+    results: str | Path,
+    out: str | Path,
+    config: dict,
+    configfiles: list[str],
+    git: dict,
+    precision: list[str],
+    claims: str | Path | None = None,
+) -> dict:
     """Copy a finished run's record files from `results` into `out` (replaced whole, written
     in a sibling folder first), with the claims file the report was checked against, and
     write its manifest; returns the manifest."""
@@ -129,7 +155,13 @@ def verify(record: str | Path) -> dict:
         got = sha256(f)
         if got != digest:
             raise RecordError(f"{f}: sha256 {got} does not match the manifest's {digest} (the file was changed after the run)")
-    for needed in ("tables/accuracy.csv", "tables/latency_summary.csv", "tables/latency_samples.csv", "tables/boards.csv", "data/dataset.json"):
+    for needed in (
+        "tables/accuracy.csv",
+        "tables/latency_summary.csv",
+        "tables/latency_samples.csv",
+        "tables/boards.csv",
+        "data/dataset.json",
+    ):
         if needed not in files:
             raise RecordError(f"{record / needed}: missing from the record (not in {path})")
     return manifest
@@ -172,6 +204,13 @@ def replay(record: str | Path, out: str | Path, repo: str | Path) -> Path:
         plots.save(plots.PLOTS[name](loaded), str(figures / f"{name}.svg"), str(figures / f"{name}.png"))
     inputs["figures"] = [str(figures / f"{name}.png") for name in FIGURES]
     html = out / "report/index.html"
-    report_from_files(inputs, str(html), config["report"]["title"], top1_floor, manifest.get("configfiles", []), max_others_share=config["profile"].get("max_others_share", 0.25),
-                       max_median_spread=config["profile"].get("max_median_spread", 0.1))
+    report_from_files(
+        inputs,
+        str(html),
+        config["report"]["title"],
+        top1_floor,
+        manifest.get("configfiles", []),
+        max_others_share=config["profile"].get("max_others_share", 0.25),
+        max_median_spread=config["profile"].get("max_median_spread", 0.1),
+    )
     return html

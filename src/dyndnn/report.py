@@ -39,7 +39,7 @@ def fmt(value, digits: int = 3) -> str:
     if isinstance(value, (int,)) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1000):
         return f"{int(value):,}"
     if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 10 ** digits - 0.5 else f"{value:,.0f}"  # 6971.5 -> 6,972, not 6.97e+03
+        return f"{value:.{digits}g}" if abs(value) < 10**digits - 0.5 else f"{value:,.0f}"  # 6971.5 -> 6,972, not 6.97e+03
     return str(value)
 
 
@@ -57,22 +57,49 @@ def layer_rows(model: dict) -> list[dict]:
     rows = []
     for i, c in enumerate(model["conv_channels"]):
         pool = i in POOL_AFTER
-        rows.append({"layer": f"conv{i + 1}", "type": "conv 3x3/1 pad 1 + BN + ReLU" + (" + maxpool 2" if pool else ""), "output": f"{size // 2 if pool else size}x{size // 2 if pool else size}", "widths": [c * k // G for k in range(1, G + 1)]})
+        rows.append(
+            {
+                "layer": f"conv{i + 1}",
+                "type": "conv 3x3/1 pad 1 + BN + ReLU" + (" + maxpool 2" if pool else ""),
+                "output": f"{size // 2 if pool else size}x{size // 2 if pool else size}",
+                "widths": [c * k // G for k in range(1, G + 1)],
+            }
+        )
         size = size // 2 if pool else size
     for i, f in enumerate(model["fc_features"]):
-        rows.append({"layer": f"fc{i + 1}", "type": "linear + ReLU + dropout", "output": "1", "widths": [f * k // G for k in range(1, G + 1)]})
+        rows.append(
+            {"layer": f"fc{i + 1}", "type": "linear + ReLU + dropout", "output": "1", "widths": [f * k // G for k in range(1, G + 1)]}
+        )
     rows.append({"layer": "head", "type": "linear (" + model["head"] + ")", "output": "1", "widths": [10] * G})
     return rows
 
 
 SECTIONS = {  # figure -> (heading, table columns)
-    "fig2_top1": ("Accuracy per configuration (paper Fig. 2)", ["model", "groups", "width_pct", "top1", "macs", "layout", "macs_executed", "params", "weight_bytes", "n_images"]),
+    "fig2_top1": (
+        "Accuracy per configuration (paper Fig. 2)",
+        ["model", "groups", "width_pct", "top1", "macs", "layout", "macs_executed", "params", "weight_bytes", "n_images"],
+    ),
     "fig3_confidence": ("Confidence per configuration (paper Fig. 3)", ["model", "groups", "confidence_sum", "confidence_norm"]),
-    "fig4_latency": ("Inference time per configuration and mapping (paper Fig. 4)", ["board", "model", "groups", "mapping", "device", "frequency", "n", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms"]),
-    "fig5_tradeoffs": ("Energy, power and time against accuracy (paper Fig. 5)", ["board", "model", "groups", "mapping", "frequency", "p50_ms", "power_w", "energy_mj", "top1", "pareto_time", "pareto_energy"]),
-    "dynamic_range": ("Dynamic range of time and energy", ["board", "model", "metric", "range_configs_alone", "range_with_mapping_dvfs", "gain", "points"]),
-    "budget_trace": ("Runtime managers on a changing budget", ["policy", "steps", "violations", "violation_rate", "mean_top1", "mean_latency_ms", "switches"]),
-    "memory_compression": ("Memory footprint and runtime-recoverable compression", ["model", "configs", "resident_bytes", "resident_vs_dynamic", "recoverable_compression", "top1_min", "top1_max", "top1_floor"]),
+    "fig4_latency": (
+        "Inference time per configuration and mapping (paper Fig. 4)",
+        ["board", "model", "groups", "mapping", "device", "frequency", "n", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms"],
+    ),
+    "fig5_tradeoffs": (
+        "Energy, power and time against accuracy (paper Fig. 5)",
+        ["board", "model", "groups", "mapping", "frequency", "p50_ms", "power_w", "energy_mj", "top1", "pareto_time", "pareto_energy"],
+    ),
+    "dynamic_range": (
+        "Dynamic range of time and energy",
+        ["board", "model", "metric", "range_configs_alone", "range_with_mapping_dvfs", "gain", "points"],
+    ),
+    "budget_trace": (
+        "Runtime managers on a changing budget",
+        ["policy", "steps", "violations", "violation_rate", "mean_top1", "mean_latency_ms", "switches"],
+    ),
+    "memory_compression": (
+        "Memory footprint and runtime-recoverable compression",
+        ["model", "configs", "resident_bytes", "resident_vs_dynamic", "recoverable_compression", "top1_min", "top1_max", "top1_floor"],
+    ),
 }
 
 
@@ -96,7 +123,21 @@ TABLE_SECTIONS = {  # table without a figure -> (heading, columns, what it shows
     ),
     "layouts": (
         "Nested layers at their MAC cost: exported layouts",
-        ["board", "mapping", "frequency", "groups", "layout", "dynamic_ms", "static_ms", "naive_ms", "dynamic_vs_static", "dynamic_vs_naive", "dynamic_macs_executed", "static_macs_executed", "naive_macs_executed"],
+        [
+            "board",
+            "mapping",
+            "frequency",
+            "groups",
+            "layout",
+            "dynamic_ms",
+            "static_ms",
+            "naive_ms",
+            "dynamic_vs_static",
+            "dynamic_vs_naive",
+            "dynamic_macs_executed",
+            "static_macs_executed",
+            "naive_macs_executed",
+        ],
         "Median single-image latency of the dynamic DNN in its shipped export layout (split: one op per output group over the input "
         "groups it reads, so only connected MACs run), of the static dense model of the same width, and of the same dynamic DNN exported "
         "with dense zero-block layers (naive reference, technique dynamic-dense), per board, mapping and DVFS level; ratios below 1 mean "
@@ -105,8 +146,22 @@ TABLE_SECTIONS = {  # table without a figure -> (heading, columns, what it shows
     ),
     "ablation": (
         "Ablation: what makes later groups count",
-        ["design", "description", "head", "dropout", "frozen_dropout", "stage_epochs", "stage_lr", "distill", *[f"top1_g{k}" for k in range(1, 17)],
-         *[f"confidence_g{k}" for k in range(1, 17)], "min_gain_pts", "vs_static_pts", "resident_bytes", "train_s"],
+        [
+            "design",
+            "description",
+            "head",
+            "dropout",
+            "frozen_dropout",
+            "stage_epochs",
+            "stage_lr",
+            "distill",
+            *[f"top1_g{k}" for k in range(1, 17)],
+            *[f"confidence_g{k}" for k in range(1, 17)],
+            "min_gain_pts",
+            "vs_static_pts",
+            "resident_bytes",
+            "train_s",
+        ],
         "Design variants of the dynamic DNN (config key ablation), each trained through every incremental stage with the same data and "
         "evaluated on the same test images (primary seed). min_gain_pts is the smallest top-1 gain, in points, of adding one group; "
         "vs_static_pts the all-groups model's top-1 minus the static 100 % model's (same data and epochs); "
@@ -156,7 +211,9 @@ def technique_table(accuracy: pd.DataFrame) -> pd.DataFrame:
     """Technique x configuration, our dynamic DNN first."""
     if accuracy.empty:
         return accuracy
-    return accuracy.assign(baseline=accuracy.model.ne(analysis.DYNAMIC)).sort_values(["baseline", "model", "groups"]).drop(columns="baseline")
+    return (
+        accuracy.assign(baseline=accuracy.model.ne(analysis.DYNAMIC)).sort_values(["baseline", "model", "groups"]).drop(columns="baseline")
+    )
 
 
 def _table(df: pd.DataFrame, columns: list[str]) -> dict:
@@ -175,18 +232,35 @@ def claim_rows(claims: pd.DataFrame) -> list[dict]:
         return fmt(v)
 
     return [
-        {"id": r.id, "claim": r.claim, "source": r.source, "paper": f"{r.paper} {r.unit}".strip(), "ours": ours(r.ours), "verdict": r.verdict, "reason": r.reason}
+        {
+            "id": r.id,
+            "claim": r.claim,
+            "source": r.source,
+            "paper": f"{r.paper} {r.unit}".strip(),
+            "ours": ours(r.ours),
+            "verdict": r.verdict,
+            "reason": r.reason,
+        }
         for r in claims.itertuples(index=False)
     ]
 
 
-def build_context(title: str, tables: dict, claims: pd.DataFrame, boards: list[dict], figures: dict[str, dict], provenance: dict, dataset: dict) -> dict:
+def build_context(
+    title: str, tables: dict, claims: pd.DataFrame, boards: list[dict], figures: dict[str, dict], provenance: dict, dataset: dict
+) -> dict:
     """Everything the template shows. `figures`: name -> {png, caption, command}."""
     per_figure = figure_tables(tables)
     sections = []
     for name, (heading, columns) in SECTIONS.items():
         f = figures.get(name)
-        sections.append({"name": name, "heading": heading, "figure": {**f, "src": embed_png(f["png"])} if f else None, "table": _table(per_figure[name], columns)})
+        sections.append(
+            {
+                "name": name,
+                "heading": heading,
+                "figure": {**f, "src": embed_png(f["png"])} if f else None,
+                "table": _table(per_figure[name], columns),
+            }
+        )
     missing = []
     if tables["accuracy"].empty:
         missing.append("No accuracy results: the evaluate rule produced no rows.")
@@ -195,7 +269,9 @@ def build_context(title: str, tables: dict, claims: pd.DataFrame, boards: list[d
     if not tables["points"].empty and tables["points"]["energy_mj"].isna().all():
         missing.append("No energy or power: no readable power sensor on the boards used (see each board's power_note).")
     if not tables["accuracy"].empty and set(tables["accuracy"]["model"]) == {analysis.DYNAMIC}:
-        missing.append("No existing-work baselines (static, slimmable, truncated, pruned) in this run: the comparisons against them are not measurable.")
+        missing.append(
+            "No existing-work baselines (static, slimmable, truncated, pruned) in this run: the comparisons against them are not measurable."
+        )
     counts = claims["verdict"].value_counts().to_dict() if not claims.empty else {}
     derived = {**tables, "techniques": technique_table(tables["accuracy"])}
     return {
@@ -229,7 +305,9 @@ def regenerate_command(name: str, configfiles: list[str]) -> str:
     return f"snakemake --cores all{cfg} --forcerun figure_{name} -- results/figures/{name}.svg"
 
 
-def load_warnings(boards: list[dict], max_others_share: float, samples: pd.DataFrame | None = None, max_median_spread: float = 0.1) -> list[str]:
+def load_warnings(
+    boards: list[dict], max_others_share: float, samples: pd.DataFrame | None = None, max_median_spread: float = 0.1
+) -> list[str]:
     """One line per board whose measurement shared its CPUs with other processes beyond
     `max_others_share` (profile.max_others_share), and per board whose points' medians moved
     by more than `max_median_spread` within their own runs (thirds of the timed runs): its
@@ -255,7 +333,9 @@ def load_warnings(boards: list[dict], max_others_share: float, samples: pd.DataF
     return out
 
 
-def reference_context(reference: str | Path, claims: list[dict], tables: dict, boards: list[dict], config: dict, ours: pd.DataFrame) -> tuple[dict, list[dict]]:
+def reference_context(
+    reference: str | Path, claims: list[dict], tables: dict, boards: list[dict], config: dict, ours: pd.DataFrame
+) -> tuple[dict, list[dict]]:
     """The reference record set beside this run: per claim its verdict and value there and
     whether ours reproduces it, and the rows of `dyndnn compare` that did not reproduce."""
     from dyndnn.compare import NOT_COMPARABLE, REPRODUCED, Run, compare, load_run
@@ -265,7 +345,17 @@ def reference_context(reference: str | Path, claims: list[dict], tables: dict, b
     if ref.manifest is None:
         raise RecordError(f"report.reference {reference}: not a record (no manifest.json)")
     manifest = ref.manifest
-    run = Run("this run", {"accuracy": tables["accuracy"], "latency_summary": tables["summary"], "boards": pd.DataFrame(), "seed_summary": tables.get("seed_summary", pd.DataFrame())}, config, {b["board"]: b["facts"] for b in boards})
+    run = Run(
+        "this run",
+        {
+            "accuracy": tables["accuracy"],
+            "latency_summary": tables["summary"],
+            "boards": pd.DataFrame(),
+            "seed_summary": tables.get("seed_summary", pd.DataFrame()),
+        },
+        config,
+        {b["board"]: b["facts"] for b in boards},
+    )
     rows = compare(ref, run, claims)
     by_claim = rows[rows.kind == "claim"].set_index("key")
     per_claim = {}
@@ -280,12 +370,25 @@ def reference_context(reference: str | Path, claims: list[dict], tables: dict, b
         "path": str(reference),
         "commit": str(manifest.get("git_commit", "unknown"))[:10],
         "host": f"{host.get('cpu_model', 'unknown host')}, {host.get('cores', '?')} cores",
-        "counts": {"reproduced": int(counts.get(REPRODUCED, 0)), "differs": int(counts.get("differs", 0)), "not_comparable": int(counts.get(NOT_COMPARABLE, 0))},
+        "counts": {
+            "reproduced": int(counts.get(REPRODUCED, 0)),
+            "differs": int(counts.get("differs", 0)),
+            "not_comparable": int(counts.get(NOT_COMPARABLE, 0)),
+        },
         "table": {"columns": list(shown.columns), "rows": records(shown, list(shown.columns)) if not shown.empty else []},
     }, per_claim
 
 
-def report_from_files(inputs: dict, out_html: str, title: str, top1_floor: float, configfiles: list[str] = (), max_others_share: float = 0.25, reference: str | None = None, max_median_spread: float = 0.1) -> None:
+def report_from_files(
+    inputs: dict,
+    out_html: str,
+    title: str,
+    top1_floor: float,
+    configfiles: list[str] = (),
+    max_others_share: float = 0.25,
+    reference: str | None = None,
+    max_median_spread: float = 0.1,
+) -> None:
     """Load the aggregated tables named in `inputs`, evaluate the claims, render the report."""
     import yaml
 
@@ -296,14 +399,20 @@ def report_from_files(inputs: dict, out_html: str, title: str, top1_floor: float
     facts = pd.read_csv(inputs["boards"], dtype=str, keep_default_na=False)
     boards = [{"board": b, "facts": dict(zip(d["fact"], d["value"]))} for b, d in facts.groupby("board")]
     pngs = {Path(p).stem: p for p in ([inputs["figures"]] if isinstance(inputs["figures"], str) else inputs["figures"])}
-    figures = {name: {"png": pngs[name], "caption": caption, "command": regenerate_command(name, configfiles)} for name, caption in FIGURES.items() if name in pngs}
+    figures = {
+        name: {"png": pngs[name], "caption": caption, "command": regenerate_command(name, configfiles)}
+        for name, caption in FIGURES.items()
+        if name in pngs
+    }
     claim_list = yaml.safe_load(Path(inputs["claims"]).read_text())["claims"]
     claims = analysis.evaluate_claims(claim_list, tables)
     dataset = json.loads(Path(inputs["dataset"]).read_text())
     context = build_context(title, tables, claims, boards, figures, read_meta(inputs["accuracy"]), dataset)
     context["warnings"] = load_warnings(boards, max_others_share, tables["samples"], max_median_spread)
     if reference:
-        context["reference"], per_claim = reference_context(reference, claim_list, tables, boards, context["provenance"].get("config", {}), claims)
+        context["reference"], per_claim = reference_context(
+            reference, claim_list, tables, boards, context["provenance"].get("config", {}), claims
+        )
         for c in context["claims"]:
             c.update(per_claim.get(c["id"], {"reference": "-", "vs_reference": "not in the reference"}))
     write_report(inputs["template"], context, out_html)

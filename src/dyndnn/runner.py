@@ -51,7 +51,16 @@ def summarise(latencies_ms):
     n = len(s)
     mean = sum(s) / n
     std = (sum((v - mean) ** 2 for v in s) / (n - 1)) ** 0.5 if n > 1 else 0.0
-    return {"n": n, "mean_ms": mean, "std_ms": std, "min_ms": s[0], "p50_ms": percentile(s, 50), "p90_ms": percentile(s, 90), "p99_ms": percentile(s, 99), "max_ms": s[-1]}
+    return {
+        "n": n,
+        "mean_ms": mean,
+        "std_ms": std,
+        "min_ms": s[0],
+        "p50_ms": percentile(s, 50),
+        "p90_ms": percentile(s, 90),
+        "p99_ms": percentile(s, 99),
+        "max_ms": s[-1],
+    }
 
 
 def resolve_cpus(cpus):
@@ -310,14 +319,23 @@ def run_mapping(mapping, plan, x, reader, controller, sample_rows, summary_rows,
                     samples = timer(meter)
                 energy_j, power_w, window_s, window = energy_per_inference(meter, samples)
                 for i, v in enumerate(samples):
-                    sample_rows.append({"label": model["label"], "mapping": mapping["name"], "frequency": frequency, "run_idx": i, "latency_ms": v})
+                    sample_rows.append(
+                        {"label": model["label"], "mapping": mapping["name"], "frequency": frequency, "run_idx": i, "latency_ms": v}
+                    )
                 measured = reader.name != "none"
                 summary_rows.append(
                     dict(
                         summarise(samples),
-                        label=model["label"], mapping=mapping["name"], device=device, dvfs_domain=domain.name if domain else "",
-                        frequency=frequency, frequency_readback=readback, threads=threads, cpus=" ".join(map(str, cpus)),
-                        duration_s=window_s, power_backend=reader.name,
+                        label=model["label"],
+                        mapping=mapping["name"],
+                        device=device,
+                        dvfs_domain=domain.name if domain else "",
+                        frequency=frequency,
+                        frequency_readback=readback,
+                        threads=threads,
+                        cpus=" ".join(map(str, cpus)),
+                        duration_s=window_s,
+                        power_backend=reader.name,
                         power_w=power_w if measured else None,
                         energy_mj=energy_j * 1e3 if measured else None,
                         energy_window=window if measured else "",

@@ -91,7 +91,12 @@ def simulate(points: pd.DataFrame, samples: pd.DataFrame, spec: TraceSpec) -> pd
             if policy == "fixed":
                 idx = fixed
             elif policy == "oracle":  # knows the realised latency of every candidate
-                realised = pts.assign(p50_ms=[float(np.quantile(pools[(m, str(f), g)], draws[step])) * slow for m, f, g in zip(pts.mapping, pts.frequency, pts.groups)])
+                realised = pts.assign(
+                    p50_ms=[
+                        float(np.quantile(pools[(m, str(f), g)], draws[step])) * slow
+                        for m, f, g in zip(pts.mapping, pts.frequency, pts.groups)
+                    ]
+                )
                 idx = _choose_idx(realised, budget)
             elif policy == "manager":
                 estimate = float(np.mean(ratio)) if ratio else 1.0
@@ -111,7 +116,20 @@ def simulate(points: pd.DataFrame, samples: pd.DataFrame, spec: TraceSpec) -> pd
             latency = float(np.quantile(pool, draws[step])) * slow
             history.append(latency)
             ratio.append(latency / p.p50_ms)
-            rows.append({"policy": policy, "step": step, "budget_ms": budget, "slowdown": slow, "groups": int(p.groups), "mapping": p.mapping, "frequency": p.frequency, "latency_ms": latency, "violation": latency > budget, "top1": float(p.top1)})
+            rows.append(
+                {
+                    "policy": policy,
+                    "step": step,
+                    "budget_ms": budget,
+                    "slowdown": slow,
+                    "groups": int(p.groups),
+                    "mapping": p.mapping,
+                    "frequency": p.frequency,
+                    "latency_ms": latency,
+                    "violation": latency > budget,
+                    "top1": float(p.top1),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -127,7 +145,17 @@ def summarise_runs(runs: pd.DataFrame) -> pd.DataFrame:
     for policy, g in runs.groupby("policy", sort=False):
         g = g.sort_values("step")
         switches = int(((g.groups.diff() != 0) | (g.mapping != g.mapping.shift())).iloc[1:].sum())
-        out.append({"policy": policy, "steps": len(g), "violations": int(g.violation.sum()), "violation_rate": float(g.violation.mean()), "mean_top1": float(g.top1.mean()), "mean_latency_ms": float(g.latency_ms.mean()), "switches": switches})
+        out.append(
+            {
+                "policy": policy,
+                "steps": len(g),
+                "violations": int(g.violation.sum()),
+                "violation_rate": float(g.violation.mean()),
+                "mean_top1": float(g.top1.mean()),
+                "mean_latency_ms": float(g.latency_ms.mean()),
+                "switches": switches,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -147,12 +175,22 @@ def simulate_tables(points_csv: str, samples_csv: str, settings: dict, out_runs:
         **settings,
     )
     if board is None:
-        runs = pd.DataFrame(columns=["policy", "step", "budget_ms", "slowdown", "groups", "mapping", "frequency", "latency_ms", "violation", "top1"])
+        runs = pd.DataFrame(
+            columns=["policy", "step", "budget_ms", "slowdown", "groups", "mapping", "frequency", "latency_ms", "violation", "top1"]
+        )
     else:
         runs = simulate(points[points.board == board], samples[(samples.board == board) & (samples.model == "dynamic")], spec)
     runs.insert(0, "board", board)
-    summary = summarise_runs(runs) if not runs.empty else pd.DataFrame(columns=["policy", "steps", "violations", "violation_rate", "mean_top1", "mean_latency_ms", "switches"])
-    meta = {"table": "budget simulation", "board": board, "spec": settings | {"contention": spec.contention, "budget_changes": spec.budget_changes}}
+    summary = (
+        summarise_runs(runs)
+        if not runs.empty
+        else pd.DataFrame(columns=["policy", "steps", "violations", "violation_rate", "mean_top1", "mean_latency_ms", "switches"])
+    )
+    meta = {
+        "table": "budget simulation",
+        "board": board,
+        "spec": settings | {"contention": spec.contention, "budget_changes": spec.budget_changes},
+    }
     write_table(runs, out_runs, meta)
     write_table(summary, out_summary, meta)
     return summary

@@ -108,7 +108,9 @@ def load_technique(path: str | Path, device: str | torch.device = "cpu") -> tupl
     """Any technique's checkpoint as a Technique (nets in eval mode on `device`) and the raw dict."""
     ckpt = torch.load(path, map_location=device, weights_only=False)
     if ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path}: checkpoint format {ckpt.get('format', 1)}, this dyndnn reads format {FORMAT}: retrain (delete it and rerun)")
+        raise ValueError(
+            f"{path}: checkpoint format {ckpt.get('format', 1)}, this dyndnn reads format {FORMAT}: retrain (delete it and rerun)"
+        )
     nets = []
     for entry, state in zip(ckpt["nets"], ckpt["state_dicts"]):
         net = _build_net(entry).to(device)

@@ -30,9 +30,20 @@ from dyndnn.data import augment, load_split, normalize
 from dyndnn.model import GroupedAlexNet
 from dyndnn.technique import Technique, checkpoint, load_technique, save_atomic
 
-__all__ = ["resolve_device", "resolve_precision", "cpu_has_native_bf16", "distillation_loss", "train_one_epoch", "fit", "fit_stage", "train_increment", "write_history"]
+__all__ = [
+    "resolve_device",
+    "resolve_precision",
+    "cpu_has_native_bf16",
+    "distillation_loss",
+    "train_one_epoch",
+    "fit",
+    "fit_stage",
+    "train_increment",
+    "write_history",
+]
 
 log = logging.getLogger(__name__)
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -62,7 +73,9 @@ def resolve_precision(name: str, device: torch.device) -> str:
         raise ValueError(f"train.precision must be one of {PRECISIONS}, got {name!r}")
     native = torch.cuda.is_bf16_supported() if device.type == "cuda" else device.type == "cpu" and cpu_has_native_bf16()
     if name == "bf16" and not native:
-        raise ValueError(f"train.precision is 'bf16' but the training device ({device.type}) has no native bf16 (CUDA with bf16, or a CPU with AVX512_BF16 or AMX); use 'auto' or 'fp32'")
+        raise ValueError(
+            f"train.precision is 'bf16' but the training device ({device.type}) has no native bf16 (CUDA with bf16, or a CPU with AVX512_BF16 or AMX); use 'auto' or 'fp32'"
+        )
     return "bf16" if name == "bf16" or (name == "auto" and native) else "fp32"
 
 
@@ -72,7 +85,9 @@ def to_layout(module: torch.nn.Module, cfg: TrainConfig) -> torch.nn.Module:
 
 
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay
+    )
 
 
 SCHEDULES = {  # per-step schedulers; total = epochs * steps_per_epoch
@@ -104,7 +119,19 @@ def distillation_loss(teacher: torch.nn.Module):
     return loss_fn
 
 
-def train_one_epoch(model, x, y, opt, sched, cfg: TrainConfig, gen: torch.Generator, device, desc: str = "", loss_fn=cross_entropy_loss, precision: str = "fp32") -> dict:
+def train_one_epoch(
+    model,
+    x,
+    y,
+    opt,
+    sched,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    device,
+    desc: str = "",
+    loss_fn=cross_entropy_loss,
+    precision: str = "fp32",
+) -> dict:
     """One pass over (x, y) in shuffled batches; returns loss, accuracy and images/s. The
     forward pass (and loss) runs under bf16 autocast when `precision` is bf16; weights,
     gradients, BN statistics and the optimiser state stay fp32."""
@@ -127,7 +154,9 @@ def train_one_epoch(model, x, y, opt, sched, cfg: TrainConfig, gen: torch.Genera
         total_loss += loss.item() * len(idx)
         correct += (logits.argmax(1) == yb).sum().item()
         seen += len(idx)
-        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
+        bar.set_postfix(
+            loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False
+        )
     elapsed = time.perf_counter() - t0
     return {"loss": total_loss / seen, "train_acc": correct / seen, "images_per_s": seen / elapsed, "epoch_s": elapsed}
 
@@ -136,7 +165,16 @@ def _fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def fit_stage(model: GroupedAlexNet, k: int, x, y, cfg: TrainConfig, seed: int, resume_path: str | Path | None = None, teacher: torch.nn.Module | None = None) -> list[dict]:
+def fit_stage(
+    model: GroupedAlexNet,
+    k: int,
+    x,
+    y,
+    cfg: TrainConfig,
+    seed: int,
+    resume_path: str | Path | None = None,
+    teacher: torch.nn.Module | None = None,
+) -> list[dict]:
     """Train incremental stage k (groups < k frozen) with the stage's recipe; resumable.
     With cfg.distill > 0 the stage also matches `teacher`'s softened outputs."""
     if cfg.distill > 0 and teacher is None:
@@ -149,7 +187,17 @@ def fit_stage(model: GroupedAlexNet, k: int, x, y, cfg: TrainConfig, seed: int, 
     return history
 
 
-def fit(model, params, x, y, cfg: TrainConfig, seed: int, resume_path: str | Path | None = None, tag: dict | None = None, loss_fn=cross_entropy_loss) -> list[dict]:
+def fit(
+    model,
+    params,
+    x,
+    y,
+    cfg: TrainConfig,
+    seed: int,
+    resume_path: str | Path | None = None,
+    tag: dict | None = None,
+    loss_fn=cross_entropy_loss,
+) -> list[dict]:
     """Optimise `params` of `model` for cfg.epochs with the configured recipe.
 
     A resume checkpoint is written after every epoch (model, optimiser, schedule,
@@ -181,7 +229,9 @@ def fit(model, params, x, y, cfg: TrainConfig, seed: int, resume_path: str | Pat
         else:
             log.warning("%s: ignoring %s (made with other settings)", label, resume_path)
     for epoch in range(start_epoch, cfg.epochs):
-        stats = train_one_epoch(model, x, y, opt, sched, cfg, gen, device, desc=f"{label} epoch {epoch + 1}/{cfg.epochs}", loss_fn=loss_fn, precision=precision)
+        stats = train_one_epoch(
+            model, x, y, opt, sched, cfg, gen, device, desc=f"{label} epoch {epoch + 1}/{cfg.epochs}", loss_fn=loss_fn, precision=precision
+        )
         stats.update(**tag, epoch=epoch + 1, lr=opt.param_groups[0]["lr"], precision=precision, channels_last=cfg.channels_last)
         history.append(stats)
         log.info("%s epoch %d: %s", label, epoch + 1, {n: round(v, 4) if isinstance(v, float) else v for n, v in stats.items()})

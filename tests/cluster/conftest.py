@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import free_port
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "srun")
@@ -100,8 +99,16 @@ def slurm_cluster(tmp_path_factory):
     env = {**os.environ, "SLURM_CONF": str(conf), "PATH": f"{bindir}:{os.environ['PATH']}"}
     logs = {name: open(root / "log" / f"{name}.out", "w") for name in ("munged", "slurmctld", "slurmd")}
     commands = {
-        "munged": [_which("munged"), "--foreground", "--force", f"--socket={munge_socket}", f"--key-file={key}",
-                   f"--pid-file={root}/munge/munged.pid", f"--log-file={root}/log/munged.log", f"--seed-file={root}/munge/seed"],
+        "munged": [
+            _which("munged"),
+            "--foreground",
+            "--force",
+            f"--socket={munge_socket}",
+            f"--key-file={key}",
+            f"--pid-file={root}/munge/munged.pid",
+            f"--log-file={root}/log/munged.log",
+            f"--seed-file={root}/munge/seed",
+        ],
         "slurmctld": [_which("slurmctld"), "-D", "-i", "-f", str(conf)],
         "slurmd": [_which("slurmd"), "-D", "-N", "dyndnn-node", "-f", str(conf)],
     }

@@ -17,13 +17,25 @@ PROFILE = str(REPO / "profiles" / "slurm")
 # (the dry-run test below checks them). Same thread count as the local run, so the
 # results can be compared bit for bit.
 FIT_THIS_NODE = [
-    "--set-threads", "train_increment=2", "evaluate=1", "export=1",
-    "--set-resources", "train_increment:cpus_per_task=2", "train_increment:mem_mb=2000", "train_increment:runtime=30",
-    "evaluate:mem_mb=1500", "export:mem_mb=1500",
-    "--default-resources", "mem_mb=1000", "runtime=30", "cpus_per_task=1",
-    "--slurm-status-command", "squeue",  # no accounting database on the test cluster
+    "--set-threads",
+    "train_increment=2",
+    "evaluate=1",
+    "export=1",
+    "--set-resources",
+    "train_increment:cpus_per_task=2",
+    "train_increment:mem_mb=2000",
+    "train_increment:runtime=30",
+    "evaluate:mem_mb=1500",
+    "export:mem_mb=1500",
+    "--default-resources",
+    "mem_mb=1000",
+    "runtime=30",
+    "cpus_per_task=1",
+    "--slurm-status-command",
+    "squeue",  # no accounting database on the test cluster
     "--slurm-no-account",
-    "--slurm-init-seconds-before-status-checks", "2",
+    "--slurm-init-seconds-before-status-checks",
+    "2",
 ]
 TARGETS = ["results/eval/seed0/dynamic.csv", "results/onnx/dynamic/g4.onnx"]
 
@@ -46,14 +58,19 @@ def test_quick_config_trains_through_sbatch_and_matches_a_local_run(slurm_cluste
     snakemake(tmp_path, "--profile", PROFILE, "--configfile", str(cfg), *FIT_THIS_NODE, *TARGETS)
     wall_s = time.perf_counter() - t0
     # The same jobs in the local run, one after another (benchmark files: wall seconds per job).
-    local_s = sum(float(f.read_text().splitlines()[1].split()[0]) for f in (local_dir / "results/benchmarks").rglob("*.tsv")
-                  if "train_increment" in f.parts or ("export" in f.parts and f.stem == "dynamic"))
+    local_s = sum(
+        float(f.read_text().splitlines()[1].split()[0])
+        for f in (local_dir / "results/benchmarks").rglob("*.tsv")
+        if "train_increment" in f.parts or ("export" in f.parts and f.stem == "dynamic")
+    )
     timing = {"slurm_wall_s": round(wall_s, 1), "local_train_and_export_s": round(local_s, 1)}
     print("SLURM timing:", json.dumps(timing))
     (tmp_path / "timing.json").write_text(json.dumps(timing))
 
     # The cluster's own records: every training stage, the evaluation and the export ran as batch jobs.
-    proc = subprocess.run(["squeue", "-t", "all", "-h", "-o", "%i|%T|%k"], env=slurm_cluster["env"], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        ["squeue", "-t", "all", "-h", "-o", "%i|%T|%k"], env=slurm_cluster["env"], capture_output=True, text=True, check=True
+    )
     jobs = [line.split("|", 2) for line in proc.stdout.splitlines()]
     by_rule = {}
     for _, state, comment in jobs:

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import free_port
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"

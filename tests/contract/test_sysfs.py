@@ -13,12 +13,11 @@ import time
 
 import pytest
 import torch
+from helpers import REPO, TINY
 
 from dyndnn import dvfs, power
 from dyndnn.export import to_onnx_bytes
 from dyndnn.model import GroupedAlexNet, ModelConfig
-
-from helpers import REPO, TINY
 
 POLICY = "sys/devices/system/cpu/cpufreq/policy4"
 GPU = "sys/devices/57000000.gpu/devfreq/57000000.gpu"
@@ -31,7 +30,12 @@ CPU_FILES = {
     "scaling_max_freq": "2000000",
     "scaling_cur_freq": "1400000",
 }
-GPU_FILES = {"available_frequencies": "76800000 460800000 921600000", "min_freq": "76800000", "max_freq": "921600000", "cur_freq": "460800000"}
+GPU_FILES = {
+    "available_frequencies": "76800000 460800000 921600000",
+    "min_freq": "76800000",
+    "max_freq": "921600000",
+    "cur_freq": "460800000",
+}
 
 
 def snapshot(root):
@@ -107,8 +111,14 @@ def onnx_model(tmp_path_factory):
 def plan(sysfs, model, min_seconds=0.02, **power_cfg):
     return {
         "models": [{"label": "dynamic/g1", "path": str(model)}],
-        "mappings": [{"name": "big", "cpus": "all", "threads": 1, "dvfs": "a15"}, {"name": "gpu-ish", "cpus": [0], "threads": 1, "dvfs": "gpu"}],
-        "dvfs": {"a15": {"kind": "cpufreq", "path": POLICY, "frequencies": [200000, 2000000]}, "gpu": {"kind": "devfreq", "path": GPU, "frequencies": "available"}},
+        "mappings": [
+            {"name": "big", "cpus": "all", "threads": 1, "dvfs": "a15"},
+            {"name": "gpu-ish", "cpus": [0], "threads": 1, "dvfs": "gpu"},
+        ],
+        "dvfs": {
+            "a15": {"kind": "cpufreq", "path": POLICY, "frequencies": [200000, 2000000]},
+            "gpu": {"kind": "devfreq", "path": GPU, "frequencies": "available"},
+        },
         "settings": {"warmup": 1, "min_runs": 3, "min_seconds": min_seconds, "seed": 0},
         "power": {"backend": "none", "rate_hz": 50, **power_cfg},
         "sysfs_root": str(sysfs),
@@ -163,7 +173,11 @@ def test_runner_restores_after_an_exception(runner_module, sysfs, onnx_model, tm
 def test_runner_restores_after_sigterm(sysfs, onnx_model, tmp_path):
     before = snapshot(sysfs)
     (tmp_path / "plan.json").write_text(json.dumps(plan(sysfs, onnx_model, min_seconds=60)))
-    proc = subprocess.Popen([sys.executable, str(REPO / "src/dyndnn/runner.py"), str(tmp_path / "plan.json"), str(tmp_path / "out")], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "src/dyndnn/runner.py"), str(tmp_path / "plan.json"), str(tmp_path / "out")],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while (sysfs / POLICY / "scaling_governor").read_text() != "userspace":
         assert proc.poll() is None, proc.stderr.read()
@@ -231,7 +245,11 @@ def test_a_board_is_never_measured_twice_at_once(sysfs, onnx_model, tmp_path):
     (tmp_path / "plan.json").write_text(json.dumps(p))
     with open(lock, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another measurement is running
-        proc = subprocess.Popen([sys.executable, str(REPO / "src/dyndnn/runner.py"), str(tmp_path / "plan.json"), str(tmp_path / "out")], stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "src/dyndnn/runner.py"), str(tmp_path / "plan.json"), str(tmp_path / "out")],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(2.0)
         assert proc.poll() is None and not (tmp_path / "out/summary.csv").exists()
         assert (sysfs / POLICY / "scaling_governor").read_text().strip() == "ondemand", "touched the board while it was locked"

@@ -6,11 +6,10 @@ import itertools
 
 import pytest
 import torch
+from helpers import TINY
 
 from dyndnn.anytime import IncrementalRunner
 from dyndnn.model import GroupedAlexNet, ModelConfig
-
-from helpers import TINY
 
 
 @pytest.mark.parametrize("connectivity,head,batch", list(itertools.product(["nested", "grouped"], ["sum", "per_config"], [1, 64])))

@@ -122,7 +122,9 @@ def test_seeds_stage_schedules_and_ablation_designs(repo, schema, quick):
     with pytest.raises(ConfigError, match="ablation.g2: model.groups must stay 4"):
         load({**good, "ablation": {"g2": {"model": {"groups": 2}}}}, boards)
     static_off = {**good["baselines"], "static": {"enabled": False}, "truncated": {"enabled": False}, "pruned": {"enabled": False}}
-    with pytest.raises(ConfigError, match=r"ablation.kd.train.distill > 0 distils from the static baseline's 100 % model: enable baselines.static"):
+    with pytest.raises(
+        ConfigError, match=r"ablation.kd.train.distill > 0 distils from the static baseline's 100 % model: enable baselines.static"
+    ):
         load({**good, "baselines": static_off, "ablation": {"kd": {"train": {"distill": 0.5}}}}, boards)
     kd = load({**good, "baselines": {**static_off, "static": {"enabled": True}}, "ablation": {"kd": {"train": {"distill": 0.5}}}}, boards)
     assert kd.designs["kd"][1].distill == 0.5 and kd.train.distill == 0.0

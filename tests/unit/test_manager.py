@@ -71,7 +71,10 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys):
         (["--points", str(wrong), "--time-ms", "5"], "no column board, model, p50_ms"),
         (["--points", str(table), "--time-ms", "nan"], "--time-ms nan: a budget must be a finite number >= 0"),
         (["--points", str(table), "--energy-mj", "-1"], "--energy-mj -1: a budget must be"),
-        (["--points", str(table), "--time-ms", "5", "--board", "nosuch"], "--board 'nosuch': no operating point of that board in the table (known: local)"),
+        (
+            ["--points", str(table), "--time-ms", "5", "--board", "nosuch"],
+            "--board 'nosuch': no operating point of that board in the table (known: local)",
+        ),
         (["--points", str(table), "--time-ms", "5", "--model", "nosuch"], "--model 'nosuch'"),
         (["--points", str(tmp_path / "absent.csv"), "--time-ms", "5"], "no such file"),
     ]

@@ -143,7 +143,9 @@ def test_split_export_executes_only_the_connected_macs(head):
 
 def test_graph_macs_counts_conv_gemm_and_matmul():
     """Hand counts: 3x3 conv 3 -> 8 on 4x4 (padding 1), grouped 1x1 conv 8 -> 8 in 2 groups, gemm 128 -> 5."""
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 1, groups=2), torch.nn.Flatten(), torch.nn.Linear(128, 5))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 1, groups=2), torch.nn.Flatten(), torch.nn.Linear(128, 5)
+    )
     proto = to_onnx_bytes(net, 13, 7, image_size=4)
     assert graph_macs(proto) == {"Conv": 16 * 8 * 27 + 16 * 8 * 4, "Gemm": 128 * 5}
 

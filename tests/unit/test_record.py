@@ -7,11 +7,10 @@ import shutil
 
 import pandas as pd
 import pytest
+from helpers import REPO
 
 from dyndnn.cli import main
 from dyndnn.record import RecordError, verify
-
-from helpers import REPO
 
 RECORD = REPO / "reference/quick"
 
@@ -32,7 +31,14 @@ def test_the_shipped_record_verifies_and_holds_what_a_reviewer_needs():
     manifest = verify(RECORD)
     assert re.fullmatch(r"[0-9a-f]{40}", manifest["git_commit"]) and manifest["wall_s"] > 0
     assert {"config", "started", "finished", "host", "precision", "files"} <= set(manifest)
-    for needed in ("tables/accuracy.csv", "tables/accuracy.meta.json", "tables/layouts.csv", "profile/local/board.json", "report/index.html", "claims.yaml"):
+    for needed in (
+        "tables/accuracy.csv",
+        "tables/accuracy.meta.json",
+        "tables/layouts.csv",
+        "profile/local/board.json",
+        "report/index.html",
+        "claims.yaml",
+    ):
         assert needed in manifest["files"]
     assert any(f.startswith("eval/seed0/") for f in manifest["files"]) and any(f.startswith("benchmarks/") for f in manifest["files"])
     assert not any(f.endswith((".pt", ".onnx")) for f in manifest["files"]), "a record ships no weights"

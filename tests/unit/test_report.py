@@ -67,7 +67,14 @@ CLAIMS = yaml.safe_load((REPO / "config/claims.yaml").read_text())["claims"]
 def claim_tables(acc: pd.DataFrame, summ: pd.DataFrame, top1_floor: float = 0.5) -> dict:
     """What the aggregate rule writes for a run: accuracy and the tables derived from it."""
     d = analysis.derived_tables(acc, summ, top1_floor)
-    return {"accuracy": acc, "summary": summ, "points": d["operating_points"], "ranges": d["ranges"], "footprint": d["footprint"], "top1_floor": top1_floor}
+    return {
+        "accuracy": acc,
+        "summary": summ,
+        "points": d["operating_points"],
+        "ranges": d["ranges"],
+        "footprint": d["footprint"],
+        "top1_floor": top1_floor,
+    }
 
 
 def tables(with_latency: bool, baselines: bool = False) -> dict:
@@ -90,7 +97,13 @@ def context(tmp_path, t):
     png = tmp_path / "f.png"
     plots.save(plots.fig2_top1(t), str(tmp_path / "f.svg"), str(png))
     figures = {name: {"png": png, "caption": "c", "command": "snakemake x"} for name in FIGURES}
-    prov = {"git": {"commit": "abc", "dirty": False}, "config": {"model": {"groups": 4, "connectivity": "nested", "head": "sum", "conv_channels": [8, 8, 8, 8, 8], "fc_features": [8]}, "profile": {"min_runs": 1, "min_seconds": 0}}}
+    prov = {
+        "git": {"commit": "abc", "dirty": False},
+        "config": {
+            "model": {"groups": 4, "connectivity": "nested", "head": "sum", "conv_channels": [8, 8, 8, 8, 8], "fc_features": [8]},
+            "profile": {"min_runs": 1, "min_seconds": 0},
+        },
+    }
     dataset = {"source": "images", "splits": {"train": {"count": 10}, "test": {"count": 100, "sha256": "f" * 64}}}
     claims = analysis.evaluate_claims(CLAIMS, t)
     return build_context("T", t, claims, [], figures, prov, dataset)
@@ -176,7 +189,15 @@ def test_memory_claim_against_a_baseline():
 def test_memory_claim_names_every_baseline_and_takes_only_those_at_the_same_compression():
     # truncated: as big as static but its small configurations fall under the floor -> not comparable
     weak = ACC.assign(model="truncated", resident_bytes=80, top1=ACC.top1.where(ACC.groups == ACC.groups.max(), 0.1))
-    acc = pd.concat([ACC.assign(resident_bytes=16), ACC.assign(model="static", resident_bytes=40), ACC.assign(model="slimmable", resident_bytes=20), weak], ignore_index=True)
+    acc = pd.concat(
+        [
+            ACC.assign(resident_bytes=16),
+            ACC.assign(model="static", resident_bytes=40),
+            ACC.assign(model="slimmable", resident_bytes=20),
+            weak,
+        ],
+        ignore_index=True,
+    )
     fp = analysis.footprint_table(acc, 0.5).set_index("model")
     assert fp.loc["static", "resident_vs_dynamic"] == pytest.approx(2.5)
     assert fp.loc["dynamic", "resident_vs_dynamic"] == 1.0
@@ -201,7 +222,9 @@ def test_seed_summary_and_ablation_table_from_hand_built_results(repo, tmp_path)
     variant = ACC.assign(model="dynamic-pc", top1=[0.5, 0.52, 0.56, 0.6], resident_bytes=20)
     knobs = {"description": "d", "head": "sum", "dropout": 0.5, "frozen_dropout": 0.0, "stage_epochs": "[1]", "stage_lr": "[0.1]"}
     history = pd.DataFrame({"epoch_s": [1.0, 2.0, 3.5]})
-    ab = analysis.ablation_table(pd.concat([ACC, variant]), {"dynamic": history}, {"dynamic": knobs, "dynamic-pc": {**knobs, "head": "per_config"}})
+    ab = analysis.ablation_table(
+        pd.concat([ACC, variant]), {"dynamic": history}, {"dynamic": knobs, "dynamic-pc": {**knobs, "head": "per_config"}}
+    )
     ab = ab.set_index("design")
     assert ab.loc["dynamic", "min_gain_pts"] == pytest.approx(5.0) and ab.loc["dynamic-pc", "min_gain_pts"] == pytest.approx(2.0)
     assert ab.loc["dynamic", "train_s"] == 6.5 and math.isnan(ab.loc["dynamic-pc", "train_s"])

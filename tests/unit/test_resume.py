@@ -57,7 +57,10 @@ def run_stage(tmp_path, tag, stage, prev=None, kill_after_resume_file=False):
 
 def test_killed_stage_resumes_to_identical_weights(tmp_path):
     torch.manual_seed(0)
-    torch.save({"images": torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8), "labels": torch.randint(0, 10, (256,))}, tmp_path / "train.pt")
+    torch.save(
+        {"images": torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8), "labels": torch.randint(0, 10, (256,))},
+        tmp_path / "train.pt",
+    )
     ref1, _ = run_stage(tmp_path, "ref", 1)
     ref2, _ = run_stage(tmp_path, "ref", 2, prev=ref1)
     killed2, log = run_stage(tmp_path, "killed", 2, prev=ref1, kill_after_resume_file=True)

@@ -6,7 +6,15 @@ import pandas as pd
 
 from dyndnn.simulate import TraceSpec, make_trace, simulate, summarise_runs
 
-POINTS = pd.DataFrame({"mapping": ["m"] * 4, "frequency": ["fixed"] * 4, "groups": [1, 2, 3, 4], "p50_ms": [1.0, 2.0, 3.0, 4.0], "top1": [0.6, 0.7, 0.75, 0.8]})
+POINTS = pd.DataFrame(
+    {
+        "mapping": ["m"] * 4,
+        "frequency": ["fixed"] * 4,
+        "groups": [1, 2, 3, 4],
+        "p50_ms": [1.0, 2.0, 3.0, 4.0],
+        "top1": [0.6, 0.7, 0.75, 0.8],
+    }
+)
 SAMPLES = pd.DataFrame([{"mapping": "m", "frequency": "fixed", "groups": k, "latency_ms": float(k)} for k in range(1, 5) for _ in range(5)])
 
 

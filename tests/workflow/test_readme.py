@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO
 
 VENV_BIN = Path(sys.executable).parent
@@ -35,7 +34,11 @@ def test_the_readme_quotes_the_commands_a_reviewer_needs():
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command_runs_as_written(command, tmp_path, request):
     argv = shlex.split(command)
-    if argv[0] == "make" and any(a.startswith("DATA=../shared") for a in argv) and not (REPO / "../shared/data/cifar10-jpeg.tar.gz").is_file():
+    if (
+        argv[0] == "make"
+        and any(a.startswith("DATA=../shared") for a in argv)
+        and not (REPO / "../shared/data/cifar10-jpeg.tar.gz").is_file()
+    ):
         pytest.skip("the offline CIFAR-10 archive ../shared/data/cifar10-jpeg.tar.gz is absent")
     if argv[0] == "make":  # the target exists and expands (make -n runs nothing); unlock is quick: run it
         dry = [] if argv[1:] == ["unlock"] else ["-n"]

@@ -11,13 +11,30 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from helpers import REPO, job_counts, snakemake, write_config
 
 
 def test_dry_run_of_the_default_config(tmp_path):
     proc = snakemake(tmp_path, "-n")
-    traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n", "--cores", "1"], capture_output=True, text=True, timeout=300)
+    traced = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "-n",
+            "--cores",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert traced.returncode == 0 and "| dyndnn.config" in traced.stderr
     assert not re.search(r"\| +torch$", traced.stderr, re.M), "the DAG parse must not import torch"
     jobs = job_counts(proc.stdout + proc.stderr)
@@ -40,7 +57,10 @@ def test_dry_run_of_the_default_config(tmp_path):
         ({"simulate": {"board": "nosuch"}}, "simulate.board 'nosuch' is not a profiled board"),
         ({"data.path": "/nonexistent/cifar.tar.gz"}, "data.path /nonexistent/cifar.tar.gz does not exist"),
         ({"data.sha256": "0" * 64}, "does not match data.sha256"),
-        ({"report": {"title": "t", "top1_floor": 0.2, "reference": "reference/nosuch"}}, "report.reference 'reference/nosuch': no record there"),
+        (
+            {"report": {"title": "t", "top1_floor": 0.2, "reference": "reference/nosuch"}},
+            "report.reference 'reference/nosuch': no record there",
+        ),
     ],
 )
 def test_bad_config_is_rejected_before_any_job(tmp_path, edits, message, cifar_archive):
@@ -120,12 +140,16 @@ def test_quick_run_report_has_accuracy_and_latency_for_every_configuration(quick
 @pytest.mark.slow
 def test_editing_a_measurement_setting_reruns_only_profiling_and_after(quick_run, tmp_path):
     workdir, cfg, _ = quick_run
-    edited = write_config(tmp_path / "edited.yaml", **{"data.path": yaml.safe_load(cfg.read_text())["data"]["path"], "profile.min_runs": 31})
+    edited = write_config(
+        tmp_path / "edited.yaml", **{"data.path": yaml.safe_load(cfg.read_text())["data"]["path"], "profile.min_runs": 31}
+    )
     proc = snakemake(workdir, "-n", "--configfile", str(edited))
     jobs = job_counts(proc.stdout + proc.stderr)
     from dyndnn.figures import FIGURES
 
-    assert set(jobs) == {"profile_board", "aggregate", "simulate_budget", "report", "record", "all", *(f"figure_{f}" for f in FIGURES)}, jobs
+    assert set(jobs) == {"profile_board", "aggregate", "simulate_budget", "report", "record", "all", *(f"figure_{f}" for f in FIGURES)}, (
+        jobs
+    )
 
 
 @pytest.mark.slow
@@ -208,7 +232,12 @@ def test_baselines_flow_through_the_same_rules(tmp_path, cifar_archive):
             "data.test_subset": 200,
             "model.conv_channels": [16, 32, 32, 32, 32],
             "model.fc_features": [64, 64],
-            "baselines": {"static": {"enabled": True}, "slimmable": {"enabled": True}, "truncated": {"enabled": True}, "pruned": {"enabled": True, "finetune_epochs": 1}},
+            "baselines": {
+                "static": {"enabled": True},
+                "slimmable": {"enabled": True},
+                "truncated": {"enabled": True},
+                "pruned": {"enabled": True, "finetune_epochs": 1},
+            },
             "ablation": {"kd": {"description": "distilled from the static 100 % model", "train": {"distill": 0.5}}},
             "profile.min_runs": 10,
             "profile.min_seconds": 0.05,
@@ -232,6 +261,8 @@ def test_baselines_flow_through_the_same_rules(tmp_path, cifar_archive):
     ablation = {r["design"]: r for r in table_with(parser.tables, "design", "distill", "vs_static_pts")}
     assert ablation["dynamic-kd"]["distill"] == "0.5 (T=4.0)" and ablation["dynamic"]["distill"] == "off"
     top1 = pd.read_csv(tmp_path / "results/tables/accuracy.csv").set_index(["model", "groups"])["top1"]
-    assert float(ablation["dynamic"]["vs_static_pts"]) == pytest.approx(100 * (top1["dynamic", 4] - top1["static", 4]), abs=0.05)  # 3 significant digits
+    assert float(ablation["dynamic"]["vs_static_pts"]) == pytest.approx(
+        100 * (top1["dynamic", 4] - top1["static", 4]), abs=0.05
+    )  # 3 significant digits
     kd = torch.load(tmp_path / "results/models/dynamic-kd/seed0/stage4.pt", weights_only=False)
     assert kd["train_config"]["distill"] == 0.5 and "stage" in kd["history"][-1]

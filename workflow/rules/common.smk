@@ -21,10 +21,7 @@ try:
     dyndnn.config.validate_schema(config, BASE / "workflow/schemas/config.schema.yaml")
     CFG = dyndnn.config.load(config, boards_dir=BASE / "config/boards")
     dyndnn.analysis.check_claims(dyndnn.config.read_yaml(CLAIMS).get("claims"), CLAIMS)
-    BOARDS = {
-        b: load_board(BASE / f"config/boards/{b}.yaml", BASE / "workflow/schemas/board.schema.yaml")
-        for b in CFG.boards
-    }
+    BOARDS = {b: load_board(BASE / f"config/boards/{b}.yaml", BASE / "workflow/schemas/board.schema.yaml") for b in CFG.boards}
 except ValueError as e:
     raise WorkflowError(f"Invalid configuration: {e}")
 
@@ -32,7 +29,9 @@ REFERENCE = None  # a record the report sets beside this run (report.reference)
 if config["report"].get("reference"):
     REFERENCE = str(BASE / config["report"]["reference"])
     if not Path(REFERENCE, "manifest.json").is_file():
-        raise WorkflowError(f"Invalid configuration: report.reference {config['report']['reference']!r}: no record there ({REFERENCE}/manifest.json is missing)")
+        raise WorkflowError(
+            f"Invalid configuration: report.reference {config['report']['reference']!r}: no record there ({REFERENCE}/manifest.json is missing)"
+        )
 
 G = CFG.model.groups
 BASELINES = list(CFG.baselines)
@@ -44,7 +43,9 @@ EVAL_MODELS = [*MODELS, *DESIGNS]
 # the naive reference of the shipped (split) layout; same weights, same accuracy.
 NAIVE = dyndnn.analysis.NAIVE
 if NAIVE in DESIGNS:
-    raise WorkflowError(f"Invalid configuration: ablation design name {NAIVE.removeprefix('dynamic-')!r} is reserved (technique {NAIVE} is the dense-layout reference)")
+    raise WorkflowError(
+        f"Invalid configuration: ablation design name {NAIVE.removeprefix('dynamic-')!r} is reserved (technique {NAIVE} is the dense-layout reference)"
+    )
 MEASURED = MODELS + ([NAIVE] if CFG.export.naive_reference and CFG.model.connectivity == "nested" and CFG.export.layout != "dense" else [])
 SEEDS = list(CFG.seeds)
 PRIMARY_SEED = SEEDS[0]  # its models are exported and measured (latency does not depend on the seed)

@@ -3,13 +3,15 @@ rule download_data:
         archive=data_archive,
     output:
         source="resources/cifar10/source.json",
+    log:
+        "results/logs/download_data.log",
+    localrule: True  # compute nodes of a cluster often have no internet
+    conda:
+        CONDA_ENV
     params:
         source=config["data"]["source"],
         path=config["data"]["path"],
         sha256=config["data"]["sha256"],
-    localrule: True  # compute nodes of a cluster often have no internet
-    log:
-        "results/logs/download_data.log",
     script:
         "../scripts/download_data.py"
 
@@ -21,12 +23,14 @@ rule prepare_data:
         train="results/data/train.pt",
         test="results/data/test.pt",
         meta="results/data/dataset.json",
+    log:
+        "results/logs/prepare_data.log",
+    localrule: True
+    conda:
+        CONDA_ENV
     params:
         train_subset=config["data"]["train_subset"],
         test_subset=config["data"]["test_subset"],
         seed=config["seed"],
-    localrule: True
-    log:
-        "results/logs/prepare_data.log",
     script:
         "../scripts/prepare_data.py"

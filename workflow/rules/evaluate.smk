@@ -6,11 +6,13 @@ rule evaluate:
     output:
         table="results/eval/seed{seed}/{model}.csv",
         per_class="results/eval/seed{seed}/{model}.per_class.csv",
+    log:
+        "results/logs/evaluate/seed{seed}/{model}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
     params:
         batch_size=config["evaluate"]["batch_size"],
         layout=config["export"]["layout"],
-    threads: 1
-    log:
-        "results/logs/evaluate/seed{seed}/{model}.log",
     script:
         "../scripts/evaluate.py"

@@ -9,12 +9,14 @@ rule export:
         onnx=expand("results/onnx/{{model}}/g{k}.onnx", k=range(1, G + 1)),
         manifest=expand("results/onnx/{{model}}/g{k}.json", k=range(1, G + 1)),
         torchscript=expand("results/torchscript/{{model}}/g{k}.pt", k=range(1, G + 1)),
-    params:
-        export=export_settings,
-    threads: 1
     log:
         "results/logs/export/{model}.log",
     benchmark:
         "results/benchmarks/export/{model}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    params:
+        export=export_settings,
     script:
         "../scripts/export.py"

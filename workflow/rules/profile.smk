@@ -8,14 +8,16 @@ rule bundle_board:
     output:
         bundle="results/bundles/{board}/bundle.tar.gz",
         manifest="results/bundles/{board}/bundle.json",
-    params:
-        board=board_config,
-    threads: 1
-    localrule: True  # downloads packages (cached by the hash of the package list)
     log:
         "results/logs/bundle_board/{board}.log",
     benchmark:
         "results/benchmarks/bundle_board/{board}.tsv"
+    localrule: True  # downloads packages (cached by the hash of the package list)
+    conda:
+        CONDA_ENV
+    threads: 1
+    params:
+        board=board_config,
     script:
         "../scripts/bundle_board.py"
 
@@ -30,12 +32,14 @@ rule profile_board:
         summary="results/profile/{board}/summary.csv",
         samples="results/profile/{board}/samples.csv",
         facts="results/profile/{board}/board.json",
+    log:
+        "results/logs/profile_board/{board}.log",
+    localrule: True  # boards are reached from the submit host; never from a cluster node
+    conda:
+        CONDA_ENV
+    threads: profile_threads
     params:
         board=board_config,
         settings=measure_settings(),
-    threads: profile_threads
-    localrule: True  # boards are reached from the submit host; never from a cluster node
-    log:
-        "results/logs/profile_board/{board}.log",
     script:
         "../scripts/profile_board.py"

@@ -28,16 +28,16 @@ rule aggregate:
         boards="results/tables/boards.csv",
         exports="results/tables/exports.csv",
         layouts="results/tables/layouts.csv",
+    log:
+        "results/logs/aggregate.log",
+    conda:
+        CONDA_ENV
     params:
         repo=repo_dir,
         config=config,
         primary_seed=PRIMARY_SEED,
         models=MODELS,
         designs=ablation_designs(),
-    log:
-        "results/logs/aggregate.log",
-    conda:
-        CONDA_ENV
     script:
         "../scripts/aggregate.py"
 
@@ -50,13 +50,13 @@ rule simulate_budget:
     output:
         runs="results/tables/budget_trace.csv",
         summary="results/tables/budget_summary.csv",
-    params:
-        settings=config["simulate"],
     log:
         "results/logs/simulate_budget.log",
     localrule: True
     conda:
         CONDA_ENV
+    params:
+        settings=config["simulate"],
     script:
         "../scripts/simulate_budget.py"
 
@@ -82,15 +82,15 @@ for _fig in FIGURES:
                 category="Figures",
             ),
             png=f"results/figures/{_fig}.png",
-        params:
-            name=_fig,
-            caption=FIGURES[_fig],
-            top1_floor=config["report"]["top1_floor"],
         log:
             f"results/logs/figures/{_fig}.log",
         localrule: True
         conda:
             CONDA_ENV
+        params:
+            name=_fig,
+            caption=FIGURES[_fig],
+            top1_floor=config["report"]["top1_floor"],
         script:
             "../scripts/figure.py"
 
@@ -115,6 +115,10 @@ rule report:
         template=REPORT_TEMPLATE,
     output:
         "results/report/index.html",
+    log:
+        "results/logs/report.log",
+    conda:
+        CONDA_ENV
     params:
         title=config["report"]["title"],
         top1_floor=config["report"]["top1_floor"],
@@ -122,10 +126,6 @@ rule report:
         max_others_share=config["profile"]["max_others_share"],
         max_median_spread=config["profile"]["max_median_spread"],
         reference=REFERENCE,
-    log:
-        "results/logs/report.log",
-    conda:
-        CONDA_ENV
     script:
         "../scripts/report.py"
 
@@ -144,14 +144,14 @@ rule record:
         claims=CLAIMS,
     output:
         directory("results/record"),
+    log:
+        "results/logs/record.log",
+    localrule: True
+    conda:
+        CONDA_ENV
     params:
         config=config,
         configfiles=report_configfiles(),
         repo=repo_dir,
-    localrule: True
-    log:
-        "results/logs/record.log",
-    conda:
-        CONDA_ENV
     script:
         "../scripts/record.py"

@@ -7,18 +7,18 @@ rule train_increment:
     output:
         ckpt="results/models/{dyn}/seed{seed}/stage{k}.pt",
         history="results/models/{dyn}/seed{seed}/stage{k}.history.csv",
-    params:
-        model=design_model,
-        train=stage_recipe,
-        seed=seed_of,
-        resume="results/models/{dyn}/seed{seed}/resume/stage{k}.pt",
-    threads: training_threads
     log:
         "results/logs/train_increment/{dyn}/seed{seed}/stage{k}.log",
     benchmark:
         "results/benchmarks/train_increment/{dyn}/seed{seed}/stage{k}.tsv"
     conda:
         CONDA_ENV
+    threads: training_threads
+    params:
+        model=design_model,
+        train=stage_recipe,
+        seed=seed_of,
+        resume="results/models/{dyn}/seed{seed}/resume/stage{k}.pt",
     script:
         "../scripts/train_increment.py"
 
@@ -32,18 +32,18 @@ rule train_baseline:
     output:
         ckpt="results/models/{baseline}/seed{seed}/final.pt",
         history="results/models/{baseline}/seed{seed}/history.csv",
-    params:
-        model=BASELINE_MODEL,
-        train=BASELINE_RECIPE,
-        seed=seed_of,
-        block=baseline_block,
-        resume_dir="results/models/{baseline}/seed{seed}/resume",
-    threads: training_threads
     log:
         "results/logs/train_baseline/seed{seed}/{baseline}.log",
     benchmark:
         "results/benchmarks/train_baseline/seed{seed}/{baseline}.tsv"
     conda:
         CONDA_ENV
+    threads: training_threads
+    params:
+        model=BASELINE_MODEL,
+        train=BASELINE_RECIPE,
+        seed=seed_of,
+        block=baseline_block,
+        resume_dir="results/models/{baseline}/seed{seed}/resume",
     script:
         "../scripts/train_baseline.py"

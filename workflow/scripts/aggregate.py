@@ -2,5 +2,12 @@ from dyndnn.aggregate import aggregate
 from dyndnn.logs import log_to
 
 with log_to(snakemake.log[0]):
-    aggregate(dict(snakemake.input.items()), dict(snakemake.output.items()), repo=snakemake.params.repo, config=snakemake.params.config, primary_seed=snakemake.params.primary_seed,
-              models=snakemake.params.models, designs=snakemake.params.designs)
+    aggregate(
+        dict(snakemake.input.items()),
+        dict(snakemake.output.items()),
+        repo=snakemake.params.repo,
+        config=snakemake.params.config,
+        primary_seed=snakemake.params.primary_seed,
+        models=snakemake.params.models,
+        designs=snakemake.params.designs,
+    )

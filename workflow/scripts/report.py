@@ -2,6 +2,13 @@ from dyndnn.logs import log_to
 from dyndnn.report import report_from_files
 
 with log_to(snakemake.log[0]):
-    report_from_files(dict(snakemake.input.items()), snakemake.output[0], snakemake.params.title, snakemake.params.top1_floor, snakemake.params.configfiles,
-                      max_others_share=snakemake.params.max_others_share, reference=snakemake.params.reference,
-                      max_median_spread=snakemake.params.max_median_spread)
+    report_from_files(
+        dict(snakemake.input.items()),
+        snakemake.output[0],
+        snakemake.params.title,
+        snakemake.params.top1_floor,
+        snakemake.params.configfiles,
+        max_others_share=snakemake.params.max_others_share,
+        reference=snakemake.params.reference,
+        max_median_spread=snakemake.params.max_median_spread,
+    )

@@ -2,5 +2,7 @@ from dyndnn.logs import log_to
 from dyndnn.simulate import simulate_tables
 
 with log_to(snakemake.log[0]):
-    summary = simulate_tables(snakemake.input.points, snakemake.input.samples, snakemake.params.settings, snakemake.output.runs, snakemake.output.summary)
+    summary = simulate_tables(
+        snakemake.input.points, snakemake.input.samples, snakemake.params.settings, snakemake.output.runs, snakemake.output.summary
+    )
     print(summary.to_string())
