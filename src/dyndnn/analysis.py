@@ -32,6 +32,7 @@ __all__ = [
     "ablation_table",
     "evaluate_claims",
     "verdict",
+    "check_claims",
 ]
 
 

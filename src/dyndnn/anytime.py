@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dyndnn.model import POOL_AFTER, GroupedAlexNet
+from dyndnn.arch import POOL_AFTER
+from dyndnn.model import GroupedAlexNet
 
 __all__ = ["IncrementalRunner"]
 

@@ -22,17 +22,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from dyndnn.config import read_yaml
+from dyndnn.config import ConfigError, read_yaml, validate_schema
 
-__all__ = [
-    "BoardError",
-    "load_board",
-    "check_board",
-    "uses_bundle",
-    "LocalTransport",
-    "SshTransport",
-    "TRANSPORTS",
-]
+__all__ = ["BoardError", "load_board", "check_board", "uses_bundle", "LocalTransport", "SshTransport", "TRANSPORTS", "last_line"]
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +39,6 @@ def load_board(path: str | Path, schema_path: str | Path | None = None) -> dict:
     """Read a board YAML; validate it (and fill defaults) when a schema is given."""
     board = read_yaml(path)
     if schema_path is not None:
-        from dyndnn.config import ConfigError, validate_schema
-
         try:
             validate_schema(board, schema_path)
         except ConfigError as e:

@@ -61,6 +61,8 @@ __all__ = [
     "parse_depends",
     "pypi_site",
     "resolve",
+    "DEFAULT_MIRROR",
+    "unpack_deb",
 ]
 
 log = logging.getLogger(__name__)

@@ -62,7 +62,7 @@ def _compare(args) -> int:
 
     import yaml
 
-    from dyndnn.compare import DIFFERS, NOT_COMPARABLE, REPRODUCED, Tolerances, compare, load_run
+    from dyndnn.compare import DIFFERS, NOT_COMPARABLE, REPRODUCED, Tolerances, compare, load_run  # only for this subcommand
 
     reference, run = load_run(args.reference), load_run(args.run)
     tol = Tolerances.from_config(reference.config)
@@ -89,7 +89,7 @@ def _compare(args) -> int:
 def _replay(args) -> int:
     from pathlib import Path
 
-    from dyndnn.record import replay
+    from dyndnn.replay import replay  # plotting imports: only for this subcommand
 
     html = replay(args.record, args.out, Path(__file__).resolve().parents[2])
     print(f"replayed {args.record} (every file's sha256 verified) into {args.out}: {html}")

@@ -17,6 +17,7 @@ import yaml
 
 from dyndnn.arch import ModelConfig
 from dyndnn.defaults import default
+from dyndnn.provenance import sha256_file
 
 __all__ = [
     "ConfigError",
@@ -219,8 +220,6 @@ def _check_data_path(path: Path, sha256: str | None) -> None:
             f"data.path {path} does not exist (relative paths are relative to the working directory {Path.cwd()}); source=images needs a folder or .tar.gz"
         )
     if sha256 and path.is_file():
-        from dyndnn.provenance import sha256_file
-
         digest = sha256_file(path)
         if digest != sha256:
             raise ConfigError(f"data.path {path}: sha256 {digest} does not match data.sha256 {sha256} (a different or damaged archive)")

@@ -20,12 +20,22 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from dyndnn.arch import arch_config
 from dyndnn.data import load_split, normalize
-from dyndnn.model import arch_config
 from dyndnn.provenance import write_atomic
 from dyndnn.technique import load_technique
 
-__all__ = ["ExportError", "to_onnx_bytes", "onnx_parity", "graph_macs", "check_manifest", "export_onnx"]
+__all__ = [
+    "ExportError",
+    "to_onnx_bytes",
+    "onnx_parity",
+    "graph_macs",
+    "check_manifest",
+    "export_onnx",
+    "INPUT",
+    "to_torchscript",
+    "torchscript_parity",
+]
 
 INPUT, OUTPUT = "input", "logits"
 

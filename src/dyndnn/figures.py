@@ -1,6 +1,8 @@
 """The report's figures by name, with captions: read by the workflow (one rule per
 figure) and the report. No plotting imports here, so the Snakefile stays light."""
 
+__all__ = ["FIGURES"]
+
 FIGURES = {
     "fig2_top1": "Paper Fig. 2: top-1 accuracy on the test images for each configuration, dynamic DNN and every baseline measured.",
     "fig3_confidence": "Paper Fig. 3: summed softmax confidence of the correct class, normalised to each technique's full model.",

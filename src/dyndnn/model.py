@@ -39,6 +39,9 @@ __all__ = [
     "CONNECTIVITIES",
     "HEADS",
     "LAYOUTS",
+    "SlimmableAlexNet",
+    "l1_prune",
+    "width_config",
 ]
 
 

@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from dyndnn.analysis import DYNAMIC, NAIVE, pareto_mask, top_frequency  # noqa: E402
+
 __all__ = ["theme", "PLOTS", "save"]
 
 
@@ -58,8 +60,6 @@ def fig4_latency(t: dict) -> plt.Figure:
     """Paper Fig. 4: single-image inference time per configuration, one panel per board and
     mapping (its highest DVFS level): the dynamic DNN in its shipped layout, the static dense
     models of the same widths and the dense-with-zeros layout (naive reference)."""
-    from dyndnn.analysis import DYNAMIC, NAIVE, top_frequency
-
     theme()
     samples = t["samples"]
     if samples.empty:
@@ -95,8 +95,6 @@ def save(fig: plt.Figure, svg: str, png: str) -> None:
 def fig5_tradeoffs(t: dict) -> plt.Figure:
     """Paper Fig. 5: energy, power and time against accuracy; marker = configuration,
     colour = mapping, every DVFS level a point; the Pareto front drawn per panel."""
-    from dyndnn.analysis import pareto_mask
-
     theme()
     pts = t["points"]
     pts = pts[pts["model"] == "dynamic"].dropna(subset=["top1"]) if not pts.empty else pts

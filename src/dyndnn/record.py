@@ -4,9 +4,8 @@ Scope: collect a finished run's small outputs (tables with their provenance, per
 evaluations, each board's summary, facts and raw samples, Snakemake benchmark files, the
 report) into a record folder with a `manifest.json` (commit, config as run, start and
 finish, wall seconds, host, training precision, sha256 of every file); verify a record
-against its manifest; and replay one: re-render every figure and the report from the
-record's tables into another folder. No torch: records are read where no training
-happens. Comparing two records is `dyndnn.compare`'s.
+against its manifest. No torch and no plotting: the Snakefile imports this module at
+every DAG parse. Replaying a record is `dyndnn.replay`'s, comparing two `dyndnn.compare`'s.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from dyndnn.provenance import sha256_file as sha256
 
-__all__ = ["RecordError", "MANIFEST", "mark_started", "make_record", "verify", "replay", "host_facts"]
+__all__ = ["RecordError", "MANIFEST", "mark_started", "make_record", "verify", "host_facts"]
 
 MANIFEST = "manifest.json"
 RUN_STARTED = "run_started.json"  # written by the Snakefile's onstart handler
@@ -165,52 +164,3 @@ def verify(record: str | Path) -> dict:
         if needed not in files:
             raise RecordError(f"{record / needed}: missing from the record (not in {path})")
     return manifest
-
-
-def replay(record: str | Path, out: str | Path, repo: str | Path) -> Path:
-    """Re-render every figure and the report of a verified record into `out` (never into the
-    record): the same plotting and report functions the pipeline's rules call, on the
-    record's tables. Returns the report's path."""
-    from dyndnn import plots
-    from dyndnn.figures import FIGURES
-    from dyndnn.report import TABLE_SECTIONS, load_tables, report_from_files
-
-    record, out, repo = Path(record), Path(out), Path(repo)
-    if out.resolve() == record.resolve() or record.resolve() in out.resolve().parents:
-        raise RecordError(f"replay output {out} is inside the record {record}: give another folder")
-    manifest = verify(record)
-    config = manifest["config"]
-    tables = record / "tables"
-    inputs = {
-        "accuracy": str(tables / "accuracy.csv"),
-        "summary": str(tables / "latency_summary.csv"),
-        "samples": str(tables / "latency_samples.csv"),
-        "points": str(tables / "operating_points.csv"),
-        "ranges": str(tables / "ranges.csv"),
-        "footprint": str(tables / "footprint.csv"),
-        "boards": str(tables / "boards.csv"),
-        "dataset": str(record / "data/dataset.json"),
-        "claims": str(record / "claims.yaml" if (record / "claims.yaml").is_file() else repo / "config/claims.yaml"),
-        "template": str(repo / "report/templates/report.html.j2"),
-    }
-    for name in ("budget_trace", "budget_summary", *TABLE_SECTIONS):
-        if (tables / f"{name}.csv").is_file():
-            inputs[name] = str(tables / f"{name}.csv")
-    top1_floor = config["report"]["top1_floor"]
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    loaded = load_tables(inputs, top1_floor)
-    for name in FIGURES:
-        plots.save(plots.PLOTS[name](loaded), str(figures / f"{name}.svg"), str(figures / f"{name}.png"))
-    inputs["figures"] = [str(figures / f"{name}.png") for name in FIGURES]
-    html = out / "report/index.html"
-    report_from_files(
-        inputs,
-        str(html),
-        config["report"]["title"],
-        top1_floor,
-        manifest.get("configfiles", []),
-        max_others_share=config["profile"].get("max_others_share", 0.25),
-        max_median_spread=config["profile"].get("max_median_spread", 0.1),
-    )
-    return html

@@ -18,8 +18,12 @@ import pandas as pd
 
 from dyndnn import analysis
 from dyndnn.arch import POOL_AFTER
+from dyndnn.compare import NOT_COMPARABLE, REPRODUCED, Run, compare, load_run
+from dyndnn.figures import FIGURES
+from dyndnn.provenance import read_meta, write_atomic
+from dyndnn.record import RecordError
 
-__all__ = ["render", "build_context", "write_report"]
+__all__ = ["render", "build_context", "write_report", "TABLE_SECTIONS", "load_tables", "load_warnings", "report_from_files"]
 
 
 def render(template_path: str | Path, context: dict) -> str:
@@ -295,8 +299,6 @@ def build_context(
 
 
 def write_report(template_path: str | Path, context: dict, out_html: str | Path) -> None:
-    from dyndnn.provenance import write_atomic
-
     write_atomic(out_html, render(template_path, context))
 
 
@@ -338,9 +340,6 @@ def reference_context(
 ) -> tuple[dict, list[dict]]:
     """The reference record set beside this run: per claim its verdict and value there and
     whether ours reproduces it, and the rows of `dyndnn compare` that did not reproduce."""
-    from dyndnn.compare import NOT_COMPARABLE, REPRODUCED, Run, compare, load_run
-    from dyndnn.record import RecordError
-
     ref = load_run(reference)
     if ref.manifest is None:
         raise RecordError(f"report.reference {reference}: not a record (no manifest.json)")
@@ -391,9 +390,6 @@ def report_from_files(
 ) -> None:
     """Load the aggregated tables named in `inputs`, evaluate the claims, render the report."""
     import yaml
-
-    from dyndnn.figures import FIGURES
-    from dyndnn.provenance import read_meta
 
     tables = load_tables(inputs, top1_floor)
     facts = pd.read_csv(inputs["boards"], dtype=str, keep_default_na=False)

@@ -30,6 +30,8 @@ else:  # run as a script on a board: Python puts this file's folder, holding the
 # JetPack 4 boards run Python 3.6, which has no time.perf_counter_ns (3.7).
 _now_ns = getattr(time, "perf_counter_ns", None) or (lambda: int(time.perf_counter() * 1e9))
 
+__all__ = ["SAMPLE_FIELDS", "SUMMARY_FIELDS", "main"]
+
 SAMPLE_FIELDS = ["label", "mapping", "frequency", "run_idx", "latency_ms"]
 SUMMARY_FIELDS = [
     "label", "mapping", "device", "dvfs_domain", "frequency", "frequency_readback", "threads", "cpus", "n", "duration_s",

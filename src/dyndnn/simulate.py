@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from dyndnn.manager import choose
+from dyndnn.provenance import write_table
 
-__all__ = ["TraceSpec", "make_trace", "simulate", "summarise_runs", "POLICIES"]
+__all__ = ["TraceSpec", "make_trace", "simulate", "summarise_runs", "POLICIES", "simulate_tables"]
 
 POLICIES = ("manager", "fixed", "stepping", "oracle")
 
@@ -161,8 +162,6 @@ def summarise_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 def simulate_tables(points_csv: str, samples_csv: str, settings: dict, out_runs: str, out_summary: str) -> pd.DataFrame:
     """The simulate_budget rule: the dynamic DNN on one board (settings['board'] or the first)."""
-    from dyndnn.provenance import write_table
-
     settings = dict(settings)
     board = settings.pop("board", None)
     points = pd.read_csv(points_csv)

@@ -40,6 +40,9 @@ __all__ = [
     "fit_stage",
     "train_increment",
     "write_history",
+    "build_optimizer",
+    "cross_entropy_loss",
+    "to_layout",
 ]
 
 log = logging.getLogger(__name__)

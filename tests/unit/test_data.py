@@ -6,8 +6,10 @@ import tarfile
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
-from dyndnn.data import CLASSES, fetch, prepare, sha256_file
+from dyndnn.data import CLASSES, augment, fetch, prepare, sha256_file
 
 
 def test_archive_source_stratified_and_deterministic(image_tar, tmp_path):
@@ -69,3 +71,16 @@ def test_offline_torchvision_download_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
     with pytest.raises(RuntimeError, match=r"could not download CIFAR-10 .*make reproduce DATA=../shared/data/cifar10-jpeg.tar.gz"):
         fetch("torchvision", None, tmp_path)
+
+
+def test_batch_augmentation_equals_the_per_image_crop_and_flip():
+    """One gather over the batch gives exactly what cropping image by image gave (same draws)."""
+    x = torch.randint(0, 256, (33, 3, 32, 32), dtype=torch.uint8)
+    got = augment(x, 4, True, torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)
+    padded = F.pad(x, (4,) * 4)
+    dy, dx = torch.randint(0, 9, (2, 33), generator=gen)
+    want = torch.stack([padded[i, :, dy[i] : dy[i] + 32, dx[i] : dx[i] + 32] for i in range(33)])
+    flip = torch.rand(33, generator=gen) < 0.5
+    want = torch.where(flip.view(33, 1, 1, 1), want.flip(3), want)
+    assert got.dtype == torch.uint8 and torch.equal(got, want)

@@ -10,9 +10,8 @@ import torch
 from helpers import TINY
 
 from dyndnn.config import TrainConfig
-from dyndnn.evaluate import count_macs
-from dyndnn.export import graph_macs, onnx_parity, to_onnx_bytes, to_torchscript, torchscript_parity
-from dyndnn.model import LAYOUTS, GroupedAlexNet, ModelConfig, NestedLayer
+from dyndnn.export import onnx_parity, to_onnx_bytes, to_torchscript, torchscript_parity
+from dyndnn.model import LAYOUTS, GroupedAlexNet, ModelConfig
 from dyndnn.train import fit_stage
 
 VARIANTS = list(itertools.product(["nested", "grouped"], ["sum", "per_config"]))
@@ -120,74 +119,6 @@ def test_materialize_and_onnx_match_dynamic_model(connectivity, head, layout):
             assert torchscript_parity(to_torchscript(static), model, images) <= 1e-4
         if connectivity == "grouped" and k > 1:
             assert {m.groups for m in static.features if isinstance(m, torch.nn.Conv2d)} == {1, k}
-
-
-@pytest.mark.parametrize("head", ["sum", "per_config"])
-def test_split_export_executes_only_the_connected_macs(head):
-    """Nested, layout split: the MACs counted from the ONNX graph equal the connected MACs
-    (the dynamic model's per-group layers); layout dense executes the dense widths'."""
-    model = tiny("nested", head)
-    probe = torch.zeros(1, 3, 32, 32)
-    for k in range(1, G + 1):
-        with model.at_groups(k):
-            connected = count_macs(model, probe)
-        dense = count_macs(tiny("nested", head).materialize(k, "dense"), probe)
-        split_graph = graph_macs(to_onnx_bytes(model.materialize(k, "split"), 13, 7))
-        dense_graph = graph_macs(to_onnx_bytes(model.materialize(k, "dense"), 13, 7))
-        assert sum(split_graph.values()) == connected
-        assert sum(dense_graph.values()) == dense
-        assert (k == 1) == (connected == dense), "k > 1: pruning removes connections"
-        nested = [m for m in model.materialize(k, "split").modules() if isinstance(m, NestedLayer)]
-        assert len(nested) == 4 + len(model.cfg.fc_features) and all(len(n.ops) == k for n in nested)
-
-
-def test_graph_macs_counts_conv_gemm_and_matmul():
-    """Hand counts: 3x3 conv 3 -> 8 on 4x4 (padding 1), grouped 1x1 conv 8 -> 8 in 2 groups, gemm 128 -> 5."""
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 1, groups=2), torch.nn.Flatten(), torch.nn.Linear(128, 5)
-    )
-    proto = to_onnx_bytes(net, 13, 7, image_size=4)
-    assert graph_macs(proto) == {"Conv": 16 * 8 * 27 + 16 * 8 * 4, "Gemm": 128 * 5}
-
-
-def test_precision_is_detected_recorded_and_refused_where_not_native(monkeypatch, tmp_path):
-    from dyndnn.technique import Technique, checkpoint
-    from dyndnn.train import cpu_has_native_bf16, resolve_precision
-
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f\n")
-    assert not cpu_has_native_bf16(str(cpuinfo))
-    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
-    assert cpu_has_native_bf16(str(cpuinfo))
-    cpu = torch.device("cpu")
-    monkeypatch.setattr("dyndnn.train.cpu_has_native_bf16", lambda *a: False)
-    assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("fp32", cpu) == "fp32"
-    with pytest.raises(ValueError, match="train.precision is 'bf16'.*no native bf16"):
-        resolve_precision("bf16", cpu)
-    monkeypatch.setattr("dyndnn.train.cpu_has_native_bf16", lambda *a: True)
-    assert resolve_precision("auto", cpu) == "bf16" and resolve_precision("fp32", cpu) == "fp32"
-    model = tiny("nested", "sum")
-    x, y = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (32,))
-    history = fit_stage(model, 1, x, y, TrainConfig(epochs=1, batch_size=16, schedule="constant", precision="auto"), seed=0)
-    assert history[-1]["precision"] == "bf16" and history[-1]["channels_last"] is True
-    assert checkpoint(Technique("dynamic", [model], model.cfg), TrainConfig(), 0, history, stage=1)["precision"] == "bf16"
-
-
-def test_batch_augmentation_equals_the_per_image_crop_and_flip():
-    """One gather over the batch gives exactly what cropping image by image gave (same draws)."""
-    import torch.nn.functional as F
-
-    from dyndnn.data import augment
-
-    x = torch.randint(0, 256, (33, 3, 32, 32), dtype=torch.uint8)
-    got = augment(x, 4, True, torch.Generator().manual_seed(3))
-    gen = torch.Generator().manual_seed(3)
-    padded = F.pad(x, (4,) * 4)
-    dy, dx = torch.randint(0, 9, (2, 33), generator=gen)
-    want = torch.stack([padded[i, :, dy[i] : dy[i] + 32, dx[i] : dx[i] + 32] for i in range(33)])
-    flip = torch.rand(33, generator=gen) < 0.5
-    want = torch.where(flip.view(33, 1, 1, 1), want.flip(3), want)
-    assert got.dtype == torch.uint8 and torch.equal(got, want)
 
 
 def test_switching_is_validated_and_restored():

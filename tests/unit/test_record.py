@@ -45,7 +45,7 @@ def test_the_shipped_record_verifies_and_holds_what_a_reviewer_needs():
 
 
 def test_replay_rebuilds_the_shipped_report(tmp_path):
-    from dyndnn.record import replay
+    from dyndnn.replay import replay
 
     html = replay(RECORD, tmp_path / "replay", REPO)
     shipped = (RECORD / "report/index.html").read_text()

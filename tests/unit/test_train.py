@@ -1,4 +1,4 @@
-"""A training job killed in the middle of a stage resumes from its last epoch checkpoint
+"""Training (dyndnn.train): a training job killed in the middle of a stage resumes from its last epoch checkpoint
 and ends with exactly the weights of an uninterrupted run (CPU, fixed seeds, 1 thread)."""
 
 from __future__ import annotations
@@ -9,10 +9,15 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from helpers import TINY
 
-from dyndnn.technique import load_technique
+from dyndnn.arch import ModelConfig
+from dyndnn.config import TrainConfig
+from dyndnn.model import GroupedAlexNet
+from dyndnn.technique import Technique, checkpoint, load_technique
+from dyndnn.train import cpu_has_native_bf16, fit_stage, resolve_precision
 
 EPOCHS = 4
 CHILD = """
@@ -70,3 +75,23 @@ def test_killed_stage_resumes_to_identical_weights(tmp_path):
         assert torch.equal(ta, tb), f"{name} differs after resume"
     assert [h["epoch"] for h in ckpt_b["history"]] == [1, 2, 3, 4, 1, 2, 3, 4]
     assert not (tmp_path / "killed-resume2.pt").exists(), "the resume checkpoint is removed once the stage is done"
+
+
+def test_precision_is_detected_recorded_and_refused_where_not_native(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f\n")
+    assert not cpu_has_native_bf16(str(cpuinfo))
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert cpu_has_native_bf16(str(cpuinfo))
+    cpu = torch.device("cpu")
+    monkeypatch.setattr("dyndnn.train.cpu_has_native_bf16", lambda *a: False)
+    assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("fp32", cpu) == "fp32"
+    with pytest.raises(ValueError, match="train.precision is 'bf16'.*no native bf16"):
+        resolve_precision("bf16", cpu)
+    monkeypatch.setattr("dyndnn.train.cpu_has_native_bf16", lambda *a: True)
+    assert resolve_precision("auto", cpu) == "bf16" and resolve_precision("fp32", cpu) == "fp32"
+    model = GroupedAlexNet(ModelConfig(**TINY))
+    x, y = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (32,))
+    history = fit_stage(model, 1, x, y, TrainConfig(epochs=1, batch_size=16, schedule="constant", precision="auto"), seed=0)
+    assert history[-1]["precision"] == "bf16" and history[-1]["channels_last"] is True
+    assert checkpoint(Technique("dynamic", [model], model.cfg), TrainConfig(), 0, history, stage=1)["precision"] == "bf16"

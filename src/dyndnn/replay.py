@@ -1,0 +1,61 @@
+"""Replay a record: re-render every figure and the report from its tables, no training.
+
+Scope: verify the record (`dyndnn.record.verify`), then call the same plotting and report
+functions the pipeline's rules call, on the record's tables, into another folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dyndnn import plots
+from dyndnn.figures import FIGURES
+from dyndnn.record import RecordError, verify
+from dyndnn.report import TABLE_SECTIONS, load_tables, report_from_files
+
+__all__ = ["replay"]
+
+
+def replay(record: str | Path, out: str | Path, repo: str | Path) -> Path:
+    """Re-render every figure and the report of a verified record into `out` (never into the
+    record): the same plotting and report functions the pipeline's rules call, on the
+    record's tables. Returns the report's path."""
+    record, out, repo = Path(record), Path(out), Path(repo)
+    if out.resolve() == record.resolve() or record.resolve() in out.resolve().parents:
+        raise RecordError(f"replay output {out} is inside the record {record}: give another folder")
+    manifest = verify(record)
+    config = manifest["config"]
+    tables = record / "tables"
+    inputs = {
+        "accuracy": str(tables / "accuracy.csv"),
+        "summary": str(tables / "latency_summary.csv"),
+        "samples": str(tables / "latency_samples.csv"),
+        "points": str(tables / "operating_points.csv"),
+        "ranges": str(tables / "ranges.csv"),
+        "footprint": str(tables / "footprint.csv"),
+        "boards": str(tables / "boards.csv"),
+        "dataset": str(record / "data/dataset.json"),
+        "claims": str(record / "claims.yaml" if (record / "claims.yaml").is_file() else repo / "config/claims.yaml"),
+        "template": str(repo / "report/templates/report.html.j2"),
+    }
+    for name in ("budget_trace", "budget_summary", *TABLE_SECTIONS):
+        if (tables / f"{name}.csv").is_file():
+            inputs[name] = str(tables / f"{name}.csv")
+    top1_floor = config["report"]["top1_floor"]
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    loaded = load_tables(inputs, top1_floor)
+    for name in FIGURES:
+        plots.save(plots.PLOTS[name](loaded), str(figures / f"{name}.svg"), str(figures / f"{name}.png"))
+    inputs["figures"] = [str(figures / f"{name}.png") for name in FIGURES]
+    html = out / "report/index.html"
+    report_from_files(
+        inputs,
+        str(html),
+        config["report"]["title"],
+        top1_floor,
+        manifest.get("configfiles", []),
+        max_others_share=config["profile"]["max_others_share"],
+        max_median_spread=config["profile"]["max_median_spread"],
+    )
+    return html
