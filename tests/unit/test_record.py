@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from helpers import REPO
 
+from dyndnn import analysis
 from dyndnn.cli import main
 from dyndnn.record import RecordError, verify
 
@@ -113,8 +114,12 @@ def test_report_sets_the_reference_record_beside_the_run(tmp_path):
     acc.loc[(acc.model == "dynamic") & (acc.groups == 1), "top1"] += 0.1
     acc.to_csv(run / "tables/accuracy.csv", index=False)
     tables = run / "tables"
+    derived = analysis.derived_tables(acc, pd.read_csv(tables / "latency_summary.csv"), 0.2)  # what the aggregate rule would write
+    for name, df in derived.items():
+        df.to_csv(tables / f"{name}.csv", index=False)
     inputs = {"accuracy": tables / "accuracy.csv", "summary": tables / "latency_summary.csv", "samples": tables / "latency_samples.csv",
-              "boards": tables / "boards.csv", "dataset": run / "data/dataset.json", "claims": REPO / "config/claims.yaml",
+              "boards": tables / "boards.csv", "points": tables / "operating_points.csv", "ranges": tables / "ranges.csv",
+              "footprint": tables / "footprint.csv", "dataset": run / "data/dataset.json", "claims": REPO / "config/claims.yaml",
               "template": REPO / "report/templates/report.html.j2", "figures": [], "budget_summary": tables / "budget_summary.csv",
               **{n: tables / f"{n}.csv" for n in TABLE_SECTIONS if (tables / f"{n}.csv").is_file()}}  # fmt: skip
     out = tmp_path / "index.html"
