@@ -242,10 +242,46 @@ def design_knobs(model: ModelConfig, train: TrainConfig, description: str) -> di
 def load(config: dict, boards_dir: str | Path | None = None) -> Config:
     """Build the typed config from a schema-validated dict; raise ConfigError on bad combinations."""
     try:
-        model = ModelConfig(**config.get("model", {}))
+        model = ModelConfig(**config["model"])
     except (TypeError, ValueError) as e:
         raise ConfigError(f"model: {e}") from None
-    data = _build(DataConfig, config["data"])
+    train = _build(TrainConfig, config["train"])
+    _check_stage_lists(train, model.groups, "train")
+    baselines = _baselines(config)
+    designs = _designs(config, model)
+    distilled = [w for w, t in [("train", train), *((f"ablation.{n}.train", d[1]) for n, d in designs.items())] if t.distill > 0]
+    if distilled and "static" not in baselines:
+        raise ConfigError(f"{distilled[0]}.distill > 0 distils from the static baseline's 100 % model: enable baselines.static too")
+    profile = dict(config["profile"])
+    boards = _boards(profile.pop("boards"), boards_dir)
+    sim_board = config["simulate"].get("board")
+    if sim_board is not None and sim_board not in boards:
+        raise ConfigError(
+            f"simulate.board {sim_board!r} is not a profiled board (profile.boards: {list(boards)}): the simulation replays that board's measurements"
+        )
+    seeds = tuple(config.get("seeds") or (config["seed"],))
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds {list(seeds)}: every seed must appear once")
+    return Config(
+        seed=config["seed"],
+        seeds=seeds,
+        designs=designs,
+        data=_data(config["data"]),
+        model=model,
+        train=train,
+        evaluate_batch_size=config["evaluate"]["batch_size"],
+        export=_build(ExportConfig, config["export"]),
+        measure=_build(MeasureSettings, profile),
+        boards=boards,
+        report_title=config["report"]["title"],
+        baselines=baselines,
+        device=config["runtime"]["device"],
+    )
+
+
+def _data(block: dict) -> DataConfig:
+    """data: an image archive that exists (and matches its checksum), stratifiable subsets."""
+    data = _build(DataConfig, block)
     if data.source == "images" and not data.path:
         raise ConfigError("data.source is 'images' but data.path is not set: give a folder or .tar.gz in image-folder layout")
     if data.source == "images":
@@ -257,58 +293,42 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
                 f"data.{split}_subset={n}: a stratified subset needs a multiple of {NUM_CLASSES} "
                 f"no larger than the {SPLIT_SIZES[split]:,} {split} images"
             )
-    baselines = tuple(
-        name for name in ("static", "slimmable", "truncated", "pruned") if config.get("baselines", {}).get(name, {}).get("enabled")
-    )
+    return data
+
+
+def _baselines(config: dict) -> tuple[str, ...]:
+    """The enabled baselines; truncated and pruned need the static one they derive from."""
+    baselines = tuple(name for name in ("static", "slimmable", "truncated", "pruned") if config["baselines"].get(name, {}).get("enabled"))
     needs_static = [b for b in ("truncated", "pruned") if b in baselines]
     if needs_static and "static" not in baselines:
         raise ConfigError(f"baselines {needs_static} are derived from the static baseline's 100 % model: enable baselines.static too")
-    profile = dict(config["profile"])
-    boards = tuple(profile.pop("boards"))
+    return baselines
+
+
+def _boards(boards: list[str], boards_dir: str | Path | None) -> tuple[str, ...]:
+    """profile.boards, each with its config file in boards_dir (when given)."""
     if boards_dir is not None:
         missing = [b for b in boards if not (Path(boards_dir) / f"{b}.yaml").is_file()]
         if missing:
             raise ConfigError(f"profile.boards: no board config for {missing} in {boards_dir} (add <name>.yaml there)")
-    train = _build(TrainConfig, config.get("train"))
-    _check_stage_lists(train, model.groups, "train")
+    return tuple(boards)
+
+
+def _designs(config: dict, model: ModelConfig) -> dict:
+    """ablation: name -> (ModelConfig, TrainConfig, description), each design's overrides merged
+    over the config's blocks (the one place designs are merged)."""
     designs = {}
     for name, d in (config.get("ablation") or {}).items():
         try:
-            d_model = ModelConfig(**{**config.get("model", {}), **d.get("model", {})})
-            d_train = _build(TrainConfig, {**(config.get("train") or {}), **d.get("train", {})})
+            d_model = ModelConfig(**{**config["model"], **d.get("model", {})})
+            d_train = _build(TrainConfig, {**config["train"], **d.get("train", {})})
         except (TypeError, ValueError) as e:
             raise ConfigError(f"ablation.{name}: {e}") from None
         if d_model.groups != model.groups:
             raise ConfigError(f"ablation.{name}: model.groups must stay {model.groups} (the table compares configurations 1..G)")
         _check_stage_lists(d_train, model.groups, f"ablation.{name}: train")
         designs[name] = (d_model, d_train, d.get("description", ""))
-    distilled = [w for w, t in [("train", train), *((f"ablation.{n}.train", d[1]) for n, d in designs.items())] if t.distill > 0]
-    if distilled and "static" not in baselines:
-        raise ConfigError(f"{distilled[0]}.distill > 0 distils from the static baseline's 100 % model: enable baselines.static too")
-    sim_board = (config.get("simulate") or {}).get("board")
-    if sim_board is not None and sim_board not in boards:
-        raise ConfigError(
-            f"simulate.board {sim_board!r} is not a profiled board (profile.boards: {list(boards)}): the simulation replays that board's measurements"
-        )
-    seed = config.get("seed", 0)
-    seeds = tuple(config.get("seeds") or (seed,))
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"seeds {list(seeds)}: every seed must appear once")
-    return Config(
-        seed=seed,
-        seeds=seeds,
-        designs=designs,
-        data=data,
-        model=model,
-        train=train,
-        evaluate_batch_size=config["evaluate"]["batch_size"],
-        export=_build(ExportConfig, config.get("export")),
-        measure=_build(MeasureSettings, profile),
-        boards=boards,
-        report_title=config["report"]["title"],
-        baselines=baselines,
-        device=config["runtime"]["device"],
-    )
+    return designs
 
 
 def read_yaml(path: str | Path) -> dict:

@@ -217,20 +217,8 @@ def fit(
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout
     fingerprint = _fingerprint(asdict(cfg), getattr(model, "cfg", ModelConfig()).to_dict(), seed, tag, len(y))
-    history, start_epoch = [], 0
     label = " ".join(f"{k} {v}" for k, v in tag.items())
-    if resume_path and Path(resume_path).exists():
-        state = torch.load(resume_path, weights_only=False)
-        if state.get("fingerprint") == fingerprint:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            gen.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])
-            history, start_epoch = state["history"], state["epoch"]
-            log.info("%s: resumed after epoch %d from %s", label, start_epoch, resume_path)
-        else:
-            log.warning("%s: ignoring %s (made with other settings)", label, resume_path)
+    history, start_epoch = _restore(resume_path, fingerprint, model, opt, sched, gen, label)
     for epoch in range(start_epoch, cfg.epochs):
         stats = train_one_epoch(
             model, x, y, opt, sched, cfg, gen, device, desc=f"{label} epoch {epoch + 1}/{cfg.epochs}", loss_fn=loss_fn, precision=precision
@@ -239,21 +227,41 @@ def fit(
         history.append(stats)
         log.info("%s epoch %d: %s", label, epoch + 1, {n: round(v, 4) if isinstance(v, float) else v for n, v in stats.items()})
         if resume_path:
-            save_atomic(
-                {
-                    "fingerprint": fingerprint,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "history": history,
-                    "epoch": epoch + 1,
-                },
-                resume_path,
-            )
+            save_atomic(_resume_state(fingerprint, model, opt, sched, gen, history, epoch + 1), resume_path)
     model.eval()
     return history
+
+
+def _resume_state(fingerprint: str, model, opt, sched, gen: torch.Generator, history: list[dict], epoch: int) -> dict:
+    """Everything the next epoch depends on: weights, optimiser, schedule, both RNG states."""
+    return {
+        "fingerprint": fingerprint,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": history,
+        "epoch": epoch,
+    }
+
+
+def _restore(resume_path, fingerprint: str, model, opt, sched, gen: torch.Generator, label: str) -> tuple[list[dict], int]:
+    """(history, next epoch) of a resume checkpoint made with these inputs, its states restored;
+    ([], 0) when there is none or it was made with other settings."""
+    if not resume_path or not Path(resume_path).exists():
+        return [], 0
+    state = torch.load(resume_path, weights_only=False)
+    if state.get("fingerprint") != fingerprint:
+        log.warning("%s: ignoring %s (made with other settings)", label, resume_path)
+        return [], 0
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    gen.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    log.info("%s: resumed after epoch %d from %s", label, state["epoch"], resume_path)
+    return state["history"], state["epoch"]
 
 
 def write_history(history: list[dict], path: str | Path) -> None:

@@ -63,7 +63,7 @@ wildcard_constraints:
 
 def data_archive(wildcards):
     """An offline image archive is an input: replacing it reruns what was made from it."""
-    return [config["data"]["path"]] if config["data"]["source"] == "images" and Path(config["data"]["path"]).is_file() else []
+    return [CFG.data.path] if CFG.data.source == "images" and Path(CFG.data.path).is_file() else []
 
 
 def seed_of(wildcards):
@@ -148,7 +148,7 @@ def exported_models(wildcards):
 
 def export_settings(wildcards):
     """What the export job uses: the checks, and the layout (dense for the naive reference)."""
-    settings = {k: v for k, v in config["export"].items() if k != "naive_reference"}
+    settings = {k: v for k, v in dyndnn.config.as_params(CFG.export).items() if k != "naive_reference"}
     return {**settings, "layout": "dense" if wildcards.model == NAIVE else settings["layout"], "name": wildcards.model}
 
 
@@ -180,7 +180,7 @@ def profile_threads(wildcards):
 
 
 def measure_settings():
-    return {k: v for k, v in config["profile"].items() if k != "boards"}
+    return dyndnn.config.as_params(CFG.measure)
 
 
 def report_configfiles():

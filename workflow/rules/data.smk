@@ -9,9 +9,9 @@ rule download_data:
     conda:
         CONDA_ENV
     params:
-        source=config["data"]["source"],
-        path=config["data"]["path"],
-        sha256=config["data"]["sha256"],
+        source=CFG.data.source,
+        path=CFG.data.path,
+        sha256=CFG.data.sha256,
     script:
         "../scripts/download_data.py"
 
@@ -29,8 +29,8 @@ rule prepare_data:
     conda:
         CONDA_ENV
     params:
-        train_subset=config["data"]["train_subset"],
-        test_subset=config["data"]["test_subset"],
-        seed=config["seed"],
+        train_subset=CFG.data.train_subset,
+        test_subset=CFG.data.test_subset,
+        seed=CFG.seed,
     script:
         "../scripts/prepare_data.py"

@@ -12,7 +12,7 @@ rule evaluate:
         CONDA_ENV
     threads: 1
     params:
-        batch_size=config["evaluate"]["batch_size"],
-        layout=config["export"]["layout"],
+        batch_size=CFG.evaluate_batch_size,
+        layout=CFG.export.layout,
     script:
         "../scripts/evaluate.py"

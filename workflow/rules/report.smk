@@ -123,8 +123,8 @@ rule report:
         title=config["report"]["title"],
         top1_floor=config["report"]["top1_floor"],
         configfiles=report_configfiles(),
-        max_others_share=config["profile"]["max_others_share"],
-        max_median_spread=config["profile"]["max_median_spread"],
+        max_others_share=CFG.measure.max_others_share,
+        max_median_spread=CFG.measure.max_median_spread,
         reference=REFERENCE,
     script:
         "../scripts/report.py"
