@@ -135,30 +135,22 @@ def _accuracy_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
             continue
         stds = [v for v in (_seed_std(ref, *key), _seed_std(run, *key)) if math.isfinite(v)]
         pts = max([tol.top1_pts] + [tol.seed_sigmas * 100 * s for s in stds])
-        diff = 100 * (b.loc[key, "top1"] - a.loc[key, "top1"])
-        rows.append(
-            _row(
-                "top1",
-                label,
-                a.loc[key, "top1"],
-                b.loc[key, "top1"],
-                round(diff, 3),
-                f"{pts:.3g} pts",
-                REPRODUCED if abs(diff) <= pts else DIFFERS,
+        for metric, scale, limit, shown, digits in (
+            ("top1", 100, pts, f"{pts:.3g} pts", 3),
+            ("confidence_norm", 1, tol.confidence_abs, f"{tol.confidence_abs:g}", 4),
+        ):
+            diff = scale * (b.loc[key, metric] - a.loc[key, metric])
+            rows.append(
+                _row(
+                    metric,
+                    label,
+                    a.loc[key, metric],
+                    b.loc[key, metric],
+                    round(diff, digits),
+                    shown,
+                    REPRODUCED if abs(diff) <= limit else DIFFERS,
+                )
             )
-        )
-        diff = b.loc[key, "confidence_norm"] - a.loc[key, "confidence_norm"]
-        rows.append(
-            _row(
-                "confidence_norm",
-                label,
-                a.loc[key, "confidence_norm"],
-                b.loc[key, "confidence_norm"],
-                round(diff, 4),
-                f"{tol.confidence_abs:g}",
-                REPRODUCED if abs(diff) <= tol.confidence_abs else DIFFERS,
-            )
-        )
     return rows
 
 
