@@ -22,6 +22,7 @@ import pandas as pd
 
 from dyndnn.boards import TRANSPORTS, BoardError, last_line
 from dyndnn.bundle import model_file
+from dyndnn.config import MeasureSettings, as_params
 from dyndnn.provenance import sha256_file
 from dyndnn.runner import SAMPLE_FIELDS, SUMMARY_FIELDS
 
@@ -161,14 +162,15 @@ def profile_board(
     manifest = check_bundle(board, bundle, models) if bundle else None
     out_dir = Path(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir.parent))
-    plan = _plan(board, models, settings, prefix="bundle/models/" if bundle else "")
-    xs = parity_inputs(int(settings.get("parity_images", 8)), int(settings.get("seed", 0)))
+    measure = MeasureSettings(**settings)  # the schema's defaults for what is not given
+    plan = _plan(board, models, as_params(measure), prefix="bundle/models/" if bundle else "")
+    xs = parity_inputs(measure.parity_images, measure.seed)
     try:
         (staging / "plan.json").write_text(json.dumps(plan, indent=2))
         np.save(staging / "parity_inputs.npy", xs)
         _run_on_board(transport, board, models, plan, staging, bundle, manifest, timeout_s)
         check_results(staging, plan, board, transport.host)
-        diffs = check_parity(board, transport.host, models, xs, staging / "outputs.npz", float(settings.get("parity_atol", 1e-4)))
+        diffs = check_parity(board, transport.host, models, xs, staging / "outputs.npz", measure.parity_atol)
         _finish_staging(staging, board, models, diffs, manifest)
         summary = pd.read_csv(staging / "summary.csv")
         if out_dir.exists():
