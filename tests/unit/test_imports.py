@@ -8,6 +8,17 @@ import ast
 from helpers import REPO
 
 PACKAGE = REPO / "src/dyndnn"
+# Who may import whom: a module imports only modules of lower layers (facts and utilities at the
+# bottom, the networks and configs above them, then what trains, measures and reports, the CLI on top).
+LAYERS = [
+    {"defaults", "logs", "provenance", "dvfs", "power", "figures", "manager"},
+    {"arch", "runner", "analysis", "bundle"},
+    {"config", "model", "data", "simulate", "record"},
+    {"technique", "anytime", "boards", "compare", "plots"},
+    {"train", "export", "profiling", "aggregate", "report"},
+    {"baselines", "evaluate", "replay"},
+    {"cli"},
+]
 LAZY_ALLOWED = {("cli", "compare"), ("cli", "replay")}  # a subcommand's imports only when it runs
 
 
@@ -50,6 +61,14 @@ def test_no_import_circle():
     for m in sorted(graph):
         if m not in state:
             visit(m)
+
+
+def test_every_module_imports_only_lower_layers():
+    layer = {m: i for i, names in enumerate(LAYERS) for m in names}
+    graph = sibling_imports()
+    assert set(graph) - {"__init__"} == set(layer), f"place every module in LAYERS: {sorted(set(graph) - {'__init__'} ^ set(layer))}"
+    upward = sorted((m, t) for m, edges in graph.items() for t, _, _ in edges if m in layer and layer[t] >= layer[m])
+    assert not upward, f"imports of a module at the same or a higher layer: {upward}"
 
 
 def test_sibling_imports_sit_at_module_level():
