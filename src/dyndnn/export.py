@@ -23,7 +23,7 @@ import torch
 from dyndnn.arch import arch_config
 from dyndnn.data import load_split, normalize
 from dyndnn.provenance import write_atomic
-from dyndnn.technique import load_technique
+from dyndnn.technique import Technique, load_technique
 
 __all__ = [
     "ExportError",
@@ -32,6 +32,7 @@ __all__ = [
     "graph_macs",
     "check_manifest",
     "export_onnx",
+    "export_technique",
     "INPUT",
     "to_torchscript",
     "torchscript_parity",
@@ -161,10 +162,22 @@ def check_manifest(manifest: dict, opset: int, ir_version: int, image_size: int 
         raise ExportError("exported ONNX is not portable to the boards' runtimes: " + "; ".join(problems))
 
 
+def export_technique(checkpoint: str, test_data: str, outputs: list[tuple[str, str, str | None]], **settings) -> list[dict]:
+    """Export configurations 1..len(outputs) of `checkpoint`: outputs[k - 1] = (onnx, manifest,
+    torchscript or None) of configuration k. The checkpoint and the test images are read once."""
+    technique, ckpt = load_technique(checkpoint)
+    x, _ = load_split(test_data)
+    return [
+        export_onnx(technique, ckpt, x, k, out_onnx, out_manifest, out_torchscript=out_torchscript, **settings)
+        for k, (out_onnx, out_manifest, out_torchscript) in enumerate(outputs, start=1)
+    ]
+
+
 def export_onnx(
-    checkpoint: str,
+    technique: Technique,
+    ckpt: dict,
+    x: torch.Tensor,
     groups: int,
-    test_data: str,
     out_onnx: str,
     out_manifest: str,
     opset: int,
@@ -175,15 +188,12 @@ def export_onnx(
     layout: str = "split",
     name: str | None = None,
 ) -> dict:
-    """Export the `groups`-group sub-network of `checkpoint` as ONNX (and TorchScript when
-    `out_torchscript` is given) in `layout` (the dynamic DNN's nested layers); raise
-    ExportError on a parity failure, writing nothing. `name` labels the manifest
-    (default: the checkpoint's technique)."""
-
-    technique, ckpt = load_technique(checkpoint)
+    """Export the `groups`-group sub-network of a loaded technique (`ckpt`: its checkpoint) as
+    ONNX (and TorchScript when `out_torchscript` is given) in `layout` (the dynamic DNN's nested
+    layers), checked on the test images `x`; raise ExportError on a parity failure, writing
+    nothing. `name` labels the manifest (default: the checkpoint's technique)."""
     static = technique.materialize(groups, layout)
     onnx_bytes = to_onnx_bytes(static, opset, ir_version, technique.cfg.image_size)
-    x, _ = load_split(test_data)
     err_dynamic = onnx_parity(onnx_bytes, technique.module(groups), x[:parity_images])
     if not err_dynamic <= parity_atol:
         raise ExportError(

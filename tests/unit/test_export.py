@@ -8,7 +8,7 @@ from helpers import TINY
 
 from dyndnn.arch import ModelConfig
 from dyndnn.evaluate import count_macs
-from dyndnn.export import graph_macs, to_onnx_bytes
+from dyndnn.export import export_technique, graph_macs, to_onnx_bytes
 from dyndnn.model import GroupedAlexNet, NestedLayer
 
 G = 4
@@ -45,3 +45,31 @@ def test_graph_macs_counts_conv_gemm_and_matmul():
     )
     proto = to_onnx_bytes(net, 13, 7, image_size=4)
     assert graph_macs(proto) == {"Conv": 16 * 8 * 27 + 16 * 8 * 4, "Gemm": 128 * 5}
+
+
+def test_export_technique_writes_every_configuration_from_one_load(tmp_path):
+    """One job per technique: configurations 1..G from one read of the checkpoint and the test
+    images; each ONNX equals the PyTorch model on them, and the manifest says so."""
+    from dyndnn.config import TrainConfig
+    from dyndnn.technique import Technique, checkpoint, save_atomic
+
+    model = tiny("nested", "sum")
+    save_atomic(checkpoint(Technique("dynamic", [model], model.cfg), TrainConfig(), 0, []), tmp_path / "ckpt.pt")
+    torch.save(
+        {"images": torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), "labels": torch.zeros(8, dtype=torch.long)},
+        tmp_path / "test.pt",
+    )
+    outputs = [(str(tmp_path / f"g{k}.onnx"), str(tmp_path / f"g{k}.json"), None) for k in range(1, G + 1)]
+    manifests = export_technique(
+        str(tmp_path / "ckpt.pt"),
+        str(tmp_path / "test.pt"),
+        outputs,
+        opset=13,
+        ir_version=7,
+        parity_images=4,
+        parity_atol=1e-4,
+        name="dynamic",
+    )
+    assert [m["groups"] for m in manifests] == list(range(1, G + 1))
+    assert all(m["parity"]["max_abs_diff"] <= 1e-4 and m["layout"] == "split" for m in manifests)
+    assert sorted(p.name for p in tmp_path.glob("g*")) == sorted(f"g{k}.{e}" for k in range(1, G + 1) for e in ("json", "onnx"))
