@@ -30,16 +30,41 @@ def _configuration(df: pd.DataFrame) -> pd.Series:
 
 
 def fig2_top1(t: dict) -> plt.Figure:
-    """Paper Fig. 2: top-1 per configuration, every technique."""
+    """Paper Fig. 2: top-1 per configuration, every technique; with a reference record
+    (report.reference), its top-1 as a black mark on each bar."""
     theme()
     acc = t["accuracy"]
     if acc.empty:
         return _empty("no accuracy results")
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    sns.barplot(acc.assign(configuration=_configuration(acc)), x="configuration", y="top1", hue="model", ax=ax)
-    ax.set(ylabel="top-1 accuracy", ylim=(0, 1), title="Top-1 on the test images")
+    hue_order = list(dict.fromkeys(acc["model"]))
+    sns.barplot(acc.assign(configuration=_configuration(acc)), x="configuration", y="top1", hue="model", hue_order=hue_order, ax=ax)
+    ref = t.get("reference_accuracy")
+    title = "Top-1 on the test images"
+    if ref is not None and not ref.empty:
+        _mark_reference_on_bars(ax, hue_order, ref.assign(configuration=_configuration(ref)), "top1")
+        title += " (black: the reference record)"
+    ax.set(ylabel="top-1 accuracy", ylim=(0, 1), title=title)
     fig.tight_layout()
     return fig
+
+
+def _mark_reference_on_bars(ax, hue_order: list[str], ref: pd.DataFrame, value: str) -> None:
+    """A black mark at the reference's `value` on every bar whose (model, configuration) the
+    reference has: bar containers come in hue order, each bar sits at its category's tick."""
+    categories = [label.get_text() for label in ax.get_xticklabels()]
+    want = ref.set_index(["model", "configuration"])[value]
+    xs, ys = [], []
+    for model, bars in zip(hue_order, ax.containers):
+        for bar in bars:
+            x = bar.get_x() + bar.get_width() / 2
+            key = (model, categories[round(x)])
+            if key in want.index:
+                xs.append(x)
+                ys.append(want[key])
+    if xs:
+        ax.scatter(xs, ys, marker="_", s=160, color="black", linewidths=2, zorder=3, label="reference record")
+        ax.legend(fontsize=7)
 
 
 def fig3_confidence(t: dict) -> plt.Figure:
@@ -49,7 +74,14 @@ def fig3_confidence(t: dict) -> plt.Figure:
     if acc.empty:
         return _empty("no accuracy results")
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    sns.lineplot(acc, x="groups", y="confidence_norm", hue="model", marker="o", ax=ax)
+    hue_order = list(dict.fromkeys(acc["model"]))
+    sns.lineplot(acc, x="groups", y="confidence_norm", hue="model", hue_order=hue_order, marker="o", ax=ax)
+    ref = t.get("reference_accuracy")
+    if ref is not None and not ref.empty:  # the reference record's curves, dashed, in the same colours
+        ref = ref[ref["model"].isin(hue_order)]
+        sns.lineplot(ref, x="groups", y="confidence_norm", hue="model", hue_order=hue_order, linestyle="--", legend=False, ax=ax)
+        ax.plot([], [], "k--", label="reference record")
+        ax.legend(fontsize=7)
     ax.set(xlabel="active groups", ylabel="confidence / full model", title="Confidence of the correct class")
     ax.set_xticks(sorted(acc["groups"].unique()))
     fig.tight_layout()

@@ -42,9 +42,11 @@ def replay(record: str | Path, out: str | Path, repo: str | Path) -> Path:
         if (tables / f"{name}.csv").is_file():
             inputs[name] = str(tables / f"{name}.csv")
     top1_floor = config["report"]["top1_floor"]
+    reference = config["report"].get("reference")  # the record the run was set beside, where this checkout has it
+    reference = str(repo / reference) if reference and (repo / reference / "manifest.json").is_file() else None
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    loaded = load_tables(inputs, top1_floor)
+    loaded = load_tables(inputs, top1_floor, reference)
     for name in FIGURES:
         plots.save(plots.PLOTS[name](loaded), str(figures / f"{name}.svg"), str(figures / f"{name}.png"))
     inputs["figures"] = [str(figures / f"{name}.png") for name in FIGURES]
@@ -57,5 +59,6 @@ def replay(record: str | Path, out: str | Path, repo: str | Path) -> Path:
         manifest.get("configfiles", []),
         max_others_share=config["profile"]["max_others_share"],
         max_median_spread=config["profile"]["max_median_spread"],
+        reference=reference,
     )
     return html

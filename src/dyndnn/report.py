@@ -23,7 +23,16 @@ from dyndnn.figures import FIGURES
 from dyndnn.provenance import read_meta, write_atomic
 from dyndnn.record import RecordError
 
-__all__ = ["render", "build_context", "write_report", "TABLE_SECTIONS", "load_tables", "load_warnings", "report_from_files"]
+__all__ = [
+    "render",
+    "build_context",
+    "write_report",
+    "TABLE_SECTIONS",
+    "load_tables",
+    "load_warnings",
+    "report_from_files",
+    "figure_tables",
+]
 
 
 def render(template_path: str | Path, context: dict) -> str:
@@ -81,9 +90,12 @@ def layer_rows(model: dict) -> list[dict]:
 SECTIONS = {  # figure -> (heading, table columns)
     "fig2_top1": (
         "Accuracy per configuration (paper Fig. 2)",
-        ["model", "groups", "width_pct", "top1", "macs", "layout", "macs_executed", "params", "weight_bytes", "n_images"],
+        ["model", "groups", "width_pct", "top1", "reference_top1", "macs", "layout", "macs_executed", "params", "weight_bytes", "n_images"],
     ),
-    "fig3_confidence": ("Confidence per configuration (paper Fig. 3)", ["model", "groups", "confidence_sum", "confidence_norm"]),
+    "fig3_confidence": (
+        "Confidence per configuration (paper Fig. 3)",
+        ["model", "groups", "confidence_sum", "confidence_norm", "reference_confidence_norm"],
+    ),
     "fig4_latency": (
         "Inference time per configuration and mapping (paper Fig. 4)",
         ["board", "model", "groups", "mapping", "device", "frequency", "n", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms"],
@@ -180,15 +192,28 @@ def _read(path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"frequency": str}) if Path(path).stat().st_size > 1 else pd.DataFrame()
 
 
-def load_tables(inputs: dict, top1_floor: float) -> dict:
+def load_tables(inputs: dict, top1_floor: float, reference: str | None = None) -> dict:
     """The aggregated tables every figure and the report read (the derived ones, operating
-    points, ranges and footprint, as the aggregate rule wrote them)."""
+    points, ranges and footprint, as the aggregate rule wrote them); with `reference` (a
+    record, verified), its accuracy as `reference_accuracy`, which Figs. 2 and 3 overlay."""
     tables = {name: _read(inputs[name]) for name in ("accuracy", "summary", "samples", "points", "ranges", "footprint")}
     tables["top1_floor"] = top1_floor
+    if reference:
+        tables["reference_accuracy"] = load_run(reference).tables["accuracy"]
     for name in ("budget_trace", "budget_summary", *TABLE_SECTIONS):
         if inputs.get(name):
             tables[name] = pd.read_csv(inputs[name])
     return tables
+
+
+def _with_reference(t: dict) -> pd.DataFrame:
+    """Figs. 2 and 3's table, with the reference record's top-1 and confidence beside ours
+    when one is set."""
+    ref = t.get("reference_accuracy")
+    if ref is None or ref.empty or t["accuracy"].empty:
+        return t["accuracy"]
+    ref = ref[["model", "groups", "top1", "confidence_norm"]].rename(columns=lambda c: c if c in ("model", "groups") else f"reference_{c}")
+    return t["accuracy"].merge(ref, on=["model", "groups"], how="left")
 
 
 def figure_tables(t: dict) -> dict[str, pd.DataFrame]:
@@ -201,8 +226,8 @@ def figure_tables(t: dict) -> dict[str, pd.DataFrame]:
             pts.loc[idx, "pareto_time"] = analysis.pareto_mask(pts.loc[idx], "p50_ms")
             pts.loc[idx, "pareto_energy"] = analysis.pareto_mask(pts.loc[idx], "energy_mj")
     return {
-        "fig2_top1": t["accuracy"],
-        "fig3_confidence": t["accuracy"],
+        "fig2_top1": _with_reference(t),
+        "fig3_confidence": _with_reference(t),
         "fig4_latency": analysis.latency_summary(t["samples"]) if not t["samples"].empty else pd.DataFrame(),
         "fig5_tradeoffs": pts,
         "dynamic_range": t["ranges"],
@@ -394,7 +419,7 @@ def report_from_files(
     """Load the aggregated tables named in `inputs`, evaluate the claims, render the report."""
     import yaml
 
-    tables = load_tables(inputs, top1_floor)
+    tables = load_tables(inputs, top1_floor, reference)
     facts = pd.read_csv(inputs["boards"], dtype=str, keep_default_na=False)
     boards = [{"board": b, "facts": dict(zip(d["fact"], d["value"]))} for b, d in facts.groupby("board")]
     pngs = {Path(p).stem: p for p in ([inputs["figures"]] if isinstance(inputs["figures"], str) else inputs["figures"])}

@@ -12,7 +12,7 @@ from helpers import REPO
 
 from dyndnn import analysis, plots
 from dyndnn.figures import FIGURES
-from dyndnn.report import build_context, render
+from dyndnn.report import build_context, figure_tables, render
 
 ACC = pd.DataFrame(
     {
@@ -266,3 +266,21 @@ def test_unsteady_medians_are_warned_about():
     (warning,) = load_warnings([], 0.25, samples, 0.1)
     assert "Board local: the median latency of 1 of 2 points moved by more than 10%" in warning and "worst 50%: dynamic g2" in warning
     assert load_warnings([], 0.25, samples, 0.6) == []
+
+
+def test_figures_overlay_a_reference_record():
+    """report.reference: Fig. 2 marks the reference's top-1 on each bar of the same technique and
+    configuration, Fig. 3 adds its curves dashed, and both tables carry the reference values."""
+    t = tables(True, baselines=True)
+    t["reference_accuracy"] = t["accuracy"].assign(top1=t["accuracy"].top1 - 0.05)
+    fig = plots.fig2_top1(t)
+    marks = [c for c in fig.axes[0].collections if c.get_label() == "reference record"]
+    assert len(marks) == 1
+    assert sorted(marks[0].get_offsets()[:, 1]) == pytest.approx(sorted(t["reference_accuracy"].top1))
+    heights = sorted(b.get_height() for bars in fig.axes[0].containers for b in bars)
+    assert heights == pytest.approx(sorted(t["accuracy"].top1))
+    fig3 = plots.fig3_confidence(t)
+    assert sum(line.get_linestyle() == "--" for line in fig3.axes[0].lines) >= t["accuracy"].model.nunique()
+    shown = figure_tables(t)["fig2_top1"]
+    assert (shown.top1 - shown.reference_top1).round(6).eq(0.05).all()
+    assert "reference_top1" not in figure_tables(tables(True))["fig2_top1"]

@@ -75,6 +75,7 @@ for _fig in FIGURES:
             ranges=rules.aggregate.output.ranges,
             footprint=rules.aggregate.output.footprint,
             budget_trace=rules.simulate_budget.output.runs,
+            reference=[f"{REFERENCE}/manifest.json"] if REFERENCE else [],
         output:
             svg=report(
                 f"results/figures/{_fig}.svg",
@@ -91,6 +92,7 @@ for _fig in FIGURES:
             name=_fig,
             caption=FIGURES[_fig],
             top1_floor=config["report"]["top1_floor"],
+            reference=REFERENCE,
         script:
             "../scripts/figure.py"
 

@@ -3,5 +3,5 @@ from dyndnn.logs import log_to
 from dyndnn.report import load_tables
 
 with log_to(snakemake.log[0]):
-    tables = load_tables(dict(snakemake.input.items()), snakemake.params.top1_floor)
+    tables = load_tables(dict(snakemake.input.items()), snakemake.params.top1_floor, snakemake.params.reference)
     plots.save(plots.PLOTS[snakemake.params.name](tables), snakemake.output.svg, snakemake.output.png)
