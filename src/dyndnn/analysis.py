@@ -185,12 +185,7 @@ METRICS = ("p50_ms", "energy_mj")  # what the dynamic-range table covers
 
 def ranges_table(points: pd.DataFrame) -> pd.DataFrame:
     """range_table for time and energy, one table (the aggregate rule writes it once)."""
-    frames = [range_table(points, m) for m in METRICS] if not points.empty else []
-    return (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else range_table(pd.DataFrame(columns=["board", "model", "mapping", "frequency", *METRICS]), METRICS[0])
-    )
+    return pd.concat([range_table(points, m) for m in METRICS], ignore_index=True)
 
 
 def derived_tables(accuracy: pd.DataFrame, summary: pd.DataFrame, top1_floor: float) -> dict[str, pd.DataFrame]:
@@ -279,13 +274,6 @@ def _require_baselines(accuracy):
     if not others:
         raise NotMeasurable("no existing-work baseline was trained and measured in this run")
     return others
-
-
-def _require(points, metric, what):
-    d = points.dropna(subset=[metric]) if not points.empty else points
-    if d.empty:
-        raise NotMeasurable(f"no {what} measured on the boards used")
-    return d
 
 
 def _ranges(r, metric, what) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 from dyndnn.defaults import default
 
-__all__ = ["ModelConfig", "arch_config", "CONNECTIVITIES", "HEADS", "LAYOUTS", "POOL_AFTER"]
+__all__ = ["BASELINES", "ModelConfig", "arch_config", "CONNECTIVITIES", "HEADS", "LAYOUTS", "POOL_AFTER"]
 
 CONNECTIVITIES = ("nested", "grouped")
 # sum: logits_k = sum_{j<=k} W_j h_j + b (one head slice per group);
@@ -25,6 +25,9 @@ POOL_AFTER = (0, 1, 4)  # max-pool after conv1, conv2, conv5 (32 -> 16 -> 8 -> 4
 # dense: one dense op whose weight has zero blocks above the diagonal (the naive
 #        reference layout: every configuration pays for the pruned connections).
 LAYOUTS = ("split", "dense")
+# The "existing works" compared against (dyndnn.baselines trains them); `static` comes first:
+# truncated and pruned derive from its 100 % model.
+BASELINES = ("static", "slimmable", "truncated", "pruned")
 
 
 @dataclass(frozen=True)

@@ -25,17 +25,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dyndnn.arch import ModelConfig
+from dyndnn.arch import BASELINES, ModelConfig
 from dyndnn.config import TrainConfig
 from dyndnn.data import load_split
 from dyndnn.model import SlimmableAlexNet, l1_prune, width_config
 from dyndnn.technique import Technique, checkpoint, load_technique, save_atomic
 from dyndnn.train import fit, resolve_device, write_history
 
-__all__ = ["BASELINES", "slimmable_loss", "train_baseline", "train_baseline_job"]
+__all__ = ["slimmable_loss", "train_baseline", "train_baseline_job"]
 
 log = logging.getLogger(__name__)
-BASELINES = ("static", "slimmable", "truncated", "pruned")
 
 
 def slimmable_loss(model: SlimmableAlexNet, xb, yb, cfg: TrainConfig):

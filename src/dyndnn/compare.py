@@ -51,6 +51,11 @@ class Run:
     boards: dict[str, dict]  # board -> facts
     manifest: dict | None = None  # a record's (verified); None for a results folder
 
+    @property
+    def top1_floor(self) -> float:
+        """report.top1_floor of the run's config (0 where an older config lacks it)."""
+        return self.config.get("report", {}).get("top1_floor", 0.0)
+
 
 TABLES = ("accuracy", "latency_summary", "boards", "seed_summary", "operating_points", "ranges", "footprint")
 
@@ -245,8 +250,7 @@ def _latency_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
 
 def _footprint_rows(ref: Run, run: Run) -> list[dict]:
     rows = []
-    floor_a = ref.config.get("report", {}).get("top1_floor", 0.0)
-    floor_b = run.config.get("report", {}).get("top1_floor", 0.0)
+    floor_a, floor_b = ref.top1_floor, run.top1_floor
     a, b = ref.tables["footprint"].set_index("model"), run.tables["footprint"].set_index("model")
     for model in sorted(set(a.index) | set(b.index)):
         for metric in ("resident_bytes", "recoverable_compression"):
@@ -301,7 +305,7 @@ def _claims(run: Run, claims: list[dict]) -> pd.DataFrame:
         "points": t["operating_points"],
         "ranges": t["ranges"],
         "footprint": t["footprint"],
-        "top1_floor": run.config.get("report", {}).get("top1_floor", 0.0),
+        "top1_floor": run.top1_floor,
     }
     return analysis.evaluate_claims(claims, tables).set_index("id")
 

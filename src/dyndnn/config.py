@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from dyndnn.arch import ModelConfig
+from dyndnn.arch import BASELINES, ModelConfig
 from dyndnn.defaults import default
 from dyndnn.provenance import sha256_file
 
@@ -142,7 +142,7 @@ class Config:
     baselines: tuple[str, ...] = ()
     designs: dict = field(default_factory=dict)  # ablation: name -> (ModelConfig, TrainConfig, description)
     seeds: tuple[int, ...] = (0,)  # training seeds; seeds[0] is the primary seed (its models are exported and measured)
-    device: str = "auto"  # runtime.device: where training runs (not part of any recipe)
+    device: str = default("runtime", "device")  # where training runs (not part of any recipe)
 
 
 def as_params(value) -> dict:
@@ -298,7 +298,7 @@ def _data(block: dict) -> DataConfig:
 
 def _baselines(config: dict) -> tuple[str, ...]:
     """The enabled baselines; truncated and pruned need the static one they derive from."""
-    baselines = tuple(name for name in ("static", "slimmable", "truncated", "pruned") if config["baselines"].get(name, {}).get("enabled"))
+    baselines = tuple(name for name in BASELINES if config["baselines"].get(name, {}).get("enabled"))
     needs_static = [b for b in ("truncated", "pruned") if b in baselines]
     if needs_static and "static" not in baselines:
         raise ConfigError(f"baselines {needs_static} are derived from the static baseline's 100 % model: enable baselines.static too")

@@ -15,10 +15,9 @@ from torch import nn
 from dyndnn.data import CLASSES, normalize
 from dyndnn.export import graph_macs, to_onnx_bytes
 from dyndnn.model import GroupedAlexNet
+from dyndnn.technique import BYTES_PER_VALUE, state_bytes
 
 __all__ = ["count_macs", "config_params", "predict", "evaluate_model"]
-
-BYTES_PER_VALUE = 4  # fp32 weights
 
 
 def count_macs(module: nn.Module, x: torch.Tensor) -> int:
@@ -78,7 +77,7 @@ def _cost(technique, k: int, probe: torch.Tensor, layout: str) -> dict:
     else:  # dense sliced layers: what executes is what is connected
         macs = count_macs(static, probe)
         params = sum(p.numel() for p in static.parameters())
-        weight_bytes = BYTES_PER_VALUE * sum(t.numel() for n, t in static.state_dict().items() if not n.endswith("num_batches_tracked"))
+        weight_bytes = state_bytes(static)
     return {"macs": macs, "macs_executed": executed, "params": params, "weight_bytes": weight_bytes}
 
 

@@ -21,18 +21,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dyndnn.arch import ModelConfig
+from dyndnn.arch import BASELINES, ModelConfig
 from dyndnn.model import GroupedAlexNet, SlimmableAlexNet
 from dyndnn.provenance import write_atomic
 
-__all__ = ["Technique", "TECHNIQUES", "checkpoint", "load_technique", "save_atomic"]
+__all__ = ["Technique", "TECHNIQUES", "BYTES_PER_VALUE", "checkpoint", "load_technique", "save_atomic", "state_bytes"]
 
-TECHNIQUES = ("dynamic", "static", "slimmable", "truncated", "pruned")
-BYTES_PER_VALUE = 4
+TECHNIQUES = ("dynamic", *BASELINES)
+BYTES_PER_VALUE = 4  # fp32 weights and statistics
 FORMAT = 2  # checkpoint layout version: nets + state_dicts for every technique
 
 
-def _state_bytes(module: nn.Module) -> int:
+def state_bytes(module: nn.Module) -> int:
+    """Bytes of a module's parameters and buffers (BN statistics; not the batch counters)."""
     return BYTES_PER_VALUE * sum(t.numel() for n, t in module.state_dict().items() if not n.endswith("num_batches_tracked"))
 
 
@@ -71,7 +72,7 @@ class Technique:
 
     def resident_bytes(self) -> int:
         """Bytes to keep to serve every configuration: every stored model and BN set."""
-        return sum(_state_bytes(n) for n in self.nets)
+        return sum(state_bytes(n) for n in self.nets)
 
 
 def _net_entry(net: nn.Module) -> dict:

@@ -7,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 import dyndnn.analysis
 import dyndnn.config
+import dyndnn.defaults
 from dyndnn.boards import load_board, uses_bundle
 from dyndnn.figures import FIGURES
 
@@ -18,10 +19,10 @@ BASE = Path(workflow.basedir)
 CONDA_ENV = str(BASE / "envs/dyndnn.yaml")
 CLAIMS = str(BASE / "config/claims.yaml")
 try:
-    dyndnn.config.validate_schema(config, BASE / "workflow/schemas/config.schema.yaml")
+    dyndnn.config.validate_schema(config, dyndnn.defaults.CONFIG_SCHEMA)
     CFG = dyndnn.config.load(config, boards_dir=BASE / "config/boards")
     dyndnn.analysis.check_claims(dyndnn.config.read_yaml(CLAIMS).get("claims"), CLAIMS)
-    BOARDS = {b: load_board(BASE / f"config/boards/{b}.yaml", BASE / "workflow/schemas/board.schema.yaml") for b in CFG.boards}
+    BOARDS = {b: load_board(BASE / f"config/boards/{b}.yaml", dyndnn.defaults.BOARD_SCHEMA) for b in CFG.boards}
 except ValueError as e:
     raise WorkflowError(f"Invalid configuration: {e}")
 
