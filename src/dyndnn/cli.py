@@ -68,8 +68,7 @@ def _compare(args) -> int:
     tol = Tolerances.from_config(reference.config)
     overrides = {k: getattr(args, k) for k in Tolerances.__dataclass_fields__ if getattr(args, k, None) is not None}
     tol = Tolerances(**{**tol.__dict__, **overrides})
-    claims_file = Path(args.reference) / "claims.yaml"
-    claims_file = claims_file if claims_file.is_file() else Path(args.claims)
+    claims_file = reference.claims_file() or Path(args.claims)
     try:
         claims = yaml.safe_load(claims_file.read_text())["claims"]
     except (OSError, KeyError, TypeError, yaml.YAMLError) as e:
@@ -77,7 +76,7 @@ def _compare(args) -> int:
     rows = compare(reference, run, claims, tol)
     shown = rows if args.all else rows[rows.status != REPRODUCED]
     with pd.option_context("display.max_rows", None, "display.max_colwidth", 120, "display.width", 250):
-        print(f"dyndnn compare: reference {args.reference}, run {args.run}; tolerances {tol}")
+        print(f"dyndnn compare: reference {args.reference} ({reference.provenance}), run {args.run} ({run.provenance}); tolerances {tol}")
         print(shown.to_string(index=False) if not shown.empty else "(every compared number reproduced; --all lists them)")
     counts = rows.status.value_counts()
     print(f"{counts.get(REPRODUCED, 0)} reproduced, {counts.get(DIFFERS, 0)} differ, {counts.get(NOT_COMPARABLE, 0)} not comparable")
@@ -124,7 +123,7 @@ def main(argv=None) -> int:
         ("ratio_rel", "latency ratio g1/gG (relative)"),
     ]:
         c.add_argument(
-            f"--{name.replace('_', '-')}", dest=name, type=float, help=f"{help_} (default: the reference config's compare block)"
+            f"--{name.replace('_', '-')}", dest=name, type=_tolerance, help=f"{help_} (default: the reference config's compare block)"
         )
     r = sub.add_parser("replay", help="re-render every figure and the report of a record into another folder")
     r.add_argument("record")
@@ -136,6 +135,17 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as e:
         print(f"dyndnn {args.command}: {e}", file=sys.stderr)
         return 2
+
+
+def _tolerance(text: str) -> float:
+    """A tolerance on the command line: a finite number >= 0 (NaN would make every comparison false)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a tolerance must be a finite number >= 0")
+    return value
 
 
 def _measured(value, unit: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from dyndnn import analysis
-from dyndnn.record import MANIFEST, RecordError, verify
+from dyndnn.record import MANIFEST, RecordError, listed, record_path, verify
 
 __all__ = ["Tolerances", "Run", "load_run", "compare", "REPRODUCED", "DIFFERS", "NOT_COMPARABLE"]
 
@@ -52,6 +52,19 @@ class Run:
     manifest: dict | None = None  # a record's (verified); None for a results folder
 
     @property
+    def verified(self) -> bool:
+        """A record checked against its manifest (False: a results folder, read unverified)."""
+        return self.manifest is not None
+
+    @property
+    def provenance(self) -> str:
+        return "record, every file's sha256 verified" if self.verified else f"unverified run (no {MANIFEST})"
+
+    def claims_file(self) -> Path | None:
+        """The claims file a record ships (listed and verified), else None."""
+        return Path(self.label) / "claims.yaml" if self.verified and listed(self.manifest, "claims.yaml") else None
+
+    @property
     def top1_floor(self) -> float:
         """report.top1_floor of the run's config (0 where an older config lacks it)."""
         return self.config.get("report", {}).get("top1_floor", 0.0)
@@ -76,11 +89,11 @@ def load_run(path: str | Path) -> Run:
             raise RecordError(f"{meta}: missing ({path} is neither a record with {MANIFEST} nor a results folder with tables/)")
         try:
             config = json.loads(meta.read_text()).get("config", {})
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, AttributeError) as e:
             raise RecordError(f"{meta}: malformed ({e})") from None
     tables = {}
-    for name in TABLES:
-        f = path / "tables" / f"{name}.csv"
+    for name in TABLES:  # a record's files only through its manifest (listed and verified)
+        f = record_path(path, manifest, f"tables/{name}.csv") if manifest else path / "tables" / f"{name}.csv"
         if not f.is_file():
             raise RecordError(f"{f}: missing table")
         try:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dyndnn.provenance import sha256_file as sha256
 
-__all__ = ["RecordError", "MANIFEST", "mark_started", "make_record", "verify", "host_facts"]
+__all__ = ["RecordError", "MANIFEST", "mark_started", "make_record", "verify", "listed", "record_path", "host_facts"]
 
 MANIFEST = "manifest.json"
 RUN_STARTED = "run_started.json"  # written by the Snakefile's onstart handler
@@ -135,32 +135,72 @@ def make_record(
     return manifest
 
 
+NEEDED = ("tables/accuracy.csv", "tables/latency_summary.csv", "tables/latency_samples.csv", "tables/boards.csv", "data/dataset.json")
+
+
+def _manifest(path: Path) -> dict:
+    """The manifest's JSON, its shape checked: one line naming what is wrong."""
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RecordError(f"{path}: malformed manifest ({e})") from None
+    if not isinstance(manifest, dict):
+        raise RecordError(f"{path}: malformed manifest (a JSON object expected, got {type(manifest).__name__})")
+    files, config = manifest.get("files"), manifest.get("config")
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise RecordError(f"{path}: malformed manifest ('files' must map each relative path to its sha256)")
+    if not isinstance(config, dict):
+        raise RecordError(f"{path}: malformed manifest (no 'config' object: the config the run was made with)")
+    return manifest
+
+
+def _inside(record: Path, rel: str, manifest_path: Path) -> Path:
+    """record / rel, refused unless rel is a plain relative path that stays inside the record
+    (no absolute path, no '..', no link leading out)."""
+    parts = Path(rel).parts
+    if not rel or Path(rel).is_absolute() or ".." in parts or "\\" in rel:
+        raise RecordError(f"{manifest_path}: file entry {rel!r} is not a relative path inside the record")
+    f = record / rel
+    if f.is_symlink() or record.resolve() not in f.resolve().parents:
+        raise RecordError(f"{manifest_path}: file entry {rel!r} leads outside the record (a link?)")
+    return f
+
+
 def verify(record: str | Path) -> dict:
-    """The record's manifest, after checking every listed file's sha256 and that nothing the
-    tables need is missing; raises RecordError naming the file."""
+    """The record's manifest, after checking that every listed path stays inside the record,
+    every listed file's sha256, and that nothing the tables need is missing; raises
+    RecordError naming the file. Readers then open files through `record_path` only."""
     record = Path(record)
     path = record / MANIFEST
     if not path.is_file():
         raise RecordError(f"{path}: no manifest (is {record} a record made by the pipeline's record rule?)")
-    try:
-        manifest = json.loads(path.read_text())
-        files = manifest["files"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise RecordError(f"{path}: malformed manifest ({e})") from None
-    for rel, digest in files.items():
-        f = record / rel
+    manifest = _manifest(path)
+    for rel, digest in manifest["files"].items():
+        f = _inside(record, rel, path)
         if not f.is_file():
             raise RecordError(f"{f}: listed in {path} but missing")
         got = sha256(f)
         if got != digest:
             raise RecordError(f"{f}: sha256 {got} does not match the manifest's {digest} (the file was changed after the run)")
-    for needed in (
-        "tables/accuracy.csv",
-        "tables/latency_summary.csv",
-        "tables/latency_samples.csv",
-        "tables/boards.csv",
-        "data/dataset.json",
-    ):
-        if needed not in files:
+    for needed in NEEDED:
+        if listed(manifest, needed) is None:
             raise RecordError(f"{record / needed}: missing from the record (not in {path})")
     return manifest
+
+
+def listed(manifest: dict, rel: str) -> str | None:
+    """The manifest's name of file `rel`: itself, or `rel.gz` where the record rule shipped it
+    gzipped; None when the record does not list it."""
+    files = manifest["files"]
+    return rel if rel in files else f"{rel}.gz" if f"{rel}.gz" in files else None
+
+
+def record_path(record: str | Path, manifest: dict, rel: str, required: bool = True) -> Path | None:
+    """The verified file of a record for `rel` (its `.gz` where shipped gzipped: pandas reads
+    either); an unlisted file is never read (RecordError, or None when not `required`)."""
+    name = listed(manifest, rel)
+    if name is None:
+        if required:
+            raise RecordError(f"{Path(record) / rel}: not listed in {Path(record) / MANIFEST} (an unlisted file is never read)")
+        return None
+    return Path(record) / name

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dyndnn import plots
 from dyndnn.figures import FIGURES
-from dyndnn.record import RecordError, verify
+from dyndnn.record import RecordError, record_path, verify
 from dyndnn.report import TABLE_SECTIONS, load_tables, report_from_files
 
 __all__ = ["replay"]
@@ -25,22 +25,26 @@ def replay(record: str | Path, out: str | Path, repo: str | Path) -> Path:
         raise RecordError(f"replay output {out} is inside the record {record}: give another folder")
     manifest = verify(record)
     config = manifest["config"]
-    tables = record / "tables"
+
+    def table(name: str, required: bool = True) -> str | None:  # only files the manifest lists and verified
+        f = record_path(record, manifest, f"tables/{name}.csv", required)
+        return str(f) if f else None
+
     inputs = {
-        "accuracy": str(tables / "accuracy.csv"),
-        "summary": str(tables / "latency_summary.csv"),
-        "samples": str(tables / "latency_samples.csv"),
-        "points": str(tables / "operating_points.csv"),
-        "ranges": str(tables / "ranges.csv"),
-        "footprint": str(tables / "footprint.csv"),
-        "boards": str(tables / "boards.csv"),
-        "dataset": str(record / "data/dataset.json"),
-        "claims": str(record / "claims.yaml" if (record / "claims.yaml").is_file() else repo / "config/claims.yaml"),
+        "accuracy": table("accuracy"),
+        "summary": table("latency_summary"),
+        "samples": table("latency_samples"),
+        "points": table("operating_points"),
+        "ranges": table("ranges"),
+        "footprint": table("footprint"),
+        "boards": table("boards"),
+        "dataset": str(record_path(record, manifest, "data/dataset.json")),
+        "claims": str(record_path(record, manifest, "claims.yaml", required=False) or repo / "config/claims.yaml"),
         "template": str(repo / "report/templates/report.html.j2"),
     }
     for name in ("budget_trace", "budget_summary", *TABLE_SECTIONS):
-        if (tables / f"{name}.csv").is_file():
-            inputs[name] = str(tables / f"{name}.csv")
+        if table(name, required=False):
+            inputs[name] = table(name)
     top1_floor = config["report"]["top1_floor"]
     reference = config["report"].get("reference")  # the record the run was set beside, where this checkout has it
     reference = str(repo / reference) if reference and (repo / reference / "manifest.json").is_file() else None

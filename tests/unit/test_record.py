@@ -127,3 +127,99 @@ def test_report_sets_the_reference_record_beside_the_run(tmp_path):
     html = out.read_text()
     assert "<th>reference</th>" in html and "vs reference" in html and "Against the reference record" in html
     assert re.search(r"<td class=\"text\">top1</td><td class=\"text\">dynamic g1</td>.*?<td class=\"text\">differs</td>", html, re.S)
+
+
+def _record_from(tmp_path, grow_samples_to: int = 0):
+    """A record made by the pipeline's `make_record` from the shipped record's files laid out as
+    a results folder; with `grow_samples_to`, its raw latency samples repeated past that size."""
+    import json
+
+    from dyndnn.record import make_record
+
+    results = as_results(RECORD, tmp_path / "results")
+    samples = results / "tables/latency_samples.csv"
+    if grow_samples_to:
+        text = samples.read_text()
+        header, body = text.split("\n", 1)
+        samples.write_text(header + "\n" + body * (grow_samples_to // len(body) + 1))
+    manifest = json.loads((RECORD / "manifest.json").read_text())
+    out = tmp_path / "record"
+    make_record(
+        results, out, manifest["config"], manifest["configfiles"], {"commit": "0" * 40, "dirty": False}, ["fp32"], RECORD / "claims.yaml"
+    )
+    return out
+
+
+def test_a_record_with_samples_over_the_gzip_threshold_replays_and_compares_with_itself(capsys, tmp_path):
+    from dyndnn.record import GZIP_OVER
+    from dyndnn.replay import replay
+
+    record = _record_from(tmp_path, grow_samples_to=GZIP_OVER + 1)
+    manifest = verify(record)
+    assert "tables/latency_samples.csv.gz" in manifest["files"] and "tables/latency_samples.csv" not in manifest["files"]
+    assert replay(record, tmp_path / "replay", REPO).is_file()
+    code, out, _ = run_compare(capsys, record, record)
+    assert code == 0 and re.search(r"\d+ reproduced, 0 differ", out)
+
+
+def _edit_manifest(tmp_path, edit):
+    import json
+
+    copy = tmp_path / "rec"
+    shutil.copytree(RECORD, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    edit(manifest)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def test_manifest_paths_stay_inside_the_record(tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not the record's\n")
+    from dyndnn.provenance import sha256_file
+
+    digest = sha256_file(outside)
+    for entry in ("../secret.txt", str(outside), "tables/../../secret.txt"):
+        copy = _edit_manifest(tmp_path, lambda m, e=entry: m["files"].update({e: digest}))
+        with pytest.raises(RecordError, match="not a relative path inside the record"):
+            verify(copy)
+        shutil.rmtree(copy)
+    copy = _edit_manifest(tmp_path, lambda m: m["files"].update({"tables/link.csv": digest}))
+    (copy / "tables/link.csv").symlink_to(outside)
+    with pytest.raises(RecordError, match="leads outside the record"):
+        verify(copy)
+
+
+def test_an_unlisted_table_is_never_read(capsys, tmp_path):
+    copy = _edit_manifest(tmp_path, lambda m: m["files"].pop("tables/ranges.csv"))
+    code, _, err = run_compare(capsys, copy, copy)
+    assert code == 2 and "tables/ranges.csv: not listed in" in err and err.count("\n") == 1
+
+
+def test_a_folder_without_a_manifest_is_compared_as_an_unverified_run(capsys, tmp_path):
+    run = as_results(RECORD, tmp_path / "results")
+    code, out, _ = run_compare(capsys, RECORD, run)
+    assert code == 0
+    assert "reference/quick (record, every file's sha256 verified)" in out and "(unverified run (no manifest.json))" in out
+
+
+@pytest.mark.parametrize(
+    "edit, says",
+    [
+        (lambda m: m.update(files=list(m["files"])), "'files' must map each relative path"),
+        (lambda m: m.pop("config"), "no 'config' object"),
+    ],
+)
+def test_a_malformed_manifest_is_one_line_and_exit_2(capsys, tmp_path, edit, says):
+    copy = _edit_manifest(tmp_path, edit)
+    code, _, err = run_compare(capsys, copy, copy)
+    assert code == 2 and says in err and err.count("\n") == 1
+    assert main(["replay", str(copy), str(tmp_path / "out")]) == 2
+
+
+def test_a_tolerance_must_be_a_finite_number(capsys):
+    for bad in ("nan", "inf", "-1"):
+        with pytest.raises(SystemExit) as e:
+            main(["compare", str(RECORD), str(RECORD), "--top1-pts", bad])
+        assert e.value.code == 2
+        assert "a tolerance must be a finite number >= 0" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -59,7 +60,7 @@ def test_dry_run_of_the_default_config(tmp_path):
         ({"data.sha256": "0" * 64}, "does not match data.sha256"),
         (
             {"report": {"title": "t", "top1_floor": 0.2, "reference": "reference/nosuch"}},
-            "report.reference 'reference/nosuch': no record there",
+            "report.reference 'reference/nosuch': ",
         ),
     ],
 )
@@ -70,6 +71,19 @@ def test_bad_config_is_rejected_before_any_job(tmp_path, edits, message, cifar_a
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]
     assert not (tmp_path / "results").exists()
+
+
+def test_a_tampered_reference_record_stops_the_dry_run(tmp_path, cifar_archive):
+    """report.reference is verified at parse time, not in the last job."""
+    record = tmp_path / "tampered"
+    shutil.copytree(REPO / "reference/quick", record)
+    (record / "tables/accuracy.csv").write_text((record / "tables/accuracy.csv").read_text().replace("0.", "0.9", 1))
+    cfg = write_config(
+        tmp_path / "ref.yaml", **{"data.path": str(cifar_archive), "report": {"title": "t", "top1_floor": 0.2, "reference": str(record)}}
+    )
+    proc = snakemake(tmp_path, "-n", "--configfile", str(cfg), check=False)
+    assert proc.returncode != 0
+    assert "tables/accuracy.csv: sha256" in proc.stdout + proc.stderr and "does not match the manifest" in proc.stdout + proc.stderr
 
 
 class Tables(HTMLParser):

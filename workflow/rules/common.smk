@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 import dyndnn.analysis
 import dyndnn.config
 import dyndnn.defaults
+import dyndnn.record
 from dyndnn.boards import load_board, uses_bundle
 from dyndnn.figures import FIGURES
 
@@ -29,10 +30,10 @@ except ValueError as e:
 REFERENCE = None  # a record the report sets beside this run (report.reference)
 if config["report"].get("reference"):
     REFERENCE = str(BASE / config["report"]["reference"])
-    if not Path(REFERENCE, "manifest.json").is_file():
-        raise WorkflowError(
-            f"Invalid configuration: report.reference {config['report']['reference']!r}: no record there ({REFERENCE}/manifest.json is missing)"
-        )
+    try:  # verified before any job runs: a tampered or partial record stops the dry run
+        dyndnn.record.verify(REFERENCE)
+    except ValueError as e:
+        raise WorkflowError(f"Invalid configuration: report.reference {config['report']['reference']!r}: {e}")
 
 G = CFG.model.groups
 BASELINES = list(CFG.baselines)
