@@ -1,21 +1,28 @@
-"""Training throughput of every technique: fp32 against the chosen precision and layout.
+"""Training throughput of every technique at steady state: fp32 against the chosen precision.
 
-Runs the package's own training epoch (`dyndnn.train.train_one_epoch`: batch
-augmentation, normalisation, forward under autocast where bf16, backward, SGD step) on
-`--images` random uint8 images for every technique the main job trains: each static
-width, the slimmable network (all widths per step), and each incremental stage of the
-dynamic DNN (groups < k frozen; with the static 100 % model as teacher when the config
-distils). Each is measured twice in this run, fp32 + contiguous and in the precision
-`auto` resolves to on this machine + channels_last, after a warm-up epoch; prints
-images/s of both and their ratio (target >= 2x on a CPU with AVX512_BF16).
+Runs the package's own training epoch (`dyndnn.train.train_one_epoch`: the epoch's views,
+batch augmentation, normalisation, forward under autocast where bf16, backward, fused SGD
+step) for every technique the main job trains: each static width, the slimmable network
+(all widths per step) and each incremental stage of the dynamic DNN (groups < k frozen;
+with the teacher's shared logits when the config distils), plus the teacher-targets pass
+(the static 100 % model's inference over one epoch's views, once for all stages). Each
+point first runs `--warmup` batches (oneDNN primitives, autocast weight casts, optimiser
+state), then times `--batches` full batches: the steady state a real epoch runs at (check
+against a job's history: `images_per_s` of results/models/*/seed0/*history.csv).
 
-    python benchmarks/bench_train.py [--config config/config.yaml] [--images 1024] [--threads N]
+Prints per technique the images/s in fp32 + contiguous and in the precision `auto`
+resolves to on this machine + channels_last, and their ratio (target >= 2x on a CPU with
+AVX512_BF16); the slimmable step against the four static widths trained in sequence
+(target >= 0.9x); and what sharing the teacher's logits saves per epoch of the four stages.
+
+    python benchmarks/bench_train.py [--config config/config.yaml] [--batches 30] [--warmup 5] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import time
 from dataclasses import replace
 
 import torch
@@ -23,26 +30,47 @@ import torch
 from dyndnn.baselines import slimmable_loss
 from dyndnn.config import TrainConfig, read_yaml
 from dyndnn.model import GroupedAlexNet, ModelConfig, SlimmableAlexNet, width_config
-from dyndnn.train import build_optimizer, cross_entropy_loss, distillation_loss, resolve_precision, to_layout, train_one_epoch
+from dyndnn.train import (
+    build_optimizer,
+    cpu_has_native_bf16,
+    cross_entropy_loss,
+    distillation_loss,
+    epoch_views,
+    resolve_precision,
+    teacher_targets,
+    to_layout,
+    train_one_epoch,
+)
 
 
-def images_per_s(model, params, x, y, cfg: TrainConfig, loss_fn=cross_entropy_loss, teacher=None) -> float:
+def images_per_s(model, params, x, y, cfg: TrainConfig, warmup: int, loss_fn=cross_entropy_loss, soft=None) -> float:
+    """Steady-state training images/s: `warmup` batches untimed, then the rest of x timed."""
     precision = resolve_precision(cfg.precision, torch.device("cpu"))
     to_layout(model, cfg).train()
-    if teacher is not None:
-        loss_fn = distillation_loss(to_layout(teacher, cfg))
     opt = build_optimizer(params, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     gen = torch.Generator().manual_seed(0)
-    warm = cfg.batch_size * 2
-    train_one_epoch(model, x[:warm], y[:warm], opt, sched, cfg, gen, torch.device("cpu"), loss_fn=loss_fn, precision=precision)
-    return train_one_epoch(model, x, y, opt, sched, cfg, gen, torch.device("cpu"), loss_fn=loss_fn, precision=precision)["images_per_s"]
+    views = epoch_views(len(y), cfg, 0, 0)
+    w = warmup * cfg.batch_size
+    args = (opt, sched, cfg, gen, torch.device("cpu"))
+    kw = {"loss_fn": loss_fn, "precision": precision}
+    train_one_epoch(model, x[:w], y[:w], *args, views[:w], soft=None if soft is None else soft[:w], **kw)
+    return train_one_epoch(model, x[w:], y[w:], *args, views[w:], soft=None if soft is None else soft[w:], **kw)["images_per_s"]
+
+
+def teacher_images_per_s(teacher, x, cfg: TrainConfig, warmup: int) -> tuple[float, torch.Tensor]:
+    """The teacher-targets pass (inference over one epoch's views): images/s, and the logits."""
+    teacher_targets(teacher, x[: warmup * cfg.batch_size], cfg, 0, 1)
+    t0 = time.perf_counter()
+    logits = teacher_targets(teacher, x, cfg, 0, 1)["logits"][0]
+    return len(x) / (time.perf_counter() - t0), logits
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="config/config.yaml")
-    ap.add_argument("--images", type=int, default=1024)
+    ap.add_argument("--batches", type=int, default=30, help="timed batches per point (after the warm-up)")
+    ap.add_argument("--warmup", type=int, default=5, help="untimed batches per point")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -52,39 +80,73 @@ def main() -> None:
     fast = TrainConfig(**{**train_keys, "precision": "auto", "channels_last": True})
     fp32 = replace(fast, precision="fp32", channels_last=False)
     G = model_cfg.groups
+    n = (args.warmup + args.batches) * fast.batch_size
     gen = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, generator=gen)
-    y = torch.randint(0, 10, (args.images,), generator=gen)
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    y = torch.randint(0, 10, (n,), generator=gen)
     chosen = resolve_precision("auto", torch.device("cpu"))
     print(
-        f"# bench_train: {args.config} ({model_cfg.connectivity}, G={G}, fc={list(model_cfg.fc_features)}, head {model_cfg.head}), batch {fast.batch_size}, "
-        f"{args.images} images per point, {args.threads} threads, torch {torch.__version__}, {platform.processor() or platform.machine()}; chosen: {chosen} + channels_last"
+        f"# bench_train: {args.config} ({model_cfg.connectivity}, G={G}, conv {list(model_cfg.conv_channels)}, fc {list(model_cfg.fc_features)}, "
+        f"head {model_cfg.head}), batch {fast.batch_size}, {args.warmup} warm-up + {args.batches} timed batches per point, {args.threads} threads, "
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, avx512_bf16/amx_bf16: {cpu_has_native_bf16()}; chosen: {chosen} + channels_last"
     )
-    print(f"{'technique':<28} {'fp32_img_s':>10} {'chosen_img_s':>12} {'ratio':>6}")
+    print(f"{'technique':<34} {'fp32_img_s':>10} {'chosen_img_s':>12} {'ratio':>6}")
+    rates: dict[str, list[float]] = {}
 
-    def fresh(kind, k=None):
-        torch.manual_seed(0)
-        if kind == "static":
-            net = SlimmableAlexNet(width_config(model_cfg, k))
-            return net, list(net.parameters()), {}
-        if kind == "slimmable":
-            net = SlimmableAlexNet(model_cfg, switchable_bn=True)
-            return net, list(net.parameters()), {"loss_fn": slimmable_loss}
-        net = GroupedAlexNet(model_cfg).train()
-        teacher = SlimmableAlexNet(width_config(model_cfg, G)).eval() if fast.distill > 0 else None
-        return net, net.prepare_stage(k), {"teacher": teacher}
+    def show(label, pair):
+        rates[label] = pair
+        print(f"{label:<34} {pair[0]:>10.1f} {pair[1]:>12.1f} {pair[1] / pair[0]:>5.2f}x", flush=True)
 
-    jobs = [(f"static {100 * k // G} %", "static", k) for k in range(1, G + 1)] + [("slimmable (all widths)", "slimmable", None)]
-    jobs += [(f"dynamic stage {k}" + (" + teacher" if fast.distill > 0 else ""), "dynamic", k) for k in range(1, G + 1)]
-    ratios = []
-    for label, kind, k in jobs:
-        rates = []
+    teacher_logits = {}
+    for k in range(1, G + 1):
+        pair = []
         for cfg in (fp32, fast):
-            net, params, kw = fresh(kind, k)
-            rates.append(images_per_s(net, params, x, y, cfg, **kw))
-        ratios.append(rates[1] / rates[0])
-        print(f"{label:<28} {rates[0]:>10.1f} {rates[1]:>12.1f} {ratios[-1]:>5.2f}x", flush=True)
-    print(f"min ratio: {min(ratios):.2f}x (target >= 2x)")
+            torch.manual_seed(0)
+            net = SlimmableAlexNet(width_config(model_cfg, k))
+            pair.append(images_per_s(net, list(net.parameters()), x, y, cfg, args.warmup))
+            if k == G and fast.distill > 0:  # the trained-shape 100 % model as the teacher
+                teacher_logits[cfg.precision] = net
+        show(f"static {100 * k // G} %", pair)
+    pair = []
+    for cfg in (fp32, fast):
+        torch.manual_seed(0)
+        net = SlimmableAlexNet(model_cfg, switchable_bn=True)
+        pair.append(images_per_s(net, list(net.parameters()), x, y, cfg, args.warmup, loss_fn=slimmable_loss))
+    show("slimmable (all widths per step)", pair)
+    soft = {}
+    if fast.distill > 0:
+        pair = []
+        for cfg in (fp32, fast):
+            rate, soft[cfg.precision] = teacher_images_per_s(teacher_logits[cfg.precision], x, cfg, args.warmup)
+            pair.append(rate)
+        show("teacher targets (inference, 1x)", pair)
+    for k in range(1, G + 1):
+        pair = []
+        for cfg in (fp32, fast):
+            torch.manual_seed(0)
+            net = GroupedAlexNet(model_cfg).train()
+            params = net.prepare_stage(k)
+            loss = distillation_loss if cfg.distill > 0 else cross_entropy_loss
+            pair.append(images_per_s(net, params, x, y, cfg, args.warmup, loss_fn=loss, soft=soft.get(cfg.precision)))
+        show(f"dynamic stage {k}" + (" (shared targets)" if fast.distill > 0 else ""), pair)
+
+    training = [label for label in rates if not label.startswith("teacher")]
+    ratios = [rates[label][1] / rates[label][0] for label in training]
+    print(f"min ratio chosen/fp32 over the training steps: {min(ratios):.2f}x (target >= 2x with AVX512_BF16)")
+    for i, name in enumerate(("fp32", chosen)):
+        sequence = 1 / sum(1 / rates[f"static {100 * k // G} %"][i] for k in range(1, G + 1))
+        print(
+            f"slimmable / static widths in sequence ({name}): {rates['slimmable (all widths per step)'][i] / sequence:.2f}x (target >= 0.9x)"
+        )
+    if fast.distill > 0:
+        i = 1
+        stages = sum(1 / rates[label][i] for label in rates if label.startswith("dynamic"))
+        shared = stages + 1 / rates["teacher targets (inference, 1x)"][i]
+        online = stages + G / rates["teacher targets (inference, 1x)"][i]
+        print(
+            f"four stages per 50,000 images ({chosen}): {50_000 * shared:.0f} s with the teacher's logits shared, "
+            f"{50_000 * online:.0f} s with the teacher run in every stage ({online / shared:.2f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from dyndnn.provenance import sha256_file  # noqa: F401 (part of this module's interface: archives are checked with it)
 
-__all__ = ["CLASSES", "fetch", "prepare", "sha256_file", "load_split", "augment", "normalize"]
+__all__ = ["CLASSES", "fetch", "prepare", "sha256_file", "load_split", "augment", "apply_views", "draw_views", "normalize"]
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -176,16 +176,33 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x.float() / 255.0 - MEAN.to(x.device)) / STD.to(x.device)
 
 
-def augment(x: torch.Tensor, padding: int, hflip: bool, gen: torch.Generator) -> torch.Tensor:
+def draw_views(n: int, padding: int, hflip: bool, gen: torch.Generator) -> torch.Tensor:
+    """The augmentation of n images as data: (n, 3) uint8 rows (dy, dx, flip), drawn from `gen`
+    (crop offsets in 0..2*padding, then the flips), so one epoch's views can be stored, shared
+    and checked."""
+    views = torch.zeros((n, 3), dtype=torch.uint8)
+    if padding:
+        views[:, :2] = torch.randint(0, 2 * padding + 1, (2, n), generator=gen).T
+    if hflip:
+        views[:, 2] = torch.rand(n, generator=gen) < 0.5
+    return views
+
+
+def apply_views(x: torch.Tensor, views: torch.Tensor, padding: int) -> torch.Tensor:
     """Random crop with zero padding and horizontal flip of every image of the batch at once
-    (one gather, no per-image loop); uint8 in, uint8 out."""
+    (one gather, no per-image loop), as `views` (from `draw_views`) say; uint8 in, uint8 out."""
     B, _, H, W = x.shape
     if padding:
         padded = F.pad(x, (padding,) * 4)
-        dy, dx = torch.randint(0, 2 * padding + 1, (2, B), generator=gen)
+        dy, dx = views[:, 0].long(), views[:, 1].long()
         windows = padded.unfold(2, H, 1).unfold(3, W, 1)  # (B, C, 2p+1, 2p+1, H, W), a view
         x = windows[torch.arange(B), :, dy, dx]  # (B, C, H, W): image i's window at (dy_i, dx_i)
-    if hflip:
-        flip = torch.rand(B, generator=gen) < 0.5
+    flip = views[:, 2].bool()
+    if flip.any():
         x = torch.where(flip.view(B, 1, 1, 1), x.flip(3), x)
     return x
+
+
+def augment(x: torch.Tensor, padding: int, hflip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Crop and flip a batch with fresh draws from `gen` (`draw_views`, then `apply_views`)."""
+    return apply_views(x, draw_views(len(x), padding, hflip, gen), padding)

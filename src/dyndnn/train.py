@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from dyndnn.arch import ModelConfig
 from dyndnn.config import TrainConfig
-from dyndnn.data import augment, load_split, normalize
+from dyndnn.data import apply_views, draw_views, load_split, normalize
 from dyndnn.model import GroupedAlexNet
 from dyndnn.technique import Technique, checkpoint, load_technique, save_atomic
 
@@ -43,6 +43,10 @@ __all__ = [
     "build_optimizer",
     "cross_entropy_loss",
     "to_layout",
+    "epoch_views",
+    "views_digest",
+    "teacher_targets",
+    "teacher_targets_job",
 ]
 
 log = logging.getLogger(__name__)
@@ -109,25 +113,37 @@ SCHEDULES = {  # per-step schedulers; total = epochs * steps_per_epoch
 }
 
 
-def cross_entropy_loss(model, xb, yb, cfg: TrainConfig):
+def cross_entropy_loss(model, xb, yb, cfg: TrainConfig, soft=None):
     """The default objective: (loss, logits used for the running accuracy)."""
     logits = model(xb)
     return F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing), logits
 
 
-def distillation_loss(teacher: torch.nn.Module):
-    """(1 - a) * CE + a * T^2 * KL(softmax(teacher / T) || softmax(student / T)), a = cfg.distill.
-    The teacher runs in eval mode without gradients: its weights and BN statistics never change."""
-    teacher.eval().requires_grad_(False)
+def distillation_loss(model, xb, yb, cfg: TrainConfig, soft):
+    """(1 - a) * CE + a * T^2 * KL(softmax(teacher / T) || softmax(student / T)), a = cfg.distill;
+    `soft`: the teacher's logits of the batch's views (`teacher_targets`, computed once per epoch
+    and shared by every stage)."""
+    ce, logits = cross_entropy_loss(model, xb, yb, cfg)
+    T = cfg.distill_temperature
+    target = F.softmax(soft.float() / T, dim=1)
+    kd = F.kl_div(F.log_softmax(logits.float() / T, dim=1), target, reduction="batchmean") * T**2
+    return (1 - cfg.distill) * ce + cfg.distill * kd, logits
 
-    def loss_fn(model, xb, yb, cfg: TrainConfig):  # runs under the student's autocast: the teacher too
-        ce, logits = cross_entropy_loss(model, xb, yb, cfg)
-        with torch.no_grad():
-            target = F.softmax(teacher(xb) / cfg.distill_temperature, dim=1)
-        kd = F.kl_div(F.log_softmax(logits / cfg.distill_temperature, dim=1), target, reduction="batchmean") * cfg.distill_temperature**2
-        return (1 - cfg.distill) * ce + cfg.distill * kd, logits
 
-    return loss_fn
+def _derived_seed(*parts) -> int:
+    return int(hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:15], 16)
+
+
+def epoch_views(n: int, cfg: TrainConfig, views_seed: int, epoch: int) -> torch.Tensor:
+    """Epoch `epoch`'s augmentation of the n training images (`data.draw_views`), drawn from
+    (views_seed, epoch) alone: every job with the same views seed sees the same views in that
+    epoch, whatever it trains (the dynamic DNN's stages and the teacher's stored outputs)."""
+    return draw_views(n, cfg.crop_padding, cfg.hflip, torch.Generator().manual_seed(_derived_seed("views", views_seed, epoch)))
+
+
+def views_digest(views: torch.Tensor) -> str:
+    """Short sha256 of one epoch's views: recorded per epoch, so sharing is checkable."""
+    return hashlib.sha256(views.contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
 def train_one_epoch(
@@ -139,13 +155,16 @@ def train_one_epoch(
     cfg: TrainConfig,
     gen: torch.Generator,
     device,
+    views: torch.Tensor,
     desc: str = "",
     loss_fn=cross_entropy_loss,
     precision: str = "fp32",
+    soft: torch.Tensor | None = None,
 ) -> dict:
-    """One pass over (x, y) in shuffled batches; returns loss, accuracy and images/s. The
-    forward pass (and loss) runs under bf16 autocast when `precision` is bf16; weights,
-    gradients, BN statistics and the optimiser state stay fp32."""
+    """One pass over (x, y) in batches shuffled by `gen`, each image seen as `views` say; returns
+    loss, accuracy and images/s. `soft`: the teacher's logits of this epoch's views (N, classes),
+    handed to `loss_fn` per batch. The forward pass (and loss) runs under bf16 autocast when
+    `precision` is bf16; weights, gradients, BN statistics and the optimiser state stay fp32."""
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.train()
     order = torch.randperm(len(y), generator=gen)
@@ -154,10 +173,10 @@ def train_one_epoch(
     bar = tqdm(batches, desc=desc, unit="batch", file=sys.stderr, mininterval=1 if sys.stderr.isatty() else 30, leave=False)
     for start in bar:
         idx = order[start : start + cfg.batch_size]
-        xb = normalize(augment(x[idx], cfg.crop_padding, cfg.hflip, gen).to(device)).contiguous(memory_format=memory_format)
+        xb = normalize(apply_views(x[idx], views[idx], cfg.crop_padding).to(device)).contiguous(memory_format=memory_format)
         yb = y[idx].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss, logits = loss_fn(model, xb, yb, cfg)
+            loss, logits = loss_fn(model, xb, yb, cfg, None if soft is None else soft[idx].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -170,6 +189,39 @@ def train_one_epoch(
         )
     elapsed = time.perf_counter() - t0
     return {"loss": total_loss / seen, "train_acc": correct / seen, "images_per_s": seen / elapsed, "epoch_s": elapsed}
+
+
+@torch.no_grad()
+def teacher_targets(teacher: torch.nn.Module, x, cfg: TrainConfig, views_seed: int, epochs: int, batch_size: int = 500) -> dict:
+    """The teacher's logits of every training image as each epoch's views show it (`epoch_views`),
+    for epochs 0..epochs-1: computed once and shared by every incremental stage, which would
+    otherwise each run the dense 100 % model forward on every batch. The teacher runs in eval
+    mode (its BN statistics, so an image's logits do not depend on its batch) and in the
+    precision training resolves to; it is left unchanged."""
+    device = next(teacher.parameters()).device
+    precision = resolve_precision(cfg.precision, device)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    to_layout(teacher, cfg).eval().requires_grad_(False)
+    logits, digests, t0 = [], [], time.perf_counter()
+    for epoch in range(epochs):
+        views = epoch_views(len(x), cfg, views_seed, epoch)
+        out = []
+        for i in range(0, len(x), batch_size):
+            xb = normalize(apply_views(x[i : i + batch_size], views[i : i + batch_size], cfg.crop_padding).to(device))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                out.append(teacher(xb.contiguous(memory_format=memory_format)).float().cpu())
+        logits.append(torch.cat(out))
+        digests.append(views_digest(views))
+        log.info("teacher targets epoch %d/%d (%.0f s)", epoch + 1, epochs, time.perf_counter() - t0)
+    stacked = torch.stack(logits)
+    return {
+        "logits": stacked,  # (epochs, N, classes) float32
+        "views_sha256": digests,
+        "views_seed": views_seed,
+        "precision": precision,
+        "logits_sha256": hashlib.sha256(stacked.numpy().tobytes()).hexdigest()[:16],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def _fingerprint(*parts) -> str:
@@ -185,15 +237,33 @@ def fit_stage(
     seed: int,
     resume_path: str | Path | None = None,
     teacher: torch.nn.Module | None = None,
+    targets: dict | None = None,
 ) -> list[dict]:
     """Train incremental stage k (groups < k frozen) with the stage's recipe; resumable.
-    With cfg.distill > 0 the stage also matches `teacher`'s softened outputs."""
-    if cfg.distill > 0 and teacher is None:
-        raise ValueError("train.distill > 0 needs a teacher model (the static baseline's 100 % model)")
+    With cfg.distill > 0 the stage also matches the teacher's softened outputs: `targets`
+    (`teacher_targets`, shared by the stages), or computed here from `teacher`. Every stage
+    of a seed sees the same views in a given epoch (views seed = `seed`)."""
+    recipe = cfg.for_stage(k)
+    if cfg.distill > 0 and targets is None:
+        if teacher is None:
+            raise ValueError("train.distill > 0 needs a teacher model (the static baseline's 100 % model)")
+        targets = teacher_targets(teacher, x, recipe, seed, recipe.epochs)
     model.train()
     params = model.prepare_stage(k)
-    loss_fn = distillation_loss(to_layout(teacher, cfg)) if cfg.distill > 0 else cross_entropy_loss
-    history = fit(model, params, x, y, cfg.for_stage(k), seed * 1000 + k, resume_path, tag={"stage": k}, loss_fn=loss_fn)
+    distilled = cfg.distill > 0
+    history = fit(
+        model,
+        params,
+        x,
+        y,
+        recipe,
+        seed * 1000 + k,
+        resume_path,
+        tag={"stage": k},
+        loss_fn=distillation_loss if distilled else cross_entropy_loss,
+        views_seed=seed,
+        targets=targets if distilled else None,
+    )
     model.frozen_groups = 0
     return history
 
@@ -208,14 +278,21 @@ def fit(
     resume_path: str | Path | None = None,
     tag: dict | None = None,
     loss_fn=cross_entropy_loss,
+    views_seed: int | None = None,
+    targets: dict | None = None,
 ) -> list[dict]:
     """Optimise `params` of `model` for cfg.epochs with the configured recipe.
 
-    A resume checkpoint is written after every epoch (model, optimiser, schedule,
-    RNG states) and only used when its fingerprint matches these inputs, so a
-    killed job continues where it stopped and ends with the same weights.
+    `seed` shuffles; `views_seed` (default `seed`) draws each epoch's augmentation
+    (`epoch_views`); `targets`: a teacher's logits per epoch of those same views, checked
+    against them (`teacher_targets`). A resume checkpoint is written after every epoch
+    (model, optimiser, schedule, RNG states) and only used when its fingerprint matches
+    these inputs, so a killed job continues where it stopped and ends with the same weights.
     """
     tag = tag or {}
+    views_seed = seed if views_seed is None else views_seed
+    if targets is not None and len(targets["views_sha256"]) < cfg.epochs:
+        raise ValueError(f"teacher targets cover {len(targets['views_sha256'])} epochs, the recipe trains {cfg.epochs}")
     device = next(model.parameters()).device
     precision = resolve_precision(cfg.precision, device)
     to_layout(model, cfg).train()
@@ -224,14 +301,35 @@ def fit(
     sched = SCHEDULES[cfg.schedule](opt, cfg, steps)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout
-    fingerprint = _fingerprint(asdict(cfg), getattr(model, "cfg", ModelConfig()).to_dict(), seed, tag, len(y))
+    teacher = targets["logits_sha256"] if targets is not None else None
+    fingerprint = _fingerprint(asdict(cfg), getattr(model, "cfg", ModelConfig()).to_dict(), seed, tag, len(y), views_seed, teacher)
     label = " ".join(f"{k} {v}" for k, v in tag.items())
     history, start_epoch = _restore(resume_path, fingerprint, model, opt, sched, gen, label)
     for epoch in range(start_epoch, cfg.epochs):
+        views = epoch_views(len(y), cfg, views_seed, epoch)
+        digest = views_digest(views)
+        if targets is not None and targets["views_sha256"][epoch] != digest:
+            raise ValueError(
+                f"{label}: the teacher targets of epoch {epoch + 1} were made for other views ({targets['views_sha256'][epoch]} != {digest})"
+            )
         stats = train_one_epoch(
-            model, x, y, opt, sched, cfg, gen, device, desc=f"{label} epoch {epoch + 1}/{cfg.epochs}", loss_fn=loss_fn, precision=precision
+            model,
+            x,
+            y,
+            opt,
+            sched,
+            cfg,
+            gen,
+            device,
+            views,
+            desc=f"{label} epoch {epoch + 1}/{cfg.epochs}",
+            loss_fn=loss_fn,
+            precision=precision,
+            soft=targets["logits"][epoch] if targets is not None else None,
         )
-        stats.update(**tag, epoch=epoch + 1, lr=opt.param_groups[0]["lr"], precision=precision, channels_last=cfg.channels_last)
+        stats.update(
+            **tag, epoch=epoch + 1, lr=opt.param_groups[0]["lr"], precision=precision, channels_last=cfg.channels_last, views_sha256=digest
+        )
         history.append(stats)
         log.info("%s epoch %d: %s", label, epoch + 1, {n: round(v, 4) if isinstance(v, float) else v for n, v in stats.items()})
         if resume_path:
@@ -292,11 +390,11 @@ def train_increment(
     previous_ckpt: str | None = None,
     resume_path: str | None = None,
     threads: int = 1,
-    teacher_ckpt: str | None = None,
+    targets_path: str | None = None,
     device: str = "auto",
 ) -> None:
     """Run incremental stage `stage`: load stage-1 weights (or initialise), train group `stage`, save.
-    `teacher_ckpt`: the static baseline whose 100 % model teaches when cfg.distill > 0.
+    `targets_path`: the teacher's logits per epoch (`teacher_targets_job`) when cfg.distill > 0.
     `device` and `threads`: where it runs (runtime.device, the job's threads), not the recipe."""
     torch.set_num_threads(threads)
     device = resolve_device(device)
@@ -309,14 +407,23 @@ def train_increment(
     else:
         torch.manual_seed(seed)  # initial weights of every group
         model, history = GroupedAlexNet(model_cfg).to(device), []
-    teacher = None
-    if cfg.distill > 0:
-        teacher = load_technique(teacher_ckpt, device)[0].nets[-1]
+    targets = torch.load(targets_path, weights_only=False) if cfg.distill > 0 else None
     x, y = load_split(data_path)
     t0 = time.perf_counter()
-    history += fit_stage(model, stage, x, y, cfg, seed, resume_path, teacher)
+    history += fit_stage(model, stage, x, y, cfg, seed, resume_path, targets=targets)
     log.info("stage %d done in %.1f s", stage, time.perf_counter() - t0)
     save_atomic(checkpoint(Technique("dynamic", [model], model_cfg), cfg, seed, history, stage=stage), out_ckpt)
     write_history(history, out_history)
     if resume_path:
         Path(resume_path).unlink(missing_ok=True)
+
+
+def teacher_targets_job(data_path: str, teacher_ckpt: str, cfg: TrainConfig, seed: int, epochs: int, out: str, threads: int = 1, device: str = "auto") -> None:  # fmt: skip
+    """The teacher_targets rule: the static baseline's 100 % model's logits of every epoch's views,
+    for the stages of one seed (`epochs`: the longest stage)."""
+    torch.set_num_threads(threads)
+    teacher = load_technique(teacher_ckpt, resolve_device(device))[0].nets[-1]
+    x, _ = load_split(data_path)
+    targets = teacher_targets(teacher, x, cfg, seed, epochs)
+    targets["teacher"] = str(teacher_ckpt)
+    save_atomic(targets, out)

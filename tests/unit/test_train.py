@@ -95,3 +95,64 @@ def test_precision_is_detected_recorded_and_refused_where_not_native(monkeypatch
     history = fit_stage(model, 1, x, y, TrainConfig(epochs=1, batch_size=16, schedule="constant", precision="auto"), seed=0)
     assert history[-1]["precision"] == "bf16" and history[-1]["channels_last"] is True
     assert checkpoint(Technique("dynamic", [model], model.cfg), TrainConfig(), 0, history, stage=1)["precision"] == "bf16"
+
+
+def test_the_stages_share_the_teachers_logits_and_see_the_same_views():
+    """The teacher's logits are computed once per epoch of views (teacher_targets) and every
+    stage of a seed trains on exactly those views: each epoch's views digest is recorded in the
+    stage's history and checked against the targets; targets of other views are refused."""
+    from dataclasses import replace
+
+    from dyndnn.model import SlimmableAlexNet
+    from dyndnn.train import epoch_views, teacher_targets, views_digest
+
+    torch.manual_seed(0)
+    cfg_model = ModelConfig(**TINY)
+    teacher = SlimmableAlexNet(cfg_model)
+    x = torch.randint(0, 256, (48, 3, 32, 32), dtype=torch.uint8)
+    y = torch.randint(0, 10, (48,))
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=0.05, schedule="constant", precision="fp32", distill=0.5)
+    targets = teacher_targets(teacher, x, cfg, views_seed=7, epochs=2)
+    assert targets["logits"].shape == (2, 48, 10) and targets["views_sha256"] == [views_digest(epoch_views(48, cfg, 7, e)) for e in (0, 1)]
+    assert targets["views_sha256"][0] != targets["views_sha256"][1], "each epoch draws new views"
+    torch.manual_seed(0)
+    shared, own = GroupedAlexNet(cfg_model), GroupedAlexNet(cfg_model)
+    own.load_state_dict(shared.state_dict())
+    digests = []
+    for k in (1, 2):
+        history = fit_stage(shared, k, x, y, cfg, seed=7, targets=targets)
+        digests.append([h["views_sha256"] for h in history])
+        fit_stage(own, k, x, y, cfg, seed=7, teacher=teacher)  # the same logits, computed in the stage
+    assert digests[0] == digests[1] == targets["views_sha256"]
+    assert all(torch.equal(a, b) for a, b in zip(shared.state_dict().values(), own.state_dict().values()))
+    with pytest.raises(ValueError, match="made for other views"):
+        fit_stage(GroupedAlexNet(cfg_model), 1, x, y, cfg, seed=8, targets=targets)
+    with pytest.raises(ValueError, match="cover 2 epochs, the recipe trains 3"):
+        fit_stage(GroupedAlexNet(cfg_model), 1, x, y, replace(cfg, epochs=3), seed=7, targets=targets)
+
+
+def test_static_widths_trained_as_separate_jobs_make_the_static_baseline(tmp_path):
+    """static_width_job per width, then train_baseline_job puts them together: the same nets as
+    training the widths one after the other in one job."""
+    from dyndnn.baselines import static_width_job, train_baseline, train_baseline_job
+
+    cfg_model = ModelConfig(groups=2, **{k: v for k, v in TINY.items() if k != "groups"})
+    x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)
+    y = torch.randint(0, 10, (32,))
+    torch.save({"images": x, "labels": y}, tmp_path / "train.pt")
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.05, schedule="constant", precision="fp32")
+    widths = []
+    for k in (1, 2):
+        widths.append(str(tmp_path / f"w{k}.pt"))
+        static_width_job(str(tmp_path / "train.pt"), cfg_model, cfg, 0, k, widths[-1], str(tmp_path / f"w{k}.csv"), device="cpu")
+    train_baseline_job("static", str(tmp_path / "train.pt"), cfg_model, cfg, 0, str(tmp_path / "final.pt"), str(tmp_path / "h.csv"),
+                       device="cpu", width_ckpts=widths)  # fmt: skip
+    combined, raw = load_technique(tmp_path / "final.pt")
+    together, history = train_baseline("static", cfg_model, cfg, x, y, seed=0)
+    assert [h["width"] for h in raw["history"]] == [h["width"] for h in history] == [1, 2]
+    for a, b in zip(combined.nets, together.nets):
+        assert all(torch.equal(s, t) for s, t in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(ValueError, match="not width 1 of this architecture"):
+        train_baseline_job(
+            "static", "", cfg_model, cfg, 0, str(tmp_path / "bad.pt"), str(tmp_path / "b.csv"), device="cpu", width_ckpts=widths[::-1]
+        )

@@ -44,9 +44,15 @@ def test_dry_run_of_the_default_config(tmp_path):
     # one job per technique (its four configurations), plus the dynamic DNN in the naive dense layout (dynamic-dense)
     assert jobs["export"] == techniques + 1 and jobs["profile_board"] == 1 and jobs["report"] == 1
     assert "results/onnx/dynamic-dense/g4.onnx" in proc.stdout + proc.stderr
-    # The default design distils every stage from the static 100 % model: stage 1 waits for it.
-    stage1 = (proc.stdout + proc.stderr).split("output: results/models/dynamic/seed0/stage1.pt", 1)[0].rsplit("rule train_increment:", 1)[1]
-    assert "results/models/static/seed0/final.pt" in stage1
+    # The default design distils every stage from the static 100 % model: its logits of every
+    # epoch's views are computed once (teacher_targets, from the width-4 job alone), and the
+    # stages wait for them; the static widths are jobs of their own.
+    out = proc.stdout + proc.stderr
+    stage1 = out.split("output: results/models/dynamic/seed0/stage1.pt", 1)[0].rsplit("rule train_increment:", 1)[1]
+    assert "results/models/dynamic/seed0/teacher_targets.pt" in stage1
+    targets = out.split("output: results/models/dynamic/seed0/teacher_targets.pt", 1)[0].rsplit("rule teacher_targets:", 1)[1]
+    assert "results/models/static/seed0/w4.pt" in targets and "final.pt" not in targets
+    assert jobs["teacher_targets"] == 1 and jobs["train_static_width"] == 4
 
 
 @pytest.mark.parametrize(

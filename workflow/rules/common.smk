@@ -100,14 +100,28 @@ def stage_recipe(wildcards):
     return dyndnn.config.as_params(design(wildcards)[1].for_stage(int(wildcards.k)))
 
 
-def static_model(wildcards):
-    """The static baseline of the job's seed, whose last net is the dense 100 % model."""
-    return [f"results/models/static/seed{wildcards.seed}/final.pt"]
+def static_full(wildcards):
+    """The static baseline's dense 100 % model of the job's seed (its width-G job)."""
+    return [f"results/models/static/seed{wildcards.seed}/w{G}.pt"]
 
 
-def teacher_for(wildcards):
-    """A distilled design learns from the static baseline's 100 % model (same seed)."""
-    return static_model(wildcards) if design(wildcards)[1].distill > 0 else []
+def teacher_model(wildcards):
+    return static_full(wildcards)
+
+
+def teacher_targets_for(wildcards):
+    """A distilled design learns from the static 100 % model's logits of each epoch's views
+    (same seed), computed once for all its stages."""
+    return [f"results/models/{wildcards.dyn}/seed{wildcards.seed}/teacher_targets.pt"] if design(wildcards)[1].distill > 0 else []
+
+
+def teacher_views(wildcards):
+    """What decides the teacher's targets: the views (augmentation, epochs: the design's
+    longest stage) and the arithmetic; editing the LR of a stage leaves them alone."""
+    recipe = design(wildcards)[1]
+    epochs = max(recipe.for_stage(k).epochs for k in range(1, G + 1))
+    keys = ("crop_padding", "hflip", "precision", "channels_last")
+    return {"epochs": epochs, **{k: v for k, v in dyndnn.config.as_params(recipe).items() if k in keys}}
 
 
 def ablation_designs():
@@ -130,7 +144,12 @@ def final_checkpoint(wildcards):
 
 def static_for(wildcards):
     """truncated and pruned start from the static baseline's 100 % model (same seed)."""
-    return static_model(wildcards) if wildcards.baseline in ("truncated", "pruned") else []
+    return static_full(wildcards) if wildcards.baseline in ("truncated", "pruned") else []
+
+
+def static_widths(wildcards):
+    """The static baseline is its widths, each trained by its own job."""
+    return [f"results/models/static/seed{wildcards.seed}/w{k}.pt" for k in range(1, G + 1)] if wildcards.baseline == "static" else []
 
 
 def baseline_block(wildcards):

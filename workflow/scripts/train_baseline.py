@@ -17,4 +17,5 @@ with log_to(snakemake.log[0]):
         resume_dir=snakemake.params.resume_dir,
         threads=snakemake.threads,
         device=snakemake.config["runtime"]["device"],  # where it runs: not a param (changing it reruns nothing)
+        width_ckpts=list(snakemake.input.widths),
     )

@@ -16,5 +16,5 @@ with log_to(snakemake.log[0]):
         resume_path=snakemake.params.resume,
         threads=snakemake.threads,
         device=snakemake.config["runtime"]["device"],  # where it runs: not a param (changing it reruns nothing)
-        teacher_ckpt=snakemake.input.teacher[0] if snakemake.input.teacher else None,
+        targets_path=snakemake.input.targets[0] if snakemake.input.targets else None,
     )
