@@ -10,6 +10,7 @@ each job its typed slice (`as_params`), and a job rebuilds it with `cls(**params
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -168,10 +169,25 @@ MOVED = (
 )
 
 
+def non_finite(value, path: str = "") -> tuple[str, float] | None:
+    """(dotted key, value) of the first NaN or infinity anywhere in a config or board file.
+    JSON Schema's bounds cannot stop NaN (every comparison with it is false), so this walk
+    guards every number once, whatever its key; the schema's bounds give each its range."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "(top level)", value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = non_finite(item, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None
+
+
 def validate_schema(config: dict, schema_path: str | Path) -> None:
     """Validate (and fill defaults into) `config` with the JSON schema, as the workflow does;
     then every ablation design's model and train blocks, merged over the config's, with the
-    same schema (an override is a config value like any other)."""
+    same schema (an override is a config value like any other). Every number must be finite
+    (`non_finite`) and inside the schema's range."""
     import jsonschema
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
@@ -183,6 +199,9 @@ def validate_schema(config: dict, schema_path: str | Path) -> None:
         error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
         return (".".join(map(str, error.absolute_path)) or "(top level)", error.message) if error is not None else None
 
+    bad = non_finite(config)
+    if bad:
+        raise ConfigError(f"{bad[0]}: {bad[1]} is not a finite number (NaN and infinities are refused)")
     for section, name, home in MOVED:
         if name in (config.get(section) or {}):
             raise ConfigError(
@@ -259,6 +278,7 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
         raise ConfigError(
             f"simulate.board {sim_board!r} is not a profiled board (profile.boards: {list(boards)}): the simulation replays that board's measurements"
         )
+    _check_simulation(config["simulate"])
     seeds = tuple(config.get("seeds") or (config["seed"],))
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds {list(seeds)}: every seed must appear once")
@@ -277,6 +297,19 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
         baselines=baselines,
         device=config["runtime"]["device"],
     )
+
+
+def _check_simulation(block: dict) -> None:
+    """simulate: contention windows [start, stop, slowdown] with start < stop and a slowdown > 0,
+    budget changes [step, factor] with a factor > 0 (the schema bounds each number alone)."""
+    for i, (start, stop, slowdown) in enumerate(block.get("contention") or []):
+        if not start < stop:
+            raise ConfigError(f"simulate.contention[{i}] = [{start}, {stop}, {slowdown}]: the window must start before it stops")
+        if not slowdown > 0:
+            raise ConfigError(f"simulate.contention[{i}] = [{start}, {stop}, {slowdown}]: the slowdown must be > 0 (2.0 = twice as slow)")
+    for i, (step, factor) in enumerate(block.get("budget_changes") or []):
+        if not factor > 0:
+            raise ConfigError(f"simulate.budget_changes[{i}] = [{step}, {factor}]: the budget factor must be > 0")
 
 
 def _data(block: dict) -> DataConfig:

@@ -240,3 +240,99 @@ def test_defaults_are_written_once_in_the_schema(schema):
             if f.name in props[section]["properties"]:
                 want = props[section]["properties"][f.name]["default"]
                 assert f.default == (tuple(want) if isinstance(want, list) else want), f"{section}.{f.name}"
+
+
+def numeric_keys(schema: dict) -> list[tuple[str, ...]]:
+    """Every numeric key of a schema as a path; '[]' stands for any item or entry name."""
+    found = []
+
+    def walk(node, path):
+        if not isinstance(node, dict):
+            return
+        types = node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]
+        if {"number", "integer"} & set(types):
+            found.append((path, node))
+        for name, sub in (node.get("properties") or {}).items():
+            walk(sub, (*path, name))
+        for key in ("items", "additionalProperties"):
+            if isinstance(node.get(key), dict):
+                walk(node[key], (*path, "[]"))
+        for key in ("oneOf", "anyOf", "allOf"):
+            for sub in node.get(key) or []:
+                walk(sub, path)
+
+    walk(schema, ())
+    return found
+
+
+def inject(node, path: tuple[str, ...], value) -> str:
+    """Put `value` at `path` of a config: '[]' under a named block takes its first entry (board
+    mappings, DVFS domains), under a list a list of one item (nested lists: every number the
+    value). Returns the dotted key the error must name."""
+    part, rest = path[0], path[1:]
+    if not rest:
+        node[part] = value
+        return part
+    if rest[0] != "[]":
+        return f"{part}." + inject(node.setdefault(part, {}), rest, value)
+    after = rest[1:]
+    if isinstance(node.get(part), dict) and node[part]:  # named entries
+        name = next(iter(node[part]))
+        if not after:
+            node[part][name] = value
+            return f"{part}.{name}"
+        return f"{part}.{name}." + inject(node[part][name], after, value)
+    if after and after[0] != "[]":  # a list of blocks
+        node[part] = [{}]
+        return f"{part}.0." + inject(node[part][0], after, value)
+    existing = node.get(part) if isinstance(node.get(part), list) and node.get(part) else [[0] * 3] if after else [0]
+    item = [value, *existing[0][1:]] if after else value  # a list of lists of numbers: its first number
+    node[part] = [item, *existing[1:]]
+    return f"{part}.0" + ".0" * len(after)
+
+
+def schema_cases(repo):
+    return [
+        (repo / "workflow/schemas/config.schema.yaml", repo / "config/config.yaml"),
+        (repo / "workflow/schemas/board.schema.yaml", repo / "config/boards/odroid-xu3.yaml"),
+    ]
+
+
+def test_every_numeric_key_has_a_range(repo):
+    """Every number a config or board file takes has a lower and an upper bound in its schema."""
+    count = 0
+    for schema_path, _ in schema_cases(repo):
+        for path, node in numeric_keys(read_yaml(schema_path)):
+            count += 1
+            assert {"minimum", "exclusiveMinimum"} & set(node) and {"maximum", "exclusiveMaximum"} & set(node), ".".join(path)
+    assert count >= 58
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), 1e30])
+def test_every_numeric_key_refuses_non_finite_and_out_of_range_values(repo, archive, bad):
+    """Over every numeric key of both schemas: NaN, infinities and huge values are refused with
+    the key named, before any job (JSON Schema alone lets NaN through)."""
+    checked = 0
+    for schema_path, example in schema_cases(repo):
+        for path, _ in numeric_keys(read_yaml(schema_path)):
+            config = with_archive(read_yaml(example), archive)
+            key = inject(config, path, bad)
+            with pytest.raises(ConfigError) as e:
+                validate_schema(config, schema_path)
+            assert str(e.value).startswith(f"{key}: "), (key, str(e.value))
+            checked += 1
+    assert checked >= 58
+
+
+@pytest.mark.parametrize(
+    "block, says",
+    [
+        ({"contention": [[300, 150, 2.0]]}, "the window must start before it stops"),
+        ({"contention": [[100, 200, 0]]}, "the slowdown must be > 0"),
+        ({"budget_changes": [[300, 0]]}, "the budget factor must be > 0"),
+    ],
+)
+def test_simulation_windows_are_ordered_and_their_factors_positive(repo, quick, block, says):
+    quick["simulate"].update(block)
+    with pytest.raises(ConfigError, match=says):
+        load(quick, boards_dir=repo / "config/boards")
