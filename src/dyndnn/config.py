@@ -238,6 +238,10 @@ def _check_data_path(path: Path, sha256: str | None) -> None:
         raise ConfigError(
             f"data.path {path} does not exist (relative paths are relative to the working directory {Path.cwd()}); source=images needs a folder or .tar.gz"
         )
+    if sha256 and path.is_dir():
+        raise ConfigError(
+            f"data.sha256 is set but data.path {path} is a folder: a checksum applies to a .tar.gz archive (unset data.sha256, or point data.path at the archive)"
+        )
     if sha256 and path.is_file():
         digest = sha256_file(path)
         if digest != sha256:

@@ -83,11 +83,21 @@ def _stratified(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
-def _decode(blob: bytes) -> np.ndarray:
-    from PIL import Image
+IMAGE_SHAPE = (32, 32, 3)
 
-    with Image.open(io.BytesIO(blob)) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)  # (32, 32, 3)
+
+def _decode(blob: bytes, name: str) -> np.ndarray:
+    """One member as a (32, 32, 3) uint8 image; anything else is an error naming the member."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(blob)) as im:
+            image = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f"data member {name}: not a readable image ({type(e).__name__}: {e})") from None
+    if image.shape != IMAGE_SHAPE:
+        raise ValueError(f"data member {name}: {image.shape[1]}x{image.shape[0]} pixels, CIFAR-10 images are 32x32")
+    return image
 
 
 def _images_split(path: Path, split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,31 +114,61 @@ def _images_split(path: Path, split: str, n: int | None, seed: int) -> tuple[np.
         ) from None
 
 
+def _folder_members(path: Path, split: str) -> dict[tuple[str, ...], Path]:
+    """The split's image files of a folder; a link that leads outside the folder is refused."""
+    root = path.resolve()
+    members = {}
+    for p in sorted(path.rglob("*")):
+        parts = p.relative_to(path).parts
+        if not _class_of(parts, split):
+            continue
+        if root not in p.resolve().parents:
+            raise ValueError(
+                f"data member {'/'.join(parts)}: a link to {p.resolve()}, outside the data folder {path} (copy the file in instead)"
+            )
+        if p.is_file():
+            members[parts] = p
+    return members
+
+
+def _whole(names: list[tuple[str, ...]], path: Path, split: str) -> None:
+    """No member twice, every class present: a data set that is not whole is refused."""
+    seen = set()
+    for parts in names:
+        if parts in seen:
+            raise ValueError(f"{path}: member {'/'.join(parts)} appears twice in the archive (which one is the image?)")
+        seen.add(parts)
+    present = {_class_of(p, split) for p in names}
+    missing = [c for c in CLASSES if c not in present]
+    if missing:
+        raise ValueError(f"{path}: the {split} split has no images of class {', '.join(missing)} (every class must be present)")
+
+
 def _decode_split(path: Path, split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     if path.is_dir():
-        entries = sorted((p.relative_to(path).parts, p) for p in path.rglob("*") if p.is_file())
-        named = [(parts, p) for parts, p in entries if _class_of(parts, split)]
-        read = {parts: p.read_bytes for parts, p in named}
-        names = [parts for parts, _ in named]
+        members = _folder_members(path, split)
+        names = list(members)
     else:
         with tarfile.open(path) as tar:
-            names = sorted(tuple(m.name.split("/")) for m in tar.getmembers() if m.isfile() and _class_of(tuple(m.name.split("/")), split))
-        read = None
+            names = [tuple(m.name.split("/")) for m in tar.getmembers() if m.isfile() and _class_of(tuple(m.name.split("/")), split)]
+        members = None
     if not names:
         raise ValueError(f"{path}: no images under */{split}/<class>/ (classes {', '.join(CLASSES)})")
+    _whole(names, path, split)
+    names = sorted(names)
     labels = np.array([CLASSES.index(_class_of(p, split)) for p in names], dtype=np.int64)
     keep = _stratified(labels, n, seed)
     wanted = {names[i]: pos for pos, i in enumerate(keep)}
-    images = np.zeros((len(keep), 32, 32, 3), dtype=np.uint8)
-    if read is not None:
+    images = np.zeros((len(keep), *IMAGE_SHAPE), dtype=np.uint8)
+    if members is not None:
         for parts, pos in wanted.items():
-            images[pos] = _decode(read[parts]())
+            images[pos] = _decode(members[parts].read_bytes(), "/".join(parts))
     else:
         with tarfile.open(path) as tar:  # one sequential pass: decode only the wanted members
             for m in tar:
                 pos = wanted.get(tuple(m.name.split("/")))
                 if pos is not None:
-                    images[pos] = _decode(tar.extractfile(m).read())
+                    images[pos] = _decode(tar.extractfile(m).read(), m.name)
     return images, labels[keep]
 
 

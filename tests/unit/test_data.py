@@ -84,3 +84,66 @@ def test_batch_augmentation_equals_the_per_image_crop_and_flip():
     flip = torch.rand(33, generator=gen) < 0.5
     want = torch.where(flip.view(33, 1, 1, 1), want.flip(3), want)
     assert got.dtype == torch.uint8 and torch.equal(got, want)
+
+
+def _add(tar_path, name: str, blob: bytes):
+    """A copy of the archive (uncompressed tar) with one more member."""
+    import io
+
+    out = tar_path.with_name(tar_path.name.replace(".tar.gz", f"-{len(blob)}.tar"))
+    with tarfile.open(tar_path) as src, tarfile.open(out, "w") as dst:
+        for m in src:
+            dst.addfile(m, src.extractfile(m))
+        info = tarfile.TarInfo(name)
+        info.size = len(blob)
+        dst.addfile(info, io.BytesIO(blob))
+    return out
+
+
+def _jpeg(size: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((size, size, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_a_data_set_that_is_not_whole_is_refused_naming_the_member(image_tar, tmp_path):
+    """Duplicate members, non-images, images of another size, missing classes: each refused
+    with the member (or class) named, never trained on."""
+    cases = [
+        ("fake-cifar/test/cat/0001.jpg", _jpeg(32), r"member fake-cifar/test/cat/0001.jpg appears twice"),
+        ("fake-cifar/test/cat/9999.jpg", b"GIF89a not really", r"data member fake-cifar/test/cat/9999.jpg: not a readable image"),
+        ("fake-cifar/test/dog/9998.jpg", _jpeg(64), r"data member fake-cifar/test/dog/9998.jpg: 64x64 pixels, CIFAR-10 images are 32x32"),
+    ]
+    for name, blob, says in cases:
+        with pytest.raises(ValueError, match=says):
+            prepare(fetch("images", str(_add(image_tar, name, blob)), tmp_path), {"test": None}, seed=0)
+    partial = tmp_path / "nine.tar"
+    with tarfile.open(image_tar) as src, tarfile.open(partial, "w") as dst:
+        for m in src:
+            if "/truck/" not in m.name:
+                dst.addfile(m, src.extractfile(m))
+    with pytest.raises(ValueError, match="the test split has no images of class truck"):
+        prepare(fetch("images", str(partial), tmp_path), {"test": None}, seed=0)
+
+
+def test_a_link_out_of_the_data_folder_is_not_followed(image_tar, tmp_path):
+    with tarfile.open(image_tar) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    outside = tmp_path / "elsewhere.jpg"
+    outside.write_bytes(_jpeg(32))
+    (tmp_path / "unpacked/fake-cifar/test/cat/0000.jpg").unlink()
+    (tmp_path / "unpacked/fake-cifar/test/cat/0000.jpg").symlink_to(outside)
+    with pytest.raises(ValueError, match=r"data member fake-cifar/test/cat/0000.jpg: a link to .*elsewhere.jpg, outside the data folder"):
+        prepare(fetch("images", str(tmp_path / "unpacked"), tmp_path), {"test": None}, seed=0)
+
+
+def test_a_checksum_for_a_folder_is_refused_before_any_job(tmp_path):
+    from dyndnn.config import ConfigError, _check_data_path
+
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ConfigError, match="data.sha256 is set but data.path .* is a folder"):
+        _check_data_path(tmp_path / "folder", "0" * 64)
