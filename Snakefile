@@ -25,6 +25,14 @@ onstart:
     dyndnn.record.mark_started("results")
 
 
+onsuccess:
+    dyndnn.record.mark_finished("results", "success")
+
+
+onerror:
+    dyndnn.record.mark_finished("results", "error")
+
+
 rule all:
     input:
         "results/report/index.html",

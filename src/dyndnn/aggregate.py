@@ -45,14 +45,23 @@ def export_table(paths) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def training_precision(inputs: dict) -> dict[str, list[str]]:
+    """technique -> the precisions its training ran in (every seed's history; truncated, which
+    trains nothing, has none)."""
+    found: dict[str, set[str]] = {}
+    for p in [*_as_list(inputs.get("seed_histories", inputs.get("histories", []))), *_as_list(inputs.get("baseline_histories", []))]:
+        h = pd.read_csv(p)
+        found.setdefault(Path(p).parents[1].name, set()).update(str(v) for v in h.get("precision", pd.Series(dtype=str)).dropna())
+    return {name: sorted(v) for name, v in sorted(found.items())}
+
+
 def aggregate(inputs: dict, outputs: dict, repo: str, config: dict, primary_seed: int = 0, models=None, designs=None) -> None:
     """Every table the figures and the report read. `accuracy` and `per_class` hold the
     primary seed (the models that were exported and measured); `accuracy_seeds` every
     seed, and `seed_summary` the mean and spread over seeds."""
     dataset = json.loads(Path(inputs["dataset"]).read_text())
     histories = {Path(p).parents[1].name: pd.read_csv(p) for p in _as_list(inputs.get("histories", []))}
-    precision = sorted({str(v) for h in histories.values() if "precision" in h for v in h["precision"].dropna()})  # what training ran in
-    meta = provenance.collect(repo, config=config, dataset=dataset, training_precision=precision or ["not recorded"])
+    meta = provenance.collect(repo, config=config, dataset=dataset, training_precision=training_precision(inputs))
     evaluated, summary = concat_csv(inputs["eval"]), concat_csv(inputs["summary"])
     models = list(models) if models is not None else list(evaluated["model"].unique())
     every_seed = evaluated[evaluated["model"].isin(models)].reset_index(drop=True)

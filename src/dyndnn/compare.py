@@ -21,7 +21,7 @@ import pandas as pd
 from dyndnn import analysis
 from dyndnn.record import MANIFEST, RecordError, listed, record_path, verify
 
-__all__ = ["Tolerances", "Run", "load_run", "compare", "REPRODUCED", "DIFFERS", "NOT_COMPARABLE"]
+__all__ = ["Tolerances", "Run", "load_run", "compare", "host_difference", "REPRODUCED", "DIFFERS", "NOT_COMPARABLE"]
 
 REPRODUCED, DIFFERS, NOT_COMPARABLE = "reproduced", "differs", "not comparable"
 COLUMNS = ["kind", "key", "reference", "run", "difference", "tolerance", "status", "reason"]
@@ -172,6 +172,27 @@ def _accuracy_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
     return rows
 
 
+def host_difference(a: dict, b: dict) -> str:
+    """Why two boards' timings cannot be compared ('' when their CPU identities are equal): the
+    first of CPU model, ISA flags, logical CPUs and runtime that differs, or an identity that is
+    unknown (a record made before identities were recorded)."""
+    ida, idb = a.get("cpu_identity"), b.get("cpu_identity")
+    for side, ident in (("reference", ida), ("run", idb)):
+        if not isinstance(ident, str) or not ident:
+            return f"CPU identity unknown in the {side} (recorded since record version 2; cpu_model {a.get('cpu_model') if side == 'reference' else b.get('cpu_model')!r} alone is no identity)"
+    if ida == idb:
+        return ""
+    model = lambda f: f"{f.get('cpu_vendor')} family {f.get('cpu_family')} model {f.get('cpu_model_id')} stepping {f.get('cpu_stepping')}"  # noqa: E731
+    if model(a) != model(b):
+        return f"different CPU: {model(a)} vs {model(b)}"
+    isa_a, isa_b = set(str(a.get("cpu_isa", "")).split()), set(str(b.get("cpu_isa", "")).split())
+    if isa_a != isa_b:
+        return f"different CPU: {' '.join(sorted(isa_a - isa_b)) or '-'} vs {' '.join(sorted(isa_b - isa_a)) or '-'}"
+    if str(a.get("cpu_logical")) != str(b.get("cpu_logical")):
+        return f"different CPU count: {a.get('cpu_logical')} vs {b.get('cpu_logical')} logical CPUs"
+    return f"different host: {ida} vs {idb}"
+
+
 def _latency_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
     rows = []
     a, b = (
@@ -195,8 +216,7 @@ def _latency_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
             )
         )
     for board in sorted(boards_a & boards_b):
-        cpu_a, cpu_b = ref.boards.get(board, {}).get("cpu_model"), run.boards.get(board, {}).get("cpu_model")
-        same_host = bool(cpu_a) and cpu_a == cpu_b
+        different = host_difference(ref.boards.get(board, {}), run.boards.get(board, {}))
         ga, gb = a[a.board == board], b[b.board == board]
         for (mapping, model), x in ga.groupby(["mapping", "model"]):
             y = gb[(gb.mapping == mapping) & (gb.model == model)]
@@ -226,13 +246,16 @@ def _latency_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
                         f"{key}: g{lo}/g{hi}",
                         round(ra, 4),
                         round(rb, 4),
-                        round(rel, 4),
-                        f"{tol.ratio_rel:.0%}",
-                        REPRODUCED if abs(rel) <= tol.ratio_rel else DIFFERS,
+                        round(rel, 4) if not different else None,
+                        f"{tol.ratio_rel:.0%}" if not different else None,
+                        NOT_COMPARABLE if different else REPRODUCED if abs(rel) <= tol.ratio_rel else DIFFERS,
+                        f"{different}: latency ratios are compared on the same CPU identity only (how much a smaller configuration gains depends on the vector units)"
+                        if different
+                        else "",
                     )
                 )
             for g in sorted(set(x.index) & set(y.index)):
-                if not same_host:
+                if different:
                     rows.append(
                         _row(
                             "latency_ms",
@@ -242,7 +265,7 @@ def _latency_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
                             None,
                             None,
                             NOT_COMPARABLE,
-                            f"different host model ({cpu_a or 'unknown'} vs {cpu_b or 'unknown'}): absolute times are compared on the same host model only",
+                            f"{different}: absolute times are compared on the same CPU identity only",
                         )
                     )
                     continue

@@ -19,12 +19,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dyndnn.provenance import sha256_file as sha256
+from dyndnn.runner import cpu_identity
 
-__all__ = ["RecordError", "MANIFEST", "mark_started", "make_record", "verify", "listed", "record_path", "host_facts"]
+__all__ = [
+    "RecordError",
+    "MANIFEST",
+    "GZIP_OVER",
+    "mark_started",
+    "mark_finished",
+    "read_sittings",
+    "make_record",
+    "verify",
+    "listed",
+    "record_path",
+    "host_facts",
+]
 
 MANIFEST = "manifest.json"
-RUN_STARTED = "run_started.json"  # written by the Snakefile's onstart handler
-RECORD_VERSION = 1
+SITTINGS = "sittings.json"  # one entry per invocation: the Snakefile's onstart / onsuccess / onerror handlers
+RUN_STARTED = "run_started.json"  # the single start of results made before sittings were recorded
+RECORD_VERSION = 2  # 2: host and boards carry their CPU identity (runner.cpu_identity), sittings, precision per technique
 GZIP_OVER = 1 << 20  # raw samples above 1 MiB are shipped gzipped
 
 
@@ -33,7 +47,7 @@ class RecordError(ValueError):
 
 
 def host_facts() -> dict:
-    """CPU model, cores and memory of this host."""
+    """CPU model and identity (ISA flags), cores and memory of this host."""
     cpu, mem = platform.processor() or platform.machine(), None
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -52,6 +66,7 @@ def host_facts() -> dict:
         "memory_bytes": mem,
         "machine": platform.machine(),
         "system": platform.platform(),
+        **cpu_identity(),  # vendor/family/model/stepping and the ISA flags that decide speed and precision
     }
 
 
@@ -68,17 +83,82 @@ def _record_files(results: Path) -> list[tuple[Path, str]]:
         "benchmarks/**/*.tsv",
         "data/dataset.json",
         "report/index.html",
-        RUN_STARTED,
+        "models/*/seed*/*history.csv",
     ):
         picks += sorted(p for p in results.glob(pattern) if p.is_file())
     return [(p, str(p.relative_to(results))) for p in picks]
 
 
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat(timespec="seconds")
+
+
+def _last_activity(results: Path) -> datetime | None:
+    """When the newest file under results/ was written: the end of a sitting that was killed."""
+    times = [p.stat().st_mtime for p in results.rglob("*") if p.is_file() and p.name != SITTINGS]
+    return datetime.fromtimestamp(max(times), timezone.utc) if times else None
+
+
+def read_sittings(results: str | Path) -> list[dict]:
+    """The sittings of a results folder (oldest first); a folder from before sittings were
+    recorded gives its one start."""
+    results = Path(results)
+    if (results / SITTINGS).is_file():
+        return json.loads((results / SITTINGS).read_text())
+    if (results / RUN_STARTED).is_file():
+        return [{"started": json.loads((results / RUN_STARTED).read_text())["started"]}]
+    return []
+
+
+def _write_sittings(results: Path, sittings: list[dict]) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    tmp = results / f".{SITTINGS}.tmp"
+    tmp.write_text(json.dumps(sittings, indent=1) + "\n")
+    os.replace(tmp, results / SITTINGS)
+
+
 def mark_started(results: str | Path) -> None:
-    """When this invocation of the pipeline started (the record's `started`)."""
-    path = Path(results) / RUN_STARTED
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"started": datetime.now(timezone.utc).isoformat(timespec="seconds")}) + "\n")
+    """A new sitting of the pipeline on this results folder (the Snakefile's onstart): when, on
+    which host (CPU identity: the ISA flags that decide the training precision). A sitting that
+    was killed without its end handler is closed at its last written file."""
+    results = Path(results)
+    sittings = read_sittings(results)
+    if sittings and not sittings[-1].get("finished"):
+        last = _last_activity(results)
+        sittings[-1].update(finished=_iso(last) if last else sittings[-1]["started"], outcome="interrupted (end: its last file written)")
+    cpu = cpu_identity()
+    sittings.append(
+        {
+            "started": _iso(_now()),
+            "node": platform.node(),
+            "cpu_identity": cpu["cpu_identity"],
+            "cpu_isa": cpu["cpu_isa"],
+            "native_bf16": bool({"avx512_bf16", "amx_bf16"} & set(cpu["cpu_isa"].split())),
+        }
+    )
+    _write_sittings(results, sittings)
+
+
+def mark_finished(results: str | Path, outcome: str) -> None:
+    """The end of this sitting (the Snakefile's onsuccess / onerror)."""
+    results = Path(results)
+    sittings = read_sittings(results)
+    if sittings and not sittings[-1].get("finished"):
+        sittings[-1].update(finished=_iso(_now()), outcome=outcome)
+        _write_sittings(results, sittings)
+
+
+def _closed(sittings: list[dict], now: datetime) -> list[dict]:
+    """Every sitting with its seconds; the open one (this sitting, making the record) ends now."""
+    out = []
+    for s in sittings:
+        end = datetime.fromisoformat(s["finished"]) if s.get("finished") else now
+        out.append({**s, "finished": _iso(end), "wall_s": round((end - datetime.fromisoformat(s["started"])).total_seconds(), 1)})
+    return out
 
 
 def make_record(
@@ -94,15 +174,12 @@ def make_record(
     in a sibling folder first), with the claims file the report was checked against, and
     write its manifest; returns the manifest."""
     results, out = Path(results), Path(out)
-    started_file = results / RUN_STARTED
-    started = json.loads(started_file.read_text())["started"] if started_file.is_file() else None
-    finished = datetime.now(timezone.utc)
+    finished = _now()
+    sittings = _closed(read_sittings(results), finished)
     staging = out.with_name(out.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     files = {}
     for src, rel in _record_files(results):
-        if rel == RUN_STARTED:
-            continue
         dst = staging / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if rel.endswith("samples.csv") and src.stat().st_size > GZIP_OVER:
@@ -121,9 +198,10 @@ def make_record(
         "git_dirty": git.get("dirty"),
         "config": config,
         "configfiles": list(configfiles),
-        "started": started,
-        "finished": finished.isoformat(timespec="seconds"),
-        "wall_s": round((finished - datetime.fromisoformat(started)).total_seconds(), 1) if started else None,
+        "started": sittings[0]["started"] if sittings else None,
+        "finished": _iso(finished),
+        "wall_s": round(sum(s["wall_s"] for s in sittings), 1) if sittings else None,  # the sittings' sum
+        "sittings": sittings,
         "host": host_facts(),
         "precision": precision,
         "files": dict(sorted(files.items())),

@@ -30,7 +30,7 @@ else:  # run as a script on a board: Python puts this file's folder, holding the
 # JetPack 4 boards run Python 3.6, which has no time.perf_counter_ns (3.7).
 _now_ns = getattr(time, "perf_counter_ns", None) or (lambda: int(time.perf_counter() * 1e9))
 
-__all__ = ["SAMPLE_FIELDS", "SUMMARY_FIELDS", "main"]
+__all__ = ["SAMPLE_FIELDS", "SUMMARY_FIELDS", "ISA_FLAGS", "cpu_identity", "main"]
 
 SAMPLE_FIELDS = ["label", "mapping", "frequency", "run_idx", "latency_ms"]
 SUMMARY_FIELDS = [
@@ -221,6 +221,57 @@ def time_model(infer, settings, meter=None):
     return samples
 
 
+# The instruction-set extensions inference and training runtimes dispatch on (x86: /proc/cpuinfo
+# "flags"; ARM: "Features"): two CPUs that differ in these run the same model at different speeds
+# (and train in different precisions), whatever their model-name strings say.
+ISA_FLAGS = (
+    "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
+    "amx_tile", "amx_bf16", "amx_int8", "amx_fp16", "neon", "vfpv4", "asimd", "asimdhp", "asimddp", "fphp", "sve", "sve2", "bf16", "i8mm",
+)  # fmt: skip
+# (fact, the /proc/cpuinfo keys it is read from: x86, then ARM)
+CPU_FIELDS = (
+    ("cpu_vendor", ("vendor_id", "CPU implementer")),
+    ("cpu_family", ("cpu family", "CPU architecture")),
+    ("cpu_model_id", ("model", "CPU part")),
+    ("cpu_stepping", ("stepping", "CPU revision")),
+)
+
+
+def cpu_identity(cpuinfo="/proc/cpuinfo", logical=None):
+    """What decides a CPU's speed, from /proc/cpuinfo: vendor, family, model and stepping (each the
+    set of distinct values over the processors, so a big.LITTLE board lists both clusters), the
+    ISA flags of ISA_FLAGS it has, and its logical CPUs. `cpu_identity` joins them into one
+    string: two hosts are the same kind of host only when these strings are equal."""
+    values = {fact: [] for fact, _ in CPU_FIELDS}
+    flags = set()
+    try:
+        with open(cpuinfo) as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        if ":" not in line:
+            continue
+        key, value = (part.strip() for part in line.split(":", 1))
+        if key in ("flags", "Features"):
+            flags.update(value.split())
+        for fact, keys in CPU_FIELDS:
+            if key in keys and value not in values[fact]:
+                values[fact].append(value)
+    facts = {fact: ",".join(v) for fact, v in values.items()}
+    facts["cpu_isa"] = " ".join(flag for flag in ISA_FLAGS if flag in flags)
+    facts["cpu_logical"] = logical if logical is not None else os.cpu_count()
+    known = any(facts[fact] for fact, _ in CPU_FIELDS)
+    facts["cpu_identity"] = (
+        "vendor {cpu_vendor} family {cpu_family} model {cpu_model_id} stepping {cpu_stepping}; isa {cpu_isa}; {cpu_logical} cpus".format(
+            **facts
+        )
+        if known
+        else ""
+    )
+    return facts
+
+
 def board_facts(sysfs_root, runtime):
     import importlib
 
@@ -235,7 +286,7 @@ def board_facts(sysfs_root, runtime):
                     break
     except OSError:
         pass
-    return {
+    facts = {
         "hostname": platform.node(),
         "kernel": platform.release(),
         "machine": platform.machine(),
@@ -247,6 +298,10 @@ def board_facts(sysfs_root, runtime):
         "runtime_version": importlib.import_module(RUNTIME_MODULES[runtime]).__version__,
         "cpu0_frequency_khz": read_frequency_khz(sysfs_root, 0),
     }
+    facts.update(cpu_identity())
+    if facts["cpu_identity"]:  # the runtime decides the kernels as much as the CPU does
+        facts["cpu_identity"] += "; {} {}".format(runtime, facts["runtime_version"])
+    return facts
 
 
 def mapping_levels(mapping, plan, notes):

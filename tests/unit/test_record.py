@@ -223,3 +223,112 @@ def test_a_tolerance_must_be_a_finite_number(capsys):
             main(["compare", str(RECORD), str(RECORD), "--top1-pts", bad])
         assert e.value.code == 2
         assert "a tolerance must be a finite number >= 0" in capsys.readouterr().err
+
+
+X86 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+stepping\t: 1
+flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_bf16 avx512_vnni
+"""
+BIG_LITTLE = """processor\t: 0
+Features\t: half thumb fastmult vfp edsp neon vfpv3 tls vfpv4
+CPU implementer\t: 0x41
+CPU architecture: 7
+CPU part\t: 0xc07
+CPU revision\t: 3
+
+processor\t: 4
+Features\t: half thumb fastmult vfp edsp neon vfpv3 tls vfpv4
+CPU implementer\t: 0x41
+CPU architecture: 7
+CPU part\t: 0xc0f
+CPU revision\t: 3
+"""
+
+
+def test_cpu_identity_names_what_decides_speed(tmp_path):
+    from dyndnn.runner import cpu_identity
+
+    (tmp_path / "x86").write_text(X86)
+    (tmp_path / "arm").write_text(BIG_LITTLE)
+    x86 = cpu_identity(str(tmp_path / "x86"), logical=2)
+    assert x86["cpu_isa"] == "sse4_2 avx avx2 fma avx512f avx512_vnni avx512_bf16"
+    assert (
+        x86["cpu_identity"]
+        == "vendor AuthenticAMD family 25 model 17 stepping 1; isa sse4_2 avx avx2 fma avx512f avx512_vnni avx512_bf16; 2 cpus"
+    )
+    arm = cpu_identity(str(tmp_path / "arm"), logical=8)
+    assert arm["cpu_model_id"] == "0xc07,0xc0f" and arm["cpu_isa"] == "neon vfpv4", "both clusters of a big.LITTLE board"
+    assert cpu_identity(str(tmp_path / "absent"), logical=1)["cpu_identity"] == ""
+
+
+def _with_identity(record, dest, isa: str):
+    """The record as a results folder whose board facts carry a CPU identity with these ISA flags."""
+    run = as_results(record, dest)
+    boards = pd.read_csv(run / "tables/boards.csv")
+    facts = {
+        "cpu_vendor": "AuthenticAMD",
+        "cpu_family": "25",
+        "cpu_model_id": "17",
+        "cpu_stepping": "1",
+        "cpu_isa": isa,
+        "cpu_logical": "2",
+    }
+    facts["cpu_identity"] = f"vendor AuthenticAMD family 25 model 17 stepping 1; isa {isa}; 2 cpus; onnxruntime 1.32.0"
+    extra = pd.DataFrame([{"board": "local", "fact": k, "value": v} for k, v in facts.items()])
+    pd.concat([boards[~boards.fact.isin(list(facts))], extra]).to_csv(run / "tables/boards.csv", index=False)
+    return run
+
+
+def test_latency_is_compared_only_between_equal_cpu_identities(capsys, tmp_path):
+    ref = _with_identity(RECORD, tmp_path / "ref", "avx2 avx512_bf16")
+    same = _with_identity(RECORD, tmp_path / "same", "avx2 avx512_bf16")
+    other = _with_identity(RECORD, tmp_path / "other", "avx2")
+    code, out, _ = run_compare(capsys, ref, same, "--all")
+    latency = [line for line in out.splitlines() if line.lstrip().startswith(("latency_ms", "latency_ratio"))]
+    assert code == 0 and latency and all("reproduced" in line for line in latency)
+    code, out, _ = run_compare(capsys, ref, other, "--all")
+    latency = [line for line in out.splitlines() if line.lstrip().startswith(("latency_ms", "latency_ratio"))]
+    assert latency and all("not comparable" in line and "different CPU: avx512_bf16 vs -" in line for line in latency)
+    assert re.search(r"\d+ reproduced, 0 differ, \d+ not comparable", out)
+
+
+def test_an_old_record_without_cpu_identities_is_read_and_its_latencies_not_compared(capsys, tmp_path):
+    ref = as_results(RECORD, tmp_path / "old")
+    boards = pd.read_csv(ref / "tables/boards.csv")
+    boards[~boards.fact.str.startswith("cpu_")].to_csv(ref / "tables/boards.csv", index=False)
+    run = _with_identity(RECORD, tmp_path / "new", "avx2")
+    code, out, _ = run_compare(capsys, ref, run, "--all")
+    latency = [line for line in out.splitlines() if line.lstrip().startswith("latency_ms")]
+    assert code == 0 and latency and all("CPU identity unknown in the reference" in line for line in latency)
+
+
+def test_sittings_are_recorded_and_summed(tmp_path, monkeypatch):
+    """Each invocation is a sitting (host, CPU identity); a killed one ends at its last file; the
+    record lists them all and its wall_s is their sum."""
+    import json
+    import os
+    from datetime import datetime, timedelta, timezone
+
+    from dyndnn import record as rec
+
+    results = tmp_path / "results"
+    t0 = datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
+    clock = iter([t0, t0 + timedelta(hours=2), t0 + timedelta(hours=3)])
+    monkeypatch.setattr(rec, "_now", lambda: next(clock))
+    rec.mark_started(results)  # 09:00, then killed: no end handler
+    (results / "tables").mkdir()
+    (results / "tables/x.csv").write_text("a\n1\n")
+    last = (t0 + timedelta(minutes=50)).timestamp()
+    os.utime(results / "tables/x.csv", (last, last))
+    rec.mark_started(results)  # 11:00, the second sitting
+    rec.mark_finished(results, "success")  # 12:00
+    sittings = rec.read_sittings(results)
+    assert [s["outcome"] for s in sittings] == ["interrupted (end: its last file written)", "success"]
+    assert sittings[0]["finished"] == "2026-12-03T09:50:00+00:00" and sittings[1]["cpu_identity"] == rec.cpu_identity()["cpu_identity"]
+    closed = rec._closed(sittings, t0)
+    assert [s["wall_s"] for s in closed] == [3000.0, 3600.0]
+    assert json.loads((results / "sittings.json").read_text()) == sittings

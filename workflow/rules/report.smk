@@ -9,6 +9,8 @@ rule aggregate:
         eval=expand("results/eval/seed{seed}/{model}.csv", model=EVAL_MODELS, seed=SEEDS),
         per_class=expand("results/eval/seed{seed}/{model}.per_class.csv", model=MODELS, seed=SEEDS),
         histories=expand("results/models/{dyn}/seed{seed}/stage{G}.history.csv", dyn=DYNAMIC_MODELS, seed=PRIMARY_SEED, G=G),
+        baseline_histories=expand("results/models/{baseline}/seed{seed}/history.csv", baseline=BASELINES, seed=SEEDS),
+        seed_histories=expand("results/models/{dyn}/seed{seed}/stage{G}.history.csv", dyn=DYNAMIC_MODELS, seed=SEEDS, G=G),
         summary=expand("results/profile/{board}/summary.csv", board=BOARDS),
         samples=expand("results/profile/{board}/samples.csv", board=BOARDS),
         facts=expand("results/profile/{board}/board.json", board=BOARDS),
