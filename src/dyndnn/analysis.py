@@ -419,17 +419,24 @@ def check_claims(claims, where: str = "claims file") -> None:
         if c["id"] in seen:
             raise ValueError(f"{label}: id {c['id']!r} appears twice")
         seen.add(c["id"])
+        for key in ("id", "metric", "check"):
+            if not isinstance(c[key], str):
+                raise ValueError(f"{label}.{key}: a name expected, got {c[key]!r}")
         if c["metric"] not in CLAIM_METRICS:
             raise ValueError(f"{label}.metric: unknown metric {c['metric']!r} (known: {', '.join(sorted(CLAIM_METRICS))})")
         if str(c["check"]) not in CHECKS:
             raise ValueError(f"{label}.check: unknown check {c['check']!r} (known: {', '.join(CHECKS)})")
         if c["check"] == "at_least":
             try:
-                float(c["value"]), float(c.get("tolerance", 0))
+                value, tolerance = float(c["value"]), float(c.get("tolerance", 0))
             except (TypeError, ValueError):
                 raise ValueError(
                     f"{label}: check at_least needs a numeric value and tolerance, got value {c['value']!r}, tolerance {c.get('tolerance')!r}"
                 ) from None
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{label}.value: {c['value']!r}: check at_least needs a finite value > 0 (a ratio the paper claims)")
+            if not (math.isfinite(tolerance) and 0 <= tolerance < 1):
+                raise ValueError(f"{label}.tolerance: {c.get('tolerance')!r}: a fraction in [0, 1) expected")
 
 
 def verdict(claim: dict, value) -> str:

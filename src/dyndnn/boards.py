@@ -69,6 +69,14 @@ def check_board(board: dict, where="board config") -> None:
         if unknown:
             raise ValueError(f"{where}: power.total names unknown rails {sorted(unknown)}")
     t = board["transport"]
+    if t["type"] == "local" and hasattr(os, "sched_getaffinity"):  # this host: its CPUs are known at parse time
+        host = sorted(os.sched_getaffinity(0))
+        for name, m in board["mappings"].items():
+            missing = sorted(set(m["cpus"]) - set(host)) if isinstance(m.get("cpus"), list) else []
+            if missing:
+                raise ValueError(
+                    f"{where}: mapping {name} asks for CPUs {missing}, which this host does not offer (CPUs available: {host})"
+                )
     if t["type"] == "ssh" and not t.get("host"):
         raise ValueError(f"{where}: ssh transport needs a host")
     b = board.get("bundle")

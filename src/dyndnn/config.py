@@ -351,6 +351,17 @@ def _boards(boards: list[str], boards_dir: str | Path | None) -> tuple[str, ...]
     return tuple(boards)
 
 
+def _design_train(base: dict, override: dict) -> dict:
+    """A design's train block over the config's: a design that sets `epochs` (or `lr`) and not
+    the per-stage list means it for every stage, so the config's `stage_epochs` (`stage_lr`)
+    is not inherited (it would silently win over the design's value)."""
+    merged = {**base, **override}
+    for single, per_stage in (("epochs", "stage_epochs"), ("lr", "stage_lr")):
+        if single in override and per_stage not in override:
+            merged[per_stage] = None
+    return merged
+
+
 def _designs(config: dict, model: ModelConfig) -> dict:
     """ablation: name -> (ModelConfig, TrainConfig, description), each design's overrides merged
     over the config's blocks (the one place designs are merged)."""
@@ -358,7 +369,7 @@ def _designs(config: dict, model: ModelConfig) -> dict:
     for name, d in (config.get("ablation") or {}).items():
         try:
             d_model = ModelConfig(**{**config["model"], **d.get("model", {})})
-            d_train = _build(TrainConfig, {**config["train"], **d.get("train", {})})
+            d_train = _build(TrainConfig, _design_train(config["train"], d.get("train", {})))
         except (TypeError, ValueError) as e:
             raise ConfigError(f"ablation.{name}: {e}") from None
         if d_model.groups != model.groups:

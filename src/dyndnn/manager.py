@@ -30,6 +30,11 @@ def choose(points: pd.DataFrame, budget: float, kind: str = "time_ms", accuracy:
     if kind not in BUDGET_COLUMNS:
         raise ValueError(f"budget kind must be one of {sorted(BUDGET_COLUMNS)}, got {kind!r}")
     cost = BUDGET_COLUMNS[kind]
+    for column in (cost, accuracy):
+        if not points.empty and column not in points:
+            raise ValueError(f"the operating points have no column {column!r} (columns: {', '.join(map(str, points.columns))})")
+        if not points.empty and not pd.api.types.is_numeric_dtype(points[column]):
+            raise ValueError(f"operating-points column {column!r} is not numeric (a table written by the aggregate rule has numbers there)")
     d = points.dropna(subset=[cost, accuracy]) if not points.empty else points
     if d.empty:
         raise ValueError(f"no operating point has both {cost} and {accuracy}")

@@ -168,6 +168,10 @@ def test_claims_files_are_checked_before_any_job(repo):
         (lambda c: c[2].pop("metric"), r"claims\[2\] .*missing metric"),
         (lambda c: c[2].update(value="lots"), r"at_least needs a numeric value"),
         (lambda c: c.append(dict(c[0])), r"id 'energy_range_vs_existing' appears twice"),
+        (lambda c: c[0].update(metric=["top1_by_groups"]), r"claims\[0\] .*metric: a name expected, got \['top1_by_groups'\]"),
+        (lambda c: c[0].update(value=-2.36), r"claims\[0\] .*value: -2.36: check at_least needs a finite value > 0"),
+        (lambda c: c[0].update(value=float("nan")), r"check at_least needs a finite value > 0"),
+        (lambda c: c[0].update(tolerance=1.5), r"tolerance: 1.5: a fraction in \[0, 1\) expected"),
     ]:
         bad = copy.deepcopy(claims)
         edit(bad)
@@ -197,6 +201,8 @@ def test_shipped_boards_validate(repo, name):
         (lambda b: b["transport"].update(identity="~/.ssh/id x"), r"transport.identity: .* does not match"),
         (lambda b: b["transport"].update(workdir="/tmp/`reboot`"), r"transport.workdir: .* does not match"),
         (lambda b: b["transport"].update(python="python3 -c 'import os'"), r"transport.python: .* does not match"),
+        (lambda b: b["transport"].update(connect_timeout_s=float("nan")), r"transport.connect_timeout_s: nan is not a finite number"),
+        (lambda b: b["power"].update(rate_hz=float("inf")), r"power.rate_hz: inf is not a finite number"),
     ],
 )
 def test_bad_board_configs_are_rejected(repo, tmp_path, edit, message):
@@ -336,3 +342,29 @@ def test_simulation_windows_are_ordered_and_their_factors_positive(repo, quick, 
     quick["simulate"].update(block)
     with pytest.raises(ConfigError, match=says):
         load(quick, boards_dir=repo / "config/boards")
+
+
+def test_a_local_board_asking_for_cpus_the_host_lacks_is_refused(repo, tmp_path):
+    import os
+
+    import yaml
+
+    from dyndnn.boards import load_board
+
+    board = read_yaml(repo / "config/boards/local.yaml")
+    absent = max(os.sched_getaffinity(0)) + 1
+    board["mappings"]["one-core"]["cpus"] = [absent]
+    path = tmp_path / "local.yaml"
+    path.write_text(yaml.safe_dump(board))
+    with pytest.raises(ValueError, match=rf"mapping one-core asks for CPUs \[{absent}\], which this host does not offer"):
+        load_board(path, repo / "workflow/schemas/board.schema.yaml")
+
+
+def test_a_designs_epochs_are_not_silently_overridden_by_the_configs_stage_list(repo, quick):
+    """A design that sets epochs means every stage; the config's stage_epochs is not inherited."""
+    quick["train"]["stage_epochs"] = [1, 1, 1, 2]
+    quick["ablation"] = {"long": {"train": {"epochs": 3}}, "staged": {"train": {"stage_epochs": [2, 2, 2, 2]}}}
+    cfg = load(quick, boards_dir=repo / "config/boards")
+    assert [cfg.designs["long"][1].for_stage(k).epochs for k in (1, 2, 3, 4)] == [3, 3, 3, 3]
+    assert [cfg.designs["staged"][1].for_stage(k).epochs for k in (1, 2, 3, 4)] == [2, 2, 2, 2]
+    assert [cfg.train.for_stage(k).epochs for k in (1, 2, 3, 4)] == [1, 1, 1, 2]

@@ -46,6 +46,10 @@ def test_bad_inputs():
         choose(POINTS, 1.0, "latency")
     with pytest.raises(ValueError, match="no operating point"):
         choose(POINTS.assign(energy_mj=float("nan")), 1.0, "energy_mj")
+    with pytest.raises(ValueError, match="operating-points column 'p50_ms' is not numeric"):
+        choose(POINTS.assign(p50_ms="fast"), 1.0)
+    with pytest.raises(ValueError, match="no column 'top1'"):
+        choose(POINTS.drop(columns="top1"), 1.0)
 
 
 def test_cli_answers_a_budget_query(tmp_path, capsys):
