@@ -46,9 +46,9 @@ replay: install               ## minutes, no training: verify $(REF)'s sha256s, 
 compare: install              ## number by number: $(RUN) (a record or a results folder) against $(REF)
 	$(BIN)/dyndnn compare $(REF) $(RUN)
 
-reference-quick: install      ## re-make reference/quick: a clean quick run, its record copied (commit first)
+reference-quick: install      ## re-make reference/quick: a clean quick run with three seeds, its record copied (commit first)
 	rm -rf results .snakemake
-	$(BIN)/snakemake --cores $(CORES) --configfile config/quick.yaml
+	$(BIN)/snakemake --cores $(CORES) --configfile config/quick.yaml config/three-seeds.yaml
 	rm -rf reference/quick && mkdir -p reference && cp -r results/record reference/quick
 
 unlock: install               ## after a killed run: release Snakemake's lock on results/ (then rerun; training resumes)

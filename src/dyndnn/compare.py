@@ -64,6 +64,23 @@ class Run:
         """The claims file a record ships (listed and verified), else None."""
         return Path(self.label) / "claims.yaml" if self.verified and listed(self.manifest, "claims.yaml") else None
 
+    def precision(self, model: str) -> str:
+        """The precision(s) a technique's training ran in ('' where the run does not say): a
+        record's manifest, else the accuracy table's provenance."""
+        stated = self.manifest.get("precision") if self.manifest else None
+        if stated is None:
+            meta = Path(self.label) / "tables/accuracy.meta.json"
+            try:
+                stated = json.loads(meta.read_text()).get("training_precision") if meta.is_file() else None
+            except (json.JSONDecodeError, AttributeError):
+                stated = None
+        if isinstance(stated, dict):
+            stated = stated.get(model)
+        if isinstance(stated, str):
+            stated = [stated]
+        known = [p for p in stated or [] if p in ("fp32", "bf16")]
+        return "+".join(sorted(known))
+
     @property
     def top1_floor(self) -> float:
         """report.top1_floor of the run's config (0 where an older config lacks it)."""
@@ -122,15 +139,35 @@ def _row(kind, key, ref, run, diff, tol, status, reason=""):
     }
 
 
-def _seed_std(run: Run, model: str, groups: int) -> float:
+def _seed_stats(run: Run, model: str, groups: int) -> dict:
+    """A configuration's top-1 and confidence as the run states them: the mean over its training
+    seeds (with their sample std) where it has several, else the primary seed's value (std NaN)."""
     s = run.tables["seed_summary"]
-    if s.empty or "top1_std" not in s:
-        return float("nan")
-    hit = s[(s.model == model) & (s.groups == groups)]["top1_std"]
-    return float(hit.iloc[0]) if len(hit) else float("nan")
+    hit = s[(s.model == model) & (s.groups == groups)] if not s.empty and "n_seeds" in s else s.iloc[0:0]
+    acc = run.tables["accuracy"].set_index(["model", "groups"])
+    if len(hit) and int(hit["n_seeds"].iloc[0]) > 1:
+        h = hit.iloc[0]
+        return {
+            "n": int(h["n_seeds"]),
+            "top1": float(h["top1_mean"]),
+            "top1_std": float(h["top1_std"]),
+            "confidence_norm": float(h["confidence_mean"]),
+            "confidence_norm_std": float(h["confidence_std"]) if "confidence_std" in h else float("nan"),
+        }
+    row = acc.loc[(model, groups)]
+    nan = float("nan")
+    return {"n": 1, "top1": float(row["top1"]), "top1_std": nan, "confidence_norm": float(row["confidence_norm"]), "confidence_norm_std": nan}
+
+
+def _shown(stats: dict, metric: str):
+    return stats[metric] if stats["n"] == 1 else f"{stats[metric]:.4g} (mean of {stats['n']} seeds)"
 
 
 def _accuracy_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
+    """Top-1 and normalised confidence per technique and configuration: each run's mean over its
+    seeds, within max(fixed tolerance, seed_sigmas x the larger seed std of either run). Runs
+    trained in different precisions are compared the same way, and the row says so: measured,
+    the precision moved the quick config's mean top-1 by less than its seed spread (README)."""
     rows = []
     a, b = (r.tables["accuracy"].set_index(["model", "groups"]) for r in (ref, run))
     for key in sorted(set(a.index) | set(b.index)):
@@ -151,22 +188,27 @@ def _accuracy_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
                     )
                 )
             continue
-        stds = [v for v in (_seed_std(ref, *key), _seed_std(run, *key)) if math.isfinite(v)]
-        pts = max([tol.top1_pts] + [tol.seed_sigmas * 100 * s for s in stds])
-        for metric, scale, limit, shown, digits in (
-            ("top1", 100, pts, f"{pts:.3g} pts", 3),
-            ("confidence_norm", 1, tol.confidence_abs, f"{tol.confidence_abs:g}", 4),
+        sa, sb = _seed_stats(ref, *key), _seed_stats(run, *key)
+        pa, pb = ref.precision(key[0]), run.precision(key[0])
+        note = f"trained in {pa} vs {pb}" if pa and pb and pa != pb else ""
+        for metric, scale, fixed, unit, digits in (
+            ("top1", 100, tol.top1_pts, " pts", 3),
+            ("confidence_norm", 1, tol.confidence_abs, "", 4),
         ):
-            diff = scale * (b.loc[key, metric] - a.loc[key, metric])
+            stds = [v for v in (sa[f"{metric}_std"], sb[f"{metric}_std"]) if math.isfinite(v)]
+            limit = max([fixed] + [tol.seed_sigmas * scale * v for v in stds])
+            diff = scale * (sb[metric] - sa[metric])
+            basis = f"{tol.seed_sigmas:g} seed std" if limit > fixed else "fixed"
             rows.append(
                 _row(
                     metric,
                     label,
-                    a.loc[key, metric],
-                    b.loc[key, metric],
+                    _shown(sa, metric),
+                    _shown(sb, metric),
                     round(diff, digits),
-                    shown,
+                    f"{limit:.3g}{unit} ({basis})",
                     REPRODUCED if abs(diff) <= limit else DIFFERS,
+                    note,
                 )
             )
     return rows
@@ -346,8 +388,29 @@ def _claims(run: Run, claims: list[dict]) -> pd.DataFrame:
     return analysis.evaluate_claims(claims, tables).set_index("id")
 
 
-def _claim_rows(ref: Run, run: Run, claims: list[dict]) -> list[dict]:
+# What each claim metric rests on: the kind of compared rows whose numbers decide its verdict.
+CLAIM_BASIS = {"top1_by_groups": ("top1",), "confidence_by_groups": ("confidence_norm",), "memory_vs_baselines": ("resident_bytes",)}
+LATENCY_BASIS = ("latency_ms", "latency_ratio")  # every other metric: measured times (and energy)
+
+
+def _basis_note(metric: str, compared: list[dict]) -> str:
+    """Why a changed verdict is not a difference ('' when it is): its numbers were not comparable
+    (measured on another CPU), or every one of them reproduced within its measured tolerance, so
+    the verdict turned on run-to-run spread."""
+    kinds = CLAIM_BASIS.get(metric, LATENCY_BASIS)
+    rows = [r for r in compared if r["kind"] in kinds]
+    if not rows:
+        return ""
+    if all(r["status"] == NOT_COMPARABLE for r in rows):
+        return f"rests on {'/'.join(kinds)} numbers that are not comparable here ({rows[0]['reason']})"
+    if all(r["status"] == REPRODUCED for r in rows if r["status"] != NOT_COMPARABLE):
+        return f"the verdict turned within the tolerance: every {'/'.join(kinds)} number it rests on reproduced"
+    return ""
+
+
+def _claim_rows(ref: Run, run: Run, claims: list[dict], compared: list[dict] | None = None) -> list[dict]:
     a, b = _claims(ref, claims), _claims(run, claims)
+    metrics = {c["id"]: c["metric"] for c in claims}
     rows = []
     for cid in a.index:
         va, vb = a.loc[cid, "verdict"], b.loc[cid, "verdict"]
@@ -366,6 +429,7 @@ def _claim_rows(ref: Run, run: Run, claims: list[dict]) -> list[dict]:
                 )
             )
             continue
+        note = _basis_note(metrics.get(cid, ""), compared or []) if va != vb else ""
         rows.append(
             _row(
                 "claim",
@@ -374,7 +438,8 @@ def _claim_rows(ref: Run, run: Run, claims: list[dict]) -> list[dict]:
                 f"{vb} ({_fmt(ours[1])})",
                 None,
                 "same verdict",
-                REPRODUCED if va == vb else DIFFERS,
+                REPRODUCED if va == vb else NOT_COMPARABLE if note else DIFFERS,
+                note,
             )
         )
     return rows
@@ -391,10 +456,6 @@ def _fmt(v) -> str:
 def compare(reference: Run, run: Run, claims: list[dict], tol: Tolerances | None = None) -> pd.DataFrame:
     """One row per compared number (COLUMNS)."""
     tol = tol or Tolerances.from_config(reference.config)
-    rows = (
-        _accuracy_rows(reference, run, tol)
-        + _latency_rows(reference, run, tol)
-        + _footprint_rows(reference, run)
-        + _claim_rows(reference, run, claims)
-    )
+    rows = _accuracy_rows(reference, run, tol) + _latency_rows(reference, run, tol) + _footprint_rows(reference, run)
+    rows += _claim_rows(reference, run, claims, rows)
     return pd.DataFrame(rows, columns=COLUMNS)
