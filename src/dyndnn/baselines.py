@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from dyndnn.arch import BASELINES, ModelConfig
 from dyndnn.config import TrainConfig
 from dyndnn.data import load_split
+from dyndnn.defaults import default
 from dyndnn.model import SlimmableAlexNet, l1_prune, width_config
 from dyndnn.technique import Technique, checkpoint, load_technique, save_atomic
 from dyndnn.train import fit, resolve_device, write_history
@@ -68,7 +69,7 @@ def train_baseline(
     y,
     seed: int,
     static: Technique | None = None,
-    finetune_epochs: int = 1,
+    finetune_epochs: int = default("baselines", "pruned", "finetune_epochs"),
     resume_dir=None,
     device: str | torch.device = "cpu",
 ) -> tuple[Technique, list[dict]]:
@@ -119,7 +120,7 @@ def train_baseline(
 
 
 def train_baseline_job(kind: str, data_path: str, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int, out_ckpt: str, out_history: str,
-                       static_ckpt: str | None = None, finetune_epochs: int = 1, resume_dir: str | None = None, threads: int = 1, device: str = "auto",
+                       static_ckpt: str | None = None, finetune_epochs: int = default("baselines", "pruned", "finetune_epochs"), resume_dir: str | None = None, threads: int = 1, device: str = "auto",
                        width_ckpts: list[str] | None = None) -> None:  # fmt: skip
     """The train_baseline rule: train or derive `kind`, save its checkpoint and history.
     `static` with `width_ckpts`: the widths trained by `static_width_job`, put together."""

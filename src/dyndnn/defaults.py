@@ -19,23 +19,23 @@ CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
 BOARD_SCHEMA = SCHEMA_DIR / "board.schema.yaml"
 
 
-def _read_defaults() -> dict[str, dict]:
+def _read_schema() -> dict:
     try:
-        schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
+        return yaml.safe_load(CONFIG_SCHEMA.read_text())
     except OSError as e:
         raise ImportError(
             f"dyndnn reads its config defaults from {CONFIG_SCHEMA}: {e.strerror} (install the checkout with pip install -e .)"
         ) from None
-    return {
-        section: {key: spec["default"] for key, spec in block.get("properties", {}).items() if "default" in spec}
-        for section, block in schema["properties"].items()
-    }
 
 
-_DEFAULTS = _read_defaults()
+_SCHEMA = _read_schema()
 
 
-def default(section: str, key: str):
-    """The schema's default of `section.key` (lists as tuples: the typed configs are frozen)."""
-    value = _DEFAULTS[section][key]
+def default(*path: str):
+    """The schema's default of a key, e.g. default("train", "epochs") or
+    default("baselines", "pruned", "finetune_epochs") (lists as tuples: the typed configs are frozen)."""
+    node = _SCHEMA
+    for key in path:
+        node = node["properties"][key]
+    value = node["default"]
     return tuple(value) if isinstance(value, list) else value

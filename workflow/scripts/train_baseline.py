@@ -1,6 +1,7 @@
 from dyndnn.arch import ModelConfig
 from dyndnn.baselines import train_baseline_job
 from dyndnn.config import TrainConfig
+from dyndnn.defaults import default
 from dyndnn.logs import log_to
 
 with log_to(snakemake.log[0]):
@@ -13,7 +14,7 @@ with log_to(snakemake.log[0]):
         out_ckpt=snakemake.output.ckpt,
         out_history=snakemake.output.history,
         static_ckpt=snakemake.input.static[0] if snakemake.input.static else None,
-        finetune_epochs=snakemake.params.block.get("finetune_epochs", 0),
+        finetune_epochs=snakemake.params.block.get("finetune_epochs", default("baselines", "pruned", "finetune_epochs")),
         resume_dir=snakemake.params.resume_dir,
         threads=snakemake.threads,
         device=snakemake.config["runtime"]["device"],  # where it runs: not a param (changing it reruns nothing)
