@@ -147,6 +147,14 @@ def static_for(wildcards):
     return static_full(wildcards) if wildcards.baseline in ("truncated", "pruned") else []
 
 
+def record_histories(wildcards):
+    """Every training job's per-epoch history (the record ships them)."""
+    stages = expand("results/models/{dyn}/seed{seed}/stage{k}.history.csv", dyn=DYNAMIC_MODELS, seed=SEEDS, k=range(1, G + 1))
+    baselines = expand("results/models/{baseline}/seed{seed}/history.csv", baseline=BASELINES, seed=SEEDS)
+    widths = expand("results/models/static/seed{seed}/w{k}.history.csv", seed=SEEDS, k=range(1, G + 1)) if "static" in BASELINES else []
+    return stages + baselines + widths
+
+
 def static_widths(wildcards):
     """The static baseline is its widths, each trained by its own job."""
     return [f"results/models/static/seed{wildcards.seed}/w{k}.pt" for k in range(1, G + 1)] if wildcards.baseline == "static" else []

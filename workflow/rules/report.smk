@@ -146,6 +146,8 @@ rule record:
         facts=expand("results/profile/{board}/board.json", board=BOARDS),
         budget=rules.simulate_budget.output.summary,
         claims=CLAIMS,
+        accuracy=rules.aggregate.output.accuracy,
+        histories=record_histories,
     output:
         directory("results/record"),
     log:

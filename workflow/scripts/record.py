@@ -3,14 +3,14 @@ from dyndnn.provenance import git_state, read_meta
 from dyndnn.record import make_record
 
 with log_to(snakemake.log[0]):
-    meta = read_meta("results/tables/accuracy.csv")
+    meta = read_meta(snakemake.input.accuracy)
     manifest = make_record(
         "results",
         snakemake.output[0],
         config=snakemake.params.config,
         configfiles=snakemake.params.configfiles,
         git=git_state(snakemake.params.repo),
-        precision=meta.get("training_precision", ["not recorded"]),
+        precision=meta.get("training_precision", "not recorded"),
         claims=snakemake.input.claims,
     )
     print({k: v for k, v in manifest.items() if k not in ("config", "files")}, f"{len(manifest['files'])} files")
