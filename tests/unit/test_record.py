@@ -332,3 +332,38 @@ def test_sittings_are_recorded_and_summed(tmp_path, monkeypatch):
     closed = rec._closed(sittings, t0)
     assert [s["wall_s"] for s in closed] == [3000.0, 3600.0]
     assert json.loads((results / "sittings.json").read_text()) == sittings
+
+
+def _as_precision(record, dest, precision: str, seeds_std: float | None = None, shift: float = 0.0):
+    """The record as a results folder trained in `precision`; with `seeds_std`, a three-seed
+    summary with that top-1 / confidence spread; `shift` moves every dynamic top-1."""
+    import json
+
+    run = as_results(record, dest)
+    meta = json.loads((run / "tables/accuracy.meta.json").read_text())
+    meta["training_precision"] = {"dynamic": [precision]}
+    (run / "tables/accuracy.meta.json").write_text(json.dumps(meta))
+    acc = pd.read_csv(run / "tables/accuracy.csv")
+    acc.loc[acc.model == "dynamic", "top1"] += shift
+    acc.to_csv(run / "tables/accuracy.csv", index=False)
+    if seeds_std is not None:
+        summary = analysis.seed_summary(acc.assign(seed=0))
+        summary["n_seeds"], summary["top1_std"], summary["confidence_std"] = 3, seeds_std, seeds_std
+        summary.to_csv(run / "tables/seed_summary.csv", index=False)
+    return run
+
+
+def test_a_bf16_run_within_the_measured_spread_of_an_fp32_reference_reproduces(capsys, tmp_path):
+    """Tolerance = max(top1_pts, seed_sigmas x the reference's seed std): 1.5 points against a
+    3-seed spread of 1 point (2 sigmas = 2 points) reproduce, and the row names both precisions;
+    5 points still differ (exit 1)."""
+    ref = _as_precision(RECORD, tmp_path / "ref", "fp32", seeds_std=0.01)
+    close = _as_precision(RECORD, tmp_path / "close", "bf16", shift=0.015)
+    code, out, _ = run_compare(capsys, ref, close, "--all")
+    top1 = [line for line in out.splitlines() if line.lstrip().startswith("top1") and "dynamic g" in line]
+    assert code == 0 and len(top1) == 4
+    assert all("reproduced" in line and "2 pts (2 seed std)" in line and "trained in fp32 vs bf16" in line for line in top1)
+    assert all("(mean of 3 seeds)" in line for line in top1)
+    far = _as_precision(RECORD, tmp_path / "far", "bf16", shift=0.05)
+    code, out, _ = run_compare(capsys, ref, far)
+    assert code == 1 and sum("differs" in line for line in out.splitlines() if line.lstrip().startswith("top1")) == 4
