@@ -12,7 +12,7 @@ import pandas as pd
 
 from dyndnn import analysis, provenance
 
-__all__ = ["concat_csv", "board_facts_table", "export_table", "aggregate"]
+__all__ = ["concat_csv", "board_facts_table", "export_table", "aggregate", "job_times", "job_times_table"]
 
 
 def _as_list(paths) -> list[str]:
@@ -92,3 +92,30 @@ def aggregate(inputs: dict, outputs: dict, repo: str, config: dict, primary_seed
     }
     for name, (df, sources) in tables.items():
         provenance.write_table(df, outputs[name], {**meta, "table": name, "sources": _as_list(sources)})
+
+
+def job_times_table(paths) -> pd.DataFrame:
+    """One row per job from its Snakemake benchmark file (results/benchmarks/<rule>/<what>.tsv):
+    wall and CPU seconds, peak resident memory, mean load."""
+    rows = []
+    for p in _as_list(paths):
+        p = Path(p)
+        parts = p.parts[p.parts.index("benchmarks") + 1 :] if "benchmarks" in p.parts else (p.name,)
+        b = pd.read_csv(p, sep="\t")
+        last = b.iloc[-1]  # one line per run; a rerun job's benchmark holds its last run
+        rows.append(
+            {
+                "job": parts[0].removesuffix(".tsv"),
+                "target": "/".join(parts[1:]).removesuffix(".tsv"),
+                "wall_s": float(last["s"]),
+                "cpu_s": float(last["cpu_time"]) if "cpu_time" in b else float("nan"),
+                "max_rss_mb": float(last["max_rss"]) if "max_rss" in b else float("nan"),
+                "mean_load": float(last["mean_load"]) if "mean_load" in b else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows, columns=["job", "target", "wall_s", "cpu_s", "max_rss_mb", "mean_load"])
+
+
+def job_times(paths, out: str, repo: str) -> None:
+    """The job_times rule: `job_times_table` with its provenance sidecar."""
+    provenance.write_table(job_times_table(paths), out, {**provenance.collect(repo), "table": "job_times", "sources": _as_list(paths)})

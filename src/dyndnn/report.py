@@ -160,6 +160,14 @@ TABLE_SECTIONS = {  # table without a figure -> (heading, columns, what it shows
         "the dynamic DNN is faster. MACs executed are counted from each exported ONNX graph's Conv/Gemm/MatMul nodes.",
         "The exported layouts were not compared in this run (no board measured the dynamic DNN).",
     ),
+    "job_times": (
+        "Time per job",
+        ["job", "target", "wall_s", "cpu_s", "max_rss_mb", "mean_load"],
+        "Every job of this run before the report, from its Snakemake benchmark file: wall and CPU seconds, peak resident memory (MB) "
+        "and mean CPU load (100 = one core busy). Training jobs dominate; their per-epoch images/s are in each job's history "
+        "(results/models/*/seed*/*history.csv, shipped in the record). The run's sittings and host are in the record's manifest.",
+        "No job times in this run.",
+    ),
     "ablation": (
         "Ablation: what makes later groups count",
         [

@@ -284,3 +284,33 @@ def test_figures_overlay_a_reference_record():
     shown = figure_tables(t)["fig2_top1"]
     assert (shown.top1 - shown.reference_top1).round(6).eq(0.05).all()
     assert "reference_top1" not in figure_tables(tables(True))["fig2_top1"]
+
+
+def test_job_times_come_from_every_jobs_benchmark_file(tmp_path):
+    from dyndnn.aggregate import job_times_table
+
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    files = []
+    for rel, line in [
+        (
+            "benchmarks/train_increment/dynamic/seed0/stage1.tsv",
+            "14.21\t0:00:14\t870.88\t3804.79\t845.14\t857.41\t12.89\t37.94\t132.96\t19.49\n",
+        ),
+        ("benchmarks/prepare_data.tsv", "3.50\t0:00:03\t300.00\t900.00\t290.00\t295.00\t1.00\t2.00\t98.00\t3.40\n"),
+    ]:
+        f = tmp_path / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(header + line)
+        files.append(f)
+    t = job_times_table(files)
+    assert t.to_dict("records") == [
+        {
+            "job": "train_increment",
+            "target": "dynamic/seed0/stage1",
+            "wall_s": 14.21,
+            "cpu_s": 19.49,
+            "max_rss_mb": 870.88,
+            "mean_load": 132.96,
+        },
+        {"job": "prepare_data", "target": "", "wall_s": 3.5, "cpu_s": 3.4, "max_rss_mb": 300.0, "mean_load": 98.0},
+    ]

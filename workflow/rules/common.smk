@@ -147,6 +147,23 @@ def static_for(wildcards):
     return static_full(wildcards) if wildcards.baseline in ("truncated", "pruned") else []
 
 
+def benchmark_files(wildcards):
+    """The benchmark file of every job the report waits for (rules.*.benchmark, expanded)."""
+    distilled = [dyn for dyn in DYNAMIC_MODELS if (CFG.designs[DESIGNS[dyn]][1] if dyn in DESIGNS else CFG.train).distill > 0]
+    files = ["results/benchmarks/download_data.tsv", "results/benchmarks/prepare_data.tsv"]
+    files += expand("results/benchmarks/train_increment/{dyn}/seed{seed}/stage{k}.tsv", dyn=DYNAMIC_MODELS, seed=SEEDS, k=range(1, G + 1))
+    files += expand("results/benchmarks/teacher_targets/{dyn}/seed{seed}.tsv", dyn=distilled, seed=SEEDS)
+    if "static" in BASELINES:
+        files += expand("results/benchmarks/train_static_width/seed{seed}/w{k}.tsv", seed=SEEDS, k=range(1, G + 1))
+    files += expand("results/benchmarks/train_baseline/seed{seed}/{baseline}.tsv", baseline=BASELINES, seed=SEEDS)
+    files += expand("results/benchmarks/evaluate/seed{seed}/{model}.tsv", model=EVAL_MODELS, seed=SEEDS)
+    files += expand("results/benchmarks/export/{model}.tsv", model=MEASURED)
+    files += [f"results/benchmarks/bundle_board/{b}.tsv" for b in BOARDS if uses_bundle(BOARDS[b])]
+    files += expand("results/benchmarks/profile_board/{board}.tsv", board=BOARDS)
+    files += ["results/benchmarks/aggregate.tsv", "results/benchmarks/simulate_budget.tsv"]
+    return files + expand("results/benchmarks/figures/{fig}.tsv", fig=FIGURES)
+
+
 def record_histories(wildcards):
     """Every training job's per-epoch history (the record ships them)."""
     stages = expand("results/models/{dyn}/seed{seed}/stage{k}.history.csv", dyn=DYNAMIC_MODELS, seed=SEEDS, k=range(1, G + 1))

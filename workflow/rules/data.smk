@@ -5,6 +5,8 @@ rule download_data:
         source="resources/cifar10/source.json",
     log:
         "results/logs/download_data.log",
+    benchmark:
+        "results/benchmarks/download_data.tsv"
     localrule: True  # compute nodes of a cluster often have no internet
     conda:
         CONDA_ENV
@@ -25,6 +27,8 @@ rule prepare_data:
         meta="results/data/dataset.json",
     log:
         "results/logs/prepare_data.log",
+    benchmark:
+        "results/benchmarks/prepare_data.tsv"
     localrule: True
     conda:
         CONDA_ENV

@@ -8,6 +8,8 @@ rule evaluate:
         per_class="results/eval/seed{seed}/{model}.per_class.csv",
     log:
         "results/logs/evaluate/seed{seed}/{model}.log",
+    benchmark:
+        "results/benchmarks/evaluate/seed{seed}/{model}.tsv"
     conda:
         CONDA_ENV
     threads: 1

@@ -34,6 +34,8 @@ rule profile_board:
         facts="results/profile/{board}/board.json",
     log:
         "results/logs/profile_board/{board}.log",
+    benchmark:
+        "results/benchmarks/profile_board/{board}.tsv"
     localrule: True  # boards are reached from the submit host; never from a cluster node
     conda:
         CONDA_ENV

@@ -32,6 +32,8 @@ rule aggregate:
         layouts="results/tables/layouts.csv",
     log:
         "results/logs/aggregate.log",
+    benchmark:
+        "results/benchmarks/aggregate.tsv"
     conda:
         CONDA_ENV
     params:
@@ -44,6 +46,24 @@ rule aggregate:
         "../scripts/aggregate.py"
 
 
+rule job_times:
+    """Wall and CPU time and peak memory of every job before the report, from the jobs'
+    benchmark files: what a reader needs to predict the cost on their own machine."""
+    input:
+        benchmark_files,
+    output:
+        "results/tables/job_times.csv",
+    log:
+        "results/logs/job_times.log",
+    localrule: True
+    conda:
+        CONDA_ENV
+    params:
+        repo=repo_dir,
+    script:
+        "../scripts/job_times.py"
+
+
 rule simulate_budget:
     """Runtime managers on a changing time budget, over the measured operating points."""
     input:
@@ -54,6 +74,8 @@ rule simulate_budget:
         summary="results/tables/budget_summary.csv",
     log:
         "results/logs/simulate_budget.log",
+    benchmark:
+        "results/benchmarks/simulate_budget.tsv"
     localrule: True
     conda:
         CONDA_ENV
@@ -87,6 +109,8 @@ for _fig in FIGURES:
             png=f"results/figures/{_fig}.png",
         log:
             f"results/logs/figures/{_fig}.log",
+        benchmark:
+            f"results/benchmarks/figures/{_fig}.tsv"
         localrule: True
         conda:
             CONDA_ENV
@@ -114,6 +138,7 @@ rule report:
         seed_summary=rules.aggregate.output.seed_summary,
         ablation=rules.aggregate.output.ablation,
         layouts=rules.aggregate.output.layouts,
+        job_times="results/tables/job_times.csv",
         claims=CLAIMS,
         reference=[f"{REFERENCE}/manifest.json"] if REFERENCE else [],
         template=REPORT_TEMPLATE,
@@ -121,6 +146,8 @@ rule report:
         "results/report/index.html",
     log:
         "results/logs/report.log",
+    benchmark:
+        "results/benchmarks/report.tsv"
     conda:
         CONDA_ENV
     params:
