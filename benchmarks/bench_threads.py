@@ -7,7 +7,7 @@ with `--threads` threads, and (b) `--threads` processes at once with 1 thread ea
 summed images/s). Ratio (b)/(a) > 1 means running independent jobs side by side finishes
 the same work sooner than giving one job every core.
 
-    python benchmarks/bench_threads.py [--config config/config.yaml] [--images 384] [--threads 2]
+    python benchmarks/bench_threads.py [--config config/config.yaml] [--images 6400] [--threads 2]
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def run(config, job, k, images, threads, copies):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="config/config.yaml")
-    ap.add_argument("--images", type=int, default=384)
+    ap.add_argument("--images", type=int, default=25 * 256, help="per point: 5 warm-up batches, the rest timed")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     print(

@@ -43,8 +43,10 @@ from dyndnn.train import (
 )
 
 
-def images_per_s(model, params, x, y, cfg: TrainConfig, warmup: int, loss_fn=cross_entropy_loss, soft=None) -> float:
+def images_per_s(model, params, x, y, cfg: TrainConfig, warmup: int = 5, loss_fn=cross_entropy_loss, soft=None) -> float:
     """Steady-state training images/s: `warmup` batches untimed, then the rest of x timed."""
+    if len(x) <= warmup * cfg.batch_size:
+        raise ValueError(f"{len(x)} images leave nothing to time after {warmup} warm-up batches of {cfg.batch_size}")
     precision = resolve_precision(cfg.precision, torch.device("cpu"))
     to_layout(model, cfg).train()
     opt = build_optimizer(params, cfg)
