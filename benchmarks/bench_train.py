@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=30, help="timed batches per point (after the warm-up)")
     ap.add_argument("--warmup", type=int, default=5, help="untimed batches per point")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--only", default="", help="measure only the techniques whose label contains this (e.g. 'stage 2')")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     config = read_yaml(args.config)
@@ -95,12 +96,17 @@ def main() -> None:
     print(f"{'technique':<34} {'fp32_img_s':>10} {'chosen_img_s':>12} {'ratio':>6}")
     rates: dict[str, list[float]] = {}
 
+    def wanted(label):
+        return args.only in label
+
     def show(label, pair):
         rates[label] = pair
         print(f"{label:<34} {pair[0]:>10.1f} {pair[1]:>12.1f} {pair[1] / pair[0]:>5.2f}x", flush=True)
 
     teacher_logits = {}
     for k in range(1, G + 1):
+        if not wanted(f"static {100 * k // G} %") and not (k == G and fast.distill > 0):
+            continue
         pair = []
         for cfg in (fp32, fast):
             torch.manual_seed(0)
@@ -109,12 +115,13 @@ def main() -> None:
             if k == G and fast.distill > 0:  # the trained-shape 100 % model as the teacher
                 teacher_logits[cfg.precision] = net
         show(f"static {100 * k // G} %", pair)
-    pair = []
-    for cfg in (fp32, fast):
-        torch.manual_seed(0)
-        net = SlimmableAlexNet(model_cfg, switchable_bn=True)
-        pair.append(images_per_s(net, list(net.parameters()), x, y, cfg, args.warmup, loss_fn=slimmable_loss))
-    show("slimmable (all widths per step)", pair)
+    if wanted("slimmable (all widths per step)"):
+        pair = []
+        for cfg in (fp32, fast):
+            torch.manual_seed(0)
+            net = SlimmableAlexNet(model_cfg, switchable_bn=True)
+            pair.append(images_per_s(net, list(net.parameters()), x, y, cfg, args.warmup, loss_fn=slimmable_loss))
+        show("slimmable (all widths per step)", pair)
     soft = {}
     if fast.distill > 0:
         pair = []
@@ -123,6 +130,8 @@ def main() -> None:
             pair.append(rate)
         show("teacher targets (inference, 1x)", pair)
     for k in range(1, G + 1):
+        if not wanted(f"dynamic stage {k}"):
+            continue
         pair = []
         for cfg in (fp32, fast):
             torch.manual_seed(0)
@@ -135,6 +144,8 @@ def main() -> None:
     training = [label for label in rates if not label.startswith("teacher")]
     ratios = [rates[label][1] / rates[label][0] for label in training]
     print(f"min ratio chosen/fp32 over the training steps: {min(ratios):.2f}x (target >= 2x with AVX512_BF16)")
+    if args.only:
+        return
     for i, name in enumerate(("fp32", chosen)):
         sequence = 1 / sum(1 / rates[f"static {100 * k // G} %"][i] for k in range(1, G + 1))
         print(
