@@ -16,8 +16,9 @@ DATA_CONFIG = $(if $(DATA),--config 'data={source: images$(comma) path: $(abspat
 # A shipped reference record (replay, compare) and the run it is compared with.
 REF    ?= reference/quick
 RUN    ?= results/record
+FROM   ?= results/record
 
-.PHONY: install reproduce quick test test-fast lint unlock replay compare reference-quick clean
+.PHONY: install reproduce quick test test-fast lint unlock replay compare reference-quick reference-main clean
 
 install: $(VENV)/.installed
 
@@ -50,6 +51,11 @@ reference-quick: install      ## re-make reference/quick: a clean quick run with
 	rm -rf results .snakemake
 	$(BIN)/snakemake --cores $(CORES) --configfile config/quick.yaml config/three-seeds.yaml
 	rm -rf reference/quick && mkdir -p reference && cp -r results/record reference/quick
+
+reference-main:               ## ship a finished main job's record: FROM=<run dir>/results/record (the run's own clone of a commit on main)
+	test -f $(FROM)/manifest.json
+	$(BIN)/dyndnn replay $(FROM) results/replay-check
+	rm -rf reference/main && mkdir -p reference && cp -r $(FROM) reference/main
 
 unlock: install               ## after a killed run: release Snakemake's lock on results/ (then rerun; training resumes)
 	$(BIN)/snakemake --unlock --cores 1
