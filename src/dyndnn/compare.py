@@ -233,6 +233,12 @@ def _accuracy_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
     return rows
 
 
+def _within(ratio: float, rel: float) -> bool:
+    """A timing ratio run / reference within a relative tolerance, the same both ways: 0.25 means
+    from 1/1.25 to 1.25 times the reference."""
+    return math.isfinite(ratio) and ratio > 0 and max(ratio, 1 / ratio) - 1 <= rel + 1e-12
+
+
 def host_difference(a: dict, b: dict) -> str:
     """Why two boards' timings cannot be compared ('' when their CPU identities are equal): the
     first of CPU model, ISA flags, logical CPUs and runtime that differs, or an identity that is
@@ -309,7 +315,7 @@ def _latency_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
                         round(rb, 4),
                         round(rel, 4) if not different else None,
                         f"{tol.ratio_rel:.0%}" if not different else None,
-                        NOT_COMPARABLE if different else REPRODUCED if abs(rel) <= tol.ratio_rel else DIFFERS,
+                        NOT_COMPARABLE if different else REPRODUCED if _within(rb / ra, tol.ratio_rel) else DIFFERS,
                         f"{different}: latency ratios are compared on the same CPU identity only (how much a smaller configuration gains depends on the vector units)"
                         if different
                         else "",
@@ -339,7 +345,7 @@ def _latency_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
                         y[g],
                         round(rel, 4),
                         f"{tol.latency_rel:.0%}",
-                        REPRODUCED if abs(rel) <= tol.latency_rel else DIFFERS,
+                        REPRODUCED if _within(y[g] / x[g], tol.latency_rel) else DIFFERS,
                     )
                 )
     return rows
