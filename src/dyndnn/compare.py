@@ -4,8 +4,8 @@ Scope: read two runs (a record folder with a manifest, verified first, or a pipe
 `results/` folder), and give one row per compared number with the reference's value,
 the run's, the difference, the tolerance and a status: reproduced, differs, or not
 comparable (with the reason). Compared: top-1 and normalised confidence of every
-technique and configuration; per board and mapping the latency ratio g1/gG (across hosts)
-and the median latencies (on the same host model only); resident bytes and recoverable
+technique and configuration (each run's mean over its seeds); per board and mapping the
+latency ratio g1/gG and the median latencies (on the same CPU identity only); resident bytes and recoverable
 compression per technique (exact); every claim's verdict. Pure pandas: no torch.
 """
 
@@ -34,8 +34,8 @@ class Tolerances:
     top1_pts: float = 1.0  # top-1 in points, at least ...
     seed_sigmas: float = 3.0  # ... or this many standard deviations over training seeds (pooled per technique)
     confidence_abs: float = 0.02  # normalised confidence
-    latency_rel: float = 0.25  # median latency, same host model
-    ratio_rel: float = 0.25  # latency ratio g1/gG, any host
+    latency_rel: float = 0.25  # median latency, same CPU identity
+    ratio_rel: float = 0.25  # latency ratio g1/gG, same CPU identity
 
     @classmethod
     def from_config(cls, config: dict) -> "Tolerances":
