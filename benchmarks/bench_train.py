@@ -103,7 +103,7 @@ def main() -> None:
         rates[label] = pair
         print(f"{label:<34} {pair[0]:>10.1f} {pair[1]:>12.1f} {pair[1] / pair[0]:>5.2f}x", flush=True)
 
-    teacher_logits = {}
+    teachers = {}  # precision -> the trained-shape 100 % model
     for k in range(1, G + 1):
         if not wanted(f"static {100 * k // G} %") and not (k == G and fast.distill > 0):
             continue
@@ -113,7 +113,7 @@ def main() -> None:
             net = SlimmableAlexNet(width_config(model_cfg, k))
             pair.append(images_per_s(net, list(net.parameters()), x, y, cfg, args.warmup))
             if k == G and fast.distill > 0:  # the trained-shape 100 % model as the teacher
-                teacher_logits[cfg.precision] = net
+                teachers[cfg.precision] = net
         show(f"static {100 * k // G} %", pair)
     if wanted("slimmable (all widths per step)"):
         pair = []
@@ -126,7 +126,7 @@ def main() -> None:
     if fast.distill > 0:
         pair = []
         for cfg in (fp32, fast):
-            rate, soft[cfg.precision] = teacher_images_per_s(teacher_logits[cfg.precision], x, cfg, args.warmup)
+            rate, soft[cfg.precision] = teacher_images_per_s(teachers[cfg.precision], x, cfg, args.warmup)
             pair.append(rate)
         show("teacher targets (inference, 1x)", pair)
     for k in range(1, G + 1):

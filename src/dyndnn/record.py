@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dyndnn.provenance import sha256_file as sha256
-from dyndnn.runner import cpu_identity
+from dyndnn.runner import NATIVE_BF16_FLAGS, cpu_identity
 
 __all__ = [
     "RecordError",
@@ -137,7 +137,7 @@ def mark_started(results: str | Path) -> None:
             "node": platform.node(),
             "cpu_identity": cpu["cpu_identity"],
             "cpu_isa": cpu["cpu_isa"],
-            "native_bf16": bool({"avx512_bf16", "amx_bf16"} & set(cpu["cpu_isa"].split())),
+            "native_bf16": bool(NATIVE_BF16_FLAGS & set(cpu["cpu_isa"].split())),
         }
     )
     _write_sittings(results, sittings)

@@ -30,7 +30,7 @@ else:  # run as a script on a board: Python puts this file's folder, holding the
 # JetPack 4 boards run Python 3.6, which has no time.perf_counter_ns (3.7).
 _now_ns = getattr(time, "perf_counter_ns", None) or (lambda: int(time.perf_counter() * 1e9))
 
-__all__ = ["SAMPLE_FIELDS", "SUMMARY_FIELDS", "ISA_FLAGS", "cpu_identity", "main"]
+__all__ = ["SAMPLE_FIELDS", "SUMMARY_FIELDS", "ISA_FLAGS", "NATIVE_BF16_FLAGS", "cpu_identity", "main"]
 
 SAMPLE_FIELDS = ["label", "mapping", "frequency", "run_idx", "latency_ms"]
 SUMMARY_FIELDS = [
@@ -228,6 +228,8 @@ ISA_FLAGS = (
     "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
     "amx_tile", "amx_bf16", "amx_int8", "amx_fp16", "neon", "vfpv4", "asimd", "asimdhp", "asimddp", "fphp", "sve", "sve2", "bf16", "i8mm",
 )  # fmt: skip
+# The flags under which a CPU computes bf16 natively (train.precision: auto picks bf16 there).
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 # (fact, the /proc/cpuinfo keys it is read from: x86, then ARM)
 CPU_FIELDS = (
     ("cpu_vendor", ("vendor_id", "CPU implementer")),

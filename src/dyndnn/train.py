@@ -28,6 +28,7 @@ from dyndnn.arch import ModelConfig
 from dyndnn.config import TrainConfig
 from dyndnn.data import apply_views, draw_views, load_split, normalize
 from dyndnn.model import GroupedAlexNet
+from dyndnn.runner import NATIVE_BF16_FLAGS
 from dyndnn.technique import Technique, checkpoint, load_technique, save_atomic
 
 __all__ = [
@@ -69,7 +70,7 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
         flags = set(Path(cpuinfo).read_text().split())
     except OSError:
         return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return bool(flags & NATIVE_BF16_FLAGS)
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
