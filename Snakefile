@@ -4,7 +4,7 @@ import os
 
 from snakemake.utils import min_version
 
-import dyndnn.record
+import dyndnn.results.record
 
 min_version("9.19")
 
@@ -22,15 +22,15 @@ include: "workflow/rules/report.smk"
 
 
 onstart:
-    dyndnn.record.mark_started("results")
+    dyndnn.results.record.mark_started("results")
 
 
 onsuccess:
-    dyndnn.record.mark_finished("results", "success")
+    dyndnn.results.record.mark_finished("results", "success")
 
 
 onerror:
-    dyndnn.record.mark_finished("results", "error")
+    dyndnn.results.record.mark_finished("results", "error")
 
 
 rule all:

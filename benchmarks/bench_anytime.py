@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from dyndnn.anytime import IncrementalRunner
+from dyndnn.learn.anytime import IncrementalRunner
 from dyndnn.config import read_yaml
-from dyndnn.model import GroupedAlexNet, ModelConfig
+from dyndnn.learn.model import GroupedAlexNet, ModelConfig
 
 
 def median_ms(fn, repeats: int, warmup: int = 10) -> float:

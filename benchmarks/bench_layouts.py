@@ -25,8 +25,8 @@ import onnxruntime as ort
 import torch
 
 from dyndnn.config import read_yaml
-from dyndnn.export import INPUT, graph_macs, to_onnx_bytes
-from dyndnn.model import GroupedAlexNet, ModelConfig, SlimmableAlexNet, width_config
+from dyndnn.learn.export import INPUT, graph_macs, to_onnx_bytes
+from dyndnn.learn.model import GroupedAlexNet, ModelConfig, SlimmableAlexNet, width_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -25,10 +25,10 @@ import json, sys, torch
 sys.path.insert(0, sys.argv[1])
 from bench_train import images_per_s
 from dataclasses import replace
-from dyndnn.baselines import slimmable_loss
-from dyndnn.model import SlimmableAlexNet, width_config
+from dyndnn.learn.baselines import slimmable_loss
+from dyndnn.learn.model import SlimmableAlexNet, width_config
 from dyndnn.config import TrainConfig, read_yaml
-from dyndnn.model import GroupedAlexNet, ModelConfig
+from dyndnn.learn.model import GroupedAlexNet, ModelConfig
 config, job, k, images, threads = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 torch.set_num_threads(threads)
 c = read_yaml(config)

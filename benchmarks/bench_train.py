@@ -1,6 +1,6 @@
 """Training throughput of every technique at steady state: fp32 against the chosen precision.
 
-Runs the package's own training epoch (`dyndnn.train.train_one_epoch`: the epoch's views,
+Runs the package's own training epoch (`dyndnn.learn.train.train_one_epoch`: the epoch's views,
 batch augmentation, normalisation, forward under autocast where bf16, backward, fused SGD
 step) for every technique the main job trains: each static width, the slimmable network
 (all widths per step) and each incremental stage of the dynamic DNN (groups < k frozen;
@@ -27,10 +27,10 @@ from dataclasses import replace
 
 import torch
 
-from dyndnn.baselines import slimmable_loss
+from dyndnn.learn.baselines import slimmable_loss
 from dyndnn.config import TrainConfig, read_yaml
-from dyndnn.model import GroupedAlexNet, ModelConfig, SlimmableAlexNet, width_config
-from dyndnn.train import (
+from dyndnn.learn.model import GroupedAlexNet, ModelConfig, SlimmableAlexNet, width_config
+from dyndnn.learn.train import (
     build_optimizer,
     cpu_has_native_bf16,
     cross_entropy_loss,

@@ -28,10 +28,10 @@ import yaml
 
 from dyndnn.arch import ModelConfig
 from dyndnn.config import TrainConfig, read_yaml
-from dyndnn.data import fetch, prepare
-from dyndnn.evaluate import predict
-from dyndnn.model import SlimmableAlexNet, width_config
-from dyndnn.train import cpu_has_native_bf16, fit, resolve_precision
+from dyndnn.learn.data import fetch, prepare
+from dyndnn.learn.evaluate import predict
+from dyndnn.learn.model import SlimmableAlexNet, width_config
+from dyndnn.learn.train import cpu_has_native_bf16, fit, resolve_precision
 
 
 def load_data(archive: str, cache: Path) -> dict:

@@ -28,7 +28,7 @@ def make_image_tar(path: Path, per_class: dict[str, int], seed: int = 0) -> Path
     """A .tar.gz in image-folder layout with random 32x32 JPEGs: top/{split}/{class}/{i}.jpg."""
     from PIL import Image
 
-    from dyndnn.data import CLASSES
+    from dyndnn.learn.data import CLASSES
 
     rng = np.random.default_rng(seed)
     with tarfile.open(path, "w:gz") as tar:
@@ -85,8 +85,8 @@ def host_bundle(tmp_path: Path, models: list[dict], board: dict):
     without downloads (the runtime folder is pre-seeded in a private cache)."""
     import json
 
-    from dyndnn.bundle import BundleSpec, build_bundle
-    from dyndnn.profiling import runner_files
+    from dyndnn.boards.bundle import BundleSpec, build_bundle
+    from dyndnn.boards.profiling import runner_files
 
     python = f"{sys.version_info[0]}.{sys.version_info[1]}"
     block = {"arch": "amd64", "python": python, "source": "pypi", "packages": ["onnxruntime"], "interpreter": sys.executable}
@@ -104,8 +104,8 @@ def tiny_onnx_models(folder: Path, groups=(1, 4)) -> list[dict]:
     """ONNX exports (opset 13, IR 7) of a seeded tiny dynamic DNN at the given group counts, as profile_board's models."""
     import torch
 
-    from dyndnn.export import to_onnx_bytes
-    from dyndnn.model import GroupedAlexNet, ModelConfig
+    from dyndnn.learn.export import to_onnx_bytes
+    from dyndnn.learn.model import GroupedAlexNet, ModelConfig
 
     torch.manual_seed(0)
     net = GroupedAlexNet(ModelConfig(**TINY))

@@ -3,7 +3,7 @@
 Scope: `ModelConfig` (what every checkpoint stores), the pool positions, the
 connectivity, head and export-layout choices, and `arch_config(cfg, k)`. The config
 module, the Snakefile's DAG parse, the report and the runner's hosts read these
-without importing torch; `dyndnn.model` builds the networks from them.
+without importing torch; `dyndnn.learn.model` builds the networks from them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ POOL_AFTER = (0, 1, 4)  # max-pool after conv1, conv2, conv5 (32 -> 16 -> 8 -> 4
 # dense: one dense op whose weight has zero blocks above the diagonal (the naive
 #        reference layout: every configuration pays for the pruned connections).
 LAYOUTS = ("split", "dense")
-# The "existing works" compared against (dyndnn.baselines trains them); `static` comes first:
+# The "existing works" compared against (dyndnn.learn.baselines trains them); `static` comes first:
 # truncated and pruned derive from its 100 % model.
 BASELINES = ("static", "slimmable", "truncated", "pruned")
 

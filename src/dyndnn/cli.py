@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import pandas as pd
 
-from dyndnn.manager import BUDGET_COLUMNS, choose
+from dyndnn.results.manager import BUDGET_COLUMNS, choose
 
 __all__ = ["main"]
 
@@ -62,7 +62,7 @@ def _compare(args) -> int:
 
     import yaml
 
-    from dyndnn.compare import DIFFERS, NOT_COMPARABLE, REPRODUCED, Tolerances, compare, load_run  # only for this subcommand
+    from dyndnn.results.compare import DIFFERS, NOT_COMPARABLE, REPRODUCED, Tolerances, compare, load_run  # only for this subcommand
 
     reference, run = load_run(args.reference), load_run(args.run)
     tol = Tolerances.from_config(reference.config)
@@ -88,7 +88,7 @@ def _compare(args) -> int:
 def _replay(args) -> int:
     from pathlib import Path
 
-    from dyndnn.replay import replay  # plotting imports: only for this subcommand
+    from dyndnn.results.replay import replay  # plotting imports: only for this subcommand
 
     html = replay(args.record, args.out, Path(__file__).resolve().parents[2])
     print(f"replayed {args.record} (every file's sha256 verified) into {args.out}: {html}")

@@ -12,9 +12,9 @@ import pytest
 import torch
 from helpers import TINY, host_bundle, tiny_onnx_models
 
-from dyndnn.boards import BoardError
-from dyndnn.model import GroupedAlexNet, ModelConfig
-from dyndnn.profiling import profile_board
+from dyndnn.boards.board import BoardError
+from dyndnn.learn.model import GroupedAlexNet, ModelConfig
+from dyndnn.boards.profiling import profile_board
 
 SETTINGS = {"warmup": 2, "min_runs": 15, "min_seconds": 0.05, "seed": 0}
 
@@ -66,7 +66,7 @@ def test_measures_every_model_on_every_mapping(models, tmp_path, transport):
 
 def test_torch_runtime_runs_torchscript(tmp_path):
     """Boards without an ONNX Runtime build (32-bit ARM) run the TorchScript export."""
-    from dyndnn.export import to_torchscript
+    from dyndnn.learn.export import to_torchscript
 
     torch.manual_seed(0)
     net = GroupedAlexNet(ModelConfig(**TINY))

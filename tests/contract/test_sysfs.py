@@ -15,9 +15,9 @@ import pytest
 import torch
 from helpers import REPO, TINY
 
-from dyndnn import dvfs, power
-from dyndnn.export import to_onnx_bytes
-from dyndnn.model import GroupedAlexNet, ModelConfig
+from dyndnn.boards.onboard import dvfs, power
+from dyndnn.learn.export import to_onnx_bytes
+from dyndnn.learn.model import GroupedAlexNet, ModelConfig
 
 POLICY = "sys/devices/system/cpu/cpufreq/policy4"
 GPU = "sys/devices/57000000.gpu/devfreq/57000000.gpu"
@@ -128,11 +128,11 @@ def plan(sysfs, model, min_seconds=0.02, **power_cfg):
 
 @pytest.fixture
 def runner_module():
-    sys.path.insert(0, str(REPO / "src/dyndnn"))
+    sys.path.insert(0, str(REPO / "src/dyndnn/boards/onboard"))
     try:
         yield importlib.import_module("runner")
     finally:
-        sys.path.remove(str(REPO / "src/dyndnn"))
+        sys.path.remove(str(REPO / "src/dyndnn/boards/onboard"))
 
 
 def run_in_process(runner_module, tmp_path, p):
@@ -174,7 +174,7 @@ def test_runner_restores_after_sigterm(sysfs, onnx_model, tmp_path):
     before = snapshot(sysfs)
     (tmp_path / "plan.json").write_text(json.dumps(plan(sysfs, onnx_model, min_seconds=60)))
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "src/dyndnn/runner.py"), str(tmp_path / "plan.json"), str(tmp_path / "out")],
+        [sys.executable, str(REPO / "src/dyndnn/boards/onboard/runner.py"), str(tmp_path / "plan.json"), str(tmp_path / "out")],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -246,7 +246,7 @@ def test_a_board_is_never_measured_twice_at_once(sysfs, onnx_model, tmp_path):
     with open(lock, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another measurement is running
         proc = subprocess.Popen(
-            [sys.executable, str(REPO / "src/dyndnn/runner.py"), str(tmp_path / "plan.json"), str(tmp_path / "out")],
+            [sys.executable, str(REPO / "src/dyndnn/boards/onboard/runner.py"), str(tmp_path / "plan.json"), str(tmp_path / "out")],
             stderr=subprocess.PIPE,
             text=True,
         )

@@ -24,9 +24,9 @@ import urllib.request
 import pytest
 from helpers import REPO
 
-from dyndnn.boards import load_board
-from dyndnn.bundle import DEFAULT_MIRROR, BundleSpec, build_bundle, build_runtime
-from dyndnn.profiling import models_from_paths, profile_board, runner_files
+from dyndnn.boards.board import load_board
+from dyndnn.boards.bundle import DEFAULT_MIRROR, BundleSpec, build_bundle, build_runtime
+from dyndnn.boards.profiling import models_from_paths, profile_board, runner_files
 
 pytestmark = [pytest.mark.emulation, pytest.mark.slow]
 

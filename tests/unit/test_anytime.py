@@ -8,8 +8,8 @@ import pytest
 import torch
 from helpers import TINY
 
-from dyndnn.anytime import IncrementalRunner
-from dyndnn.model import GroupedAlexNet, ModelConfig
+from dyndnn.learn.anytime import IncrementalRunner
+from dyndnn.learn.model import GroupedAlexNet, ModelConfig
 
 
 @pytest.mark.parametrize("connectivity,head,batch", list(itertools.product(["nested", "grouped"], ["sum", "per_config"], [1, 64])))

@@ -6,11 +6,11 @@ import pytest
 import torch
 from helpers import TINY
 
-from dyndnn.baselines import train_baseline
+from dyndnn.learn.baselines import train_baseline
 from dyndnn.config import TrainConfig
-from dyndnn.export import onnx_parity, to_onnx_bytes, to_torchscript, torchscript_parity
-from dyndnn.model import GroupedAlexNet, ModelConfig, SlimmableAlexNet, l1_prune, width_config
-from dyndnn.technique import Technique
+from dyndnn.learn.export import onnx_parity, to_onnx_bytes, to_torchscript, torchscript_parity
+from dyndnn.learn.model import GroupedAlexNet, ModelConfig, SlimmableAlexNet, l1_prune, width_config
+from dyndnn.learn.technique import Technique
 
 SMALL = ModelConfig(groups=2, conv_channels=(4, 4, 4, 4, 4), fc_features=(4,))
 CFG4 = ModelConfig(groups=4, **TINY)

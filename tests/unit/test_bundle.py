@@ -15,11 +15,11 @@ import pytest
 import torch
 from helpers import TINY, host_bundle, tiny_onnx_models
 
-from dyndnn.boards import BoardError, check_board
-from dyndnn.bundle import BundleSpec, DebianIndex, parse_depends, resolve, unpack_deb
-from dyndnn.export import ExportError, _describe, check_manifest, to_onnx_bytes
-from dyndnn.model import GroupedAlexNet, ModelConfig
-from dyndnn.profiling import check_bundle, check_parity, check_results, parity_inputs, profile_board
+from dyndnn.boards.board import BoardError, check_board
+from dyndnn.boards.bundle import BundleSpec, DebianIndex, parse_depends, resolve, unpack_deb
+from dyndnn.learn.export import ExportError, _describe, check_manifest, to_onnx_bytes
+from dyndnn.learn.model import GroupedAlexNet, ModelConfig
+from dyndnn.boards.profiling import check_bundle, check_parity, check_results, parity_inputs, profile_board
 
 SETTINGS = {"warmup": 1, "min_runs": 5, "min_seconds": 0.0, "seed": 0}
 
@@ -186,7 +186,7 @@ def test_stale_bundle_is_refused_before_connecting(tmp_path, models, monkeypatch
 
 def test_board_outputs_that_differ_from_the_host_fail(tmp_path, models):
     xs = parity_inputs(3, 0)
-    from dyndnn.profiling import host_outputs
+    from dyndnn.boards.profiling import host_outputs
 
     good = {f"m{i}": host_outputs(m["path"], xs) for i, m in enumerate(models)}
     np.savez(tmp_path / "ok.npz", **good)
@@ -201,7 +201,7 @@ def test_incomplete_runner_results_are_rejected(tmp_path, models):
     out = tmp_path / "profile" / "testboard"
     out.parent.mkdir()
     profile_board(board(), models, SETTINGS, out)
-    from dyndnn.profiling import _plan
+    from dyndnn.boards.profiling import _plan
 
     plan = _plan(board(), models, SETTINGS)
     staging = tmp_path / "staging"

@@ -158,7 +158,7 @@ def test_ablation_overrides_simulate_board_and_yaml_errors_are_named(repo, schem
 
 
 def test_claims_files_are_checked_before_any_job(repo):
-    from dyndnn.analysis import check_claims
+    from dyndnn.results.analysis import check_claims
 
     claims = read_yaml(repo / "config/claims.yaml")["claims"]
     check_claims(claims)  # the shipped file is fine
@@ -181,7 +181,7 @@ def test_claims_files_are_checked_before_any_job(repo):
 
 @pytest.mark.parametrize("name", ["local", "odroid-xu3", "jetson-nano"])
 def test_shipped_boards_validate(repo, name):
-    from dyndnn.boards import load_board
+    from dyndnn.boards.board import load_board
 
     board = load_board(repo / f"config/boards/{name}.yaml", repo / "workflow/schemas/board.schema.yaml")
     assert board["name"] == name and board["mappings"]
@@ -206,7 +206,7 @@ def test_shipped_boards_validate(repo, name):
     ],
 )
 def test_bad_board_configs_are_rejected(repo, tmp_path, edit, message):
-    from dyndnn.boards import load_board
+    from dyndnn.boards.board import load_board
 
     board = read_yaml(repo / "config/boards/odroid-xu3.yaml")
     edit(board)
@@ -349,7 +349,7 @@ def test_a_local_board_asking_for_cpus_the_host_lacks_is_refused(repo, tmp_path)
 
     import yaml
 
-    from dyndnn.boards import load_board
+    from dyndnn.boards.board import load_board
 
     board = read_yaml(repo / "config/boards/local.yaml")
     absent = max(os.sched_getaffinity(0)) + 1

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dyndnn.data import CLASSES, augment, fetch, prepare, sha256_file
+from dyndnn.learn.data import CLASSES, augment, fetch, prepare, sha256_file
 
 
 def test_archive_source_stratified_and_deterministic(image_tar, tmp_path):

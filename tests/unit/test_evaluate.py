@@ -1,4 +1,4 @@
-"""MAC and parameter counting (dyndnn.evaluate), checked against hand counts of the AlexNet
+"""MAC and parameter counting (dyndnn.learn.evaluate), checked against hand counts of the AlexNet
 layer formulas: the accuracy table's `macs`, `params` and `weight_bytes` columns and the
 recoverable-compression claim rest on them."""
 
@@ -9,8 +9,8 @@ import torch
 from helpers import TINY
 
 from dyndnn.arch import ModelConfig
-from dyndnn.evaluate import config_params, count_macs
-from dyndnn.model import GroupedAlexNet, SlimmableAlexNet, width_config
+from dyndnn.learn.evaluate import config_params, count_macs
+from dyndnn.learn.model import GroupedAlexNet, SlimmableAlexNet, width_config
 
 G = 4
 SIDES = (32, 16, 8, 8, 8)  # output side of conv1..conv5 on 32x32 inputs (pools after conv1, conv2, conv5)

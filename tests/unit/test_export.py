@@ -1,4 +1,4 @@
-"""Export (dyndnn.export): the MACs an exported graph executes, counted from the ONNX graph."""
+"""Export (dyndnn.learn.export): the MACs an exported graph executes, counted from the ONNX graph."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import torch
 from helpers import TINY
 
 from dyndnn.arch import ModelConfig
-from dyndnn.evaluate import count_macs
-from dyndnn.export import export_technique, graph_macs, to_onnx_bytes
-from dyndnn.model import GroupedAlexNet, NestedLayer
+from dyndnn.learn.evaluate import count_macs
+from dyndnn.learn.export import export_technique, graph_macs, to_onnx_bytes
+from dyndnn.learn.model import GroupedAlexNet, NestedLayer
 
 G = 4
 
@@ -51,7 +51,7 @@ def test_export_technique_writes_every_configuration_from_one_load(tmp_path):
     """One job per technique: configurations 1..G from one read of the checkpoint and the test
     images; each ONNX equals the PyTorch model on them, and the manifest says so."""
     from dyndnn.config import TrainConfig
-    from dyndnn.technique import Technique, checkpoint, save_atomic
+    from dyndnn.learn.technique import Technique, checkpoint, save_atomic
 
     model = tiny("nested", "sum")
     save_atomic(checkpoint(Technique("dynamic", [model], model.cfg), TrainConfig(), 0, []), tmp_path / "ckpt.pt")

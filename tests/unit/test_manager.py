@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from dyndnn.manager import choose
+from dyndnn.results.manager import choose
 
 POINTS = pd.DataFrame(
     {

@@ -10,9 +10,9 @@ import torch
 from helpers import TINY
 
 from dyndnn.config import TrainConfig
-from dyndnn.export import onnx_parity, to_onnx_bytes, to_torchscript, torchscript_parity
-from dyndnn.model import LAYOUTS, GroupedAlexNet, ModelConfig
-from dyndnn.train import fit_stage
+from dyndnn.learn.export import onnx_parity, to_onnx_bytes, to_torchscript, torchscript_parity
+from dyndnn.learn.model import LAYOUTS, GroupedAlexNet, ModelConfig
+from dyndnn.learn.train import fit_stage
 
 VARIANTS = list(itertools.product(["nested", "grouped"], ["sum", "per_config"]))
 G = 4
@@ -51,7 +51,7 @@ def test_k_group_output_ignores_later_groups(connectivity, head):
 @pytest.fixture
 def bf16_capable(monkeypatch):
     """Let `precision: bf16` run on any CPU (autocast emulates bf16 where it is not native)."""
-    monkeypatch.setattr("dyndnn.train.cpu_has_native_bf16", lambda *a: True)
+    monkeypatch.setattr("dyndnn.learn.train.cpu_has_native_bf16", lambda *a: True)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +165,7 @@ def test_frozen_dropout_acts_only_on_frozen_features_read_while_training():
 def test_distilled_stages_keep_the_invariant_and_leave_the_teacher_untouched(precision, bf16_capable):
     """KD from a dense teacher changes what group k learns, never the earlier groups or the teacher
     (teacher and student in the same precision and layout)."""
-    from dyndnn.model import SlimmableAlexNet
+    from dyndnn.learn.model import SlimmableAlexNet
 
     torch.manual_seed(1)
     teacher = SlimmableAlexNet(ModelConfig(groups=G, **TINY)).train()  # train mode on purpose: the loss must switch it to eval

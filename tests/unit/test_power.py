@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from dyndnn import power
+from dyndnn.boards.onboard import power
 
 
 def rapl_tree(root, zones):
@@ -70,7 +70,7 @@ def test_energy_per_inference_covers_exactly_the_timed_inferences(tmp_path):
     """An INA3221 rail that reads 10 W during the warm-up and 2 W from the moment it ends
     (the last warm-up inference switches it): energy per inference must be 2 W x the
     inference time, with none of the warm-up's 10 W in it."""
-    from dyndnn import runner
+    from dyndnn.boards.onboard import runner
 
     rail = tmp_path / "sys/bus/i2c/drivers/ina3221x/6-0040/iio:device0/in_power0_input"
     rail.parent.mkdir(parents=True)
@@ -105,6 +105,6 @@ def test_energy_per_inference_without_a_window_uses_mean_power_and_latency():
 
 
 def runner_energy(meter, samples):
-    from dyndnn import runner
+    from dyndnn.boards.onboard import runner
 
     return runner.energy_per_inference(meter, samples)

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from helpers import REPO
 
-from dyndnn import analysis
+from dyndnn.results import analysis
 from dyndnn.cli import main
-from dyndnn.record import RecordError, verify
+from dyndnn.results.record import RecordError, verify
 
 RECORD = REPO / "reference/quick"
 
@@ -54,7 +54,7 @@ def test_the_shipped_record_verifies_and_holds_what_a_reviewer_needs():
 
 
 def test_replay_rebuilds_the_shipped_report(tmp_path):
-    from dyndnn.replay import replay
+    from dyndnn.results.replay import replay
 
     html = replay(RECORD, tmp_path / "replay", REPO)
     shipped = (RECORD / "report/index.html").read_text()
@@ -116,7 +116,7 @@ def test_compare_across_two_boards_leaves_latency_not_comparable(capsys, tmp_pat
 def test_report_sets_the_reference_record_beside_the_run(tmp_path):
     """report.reference: the claims table gains the reference's verdict and reproduced / differs;
     a moved top-1 shows up among the rows that did not reproduce."""
-    from dyndnn.report import TABLE_SECTIONS, report_from_files
+    from dyndnn.results.report import TABLE_SECTIONS, report_from_files
 
     run = as_results(RECORD, tmp_path / "results")
     acc = pd.read_csv(run / "tables/accuracy.csv")
@@ -144,7 +144,7 @@ def _record_from(tmp_path, grow_samples_to: int = 0):
     a results folder; with `grow_samples_to`, its raw latency samples repeated past that size."""
     import json
 
-    from dyndnn.record import make_record
+    from dyndnn.results.record import make_record
 
     results = as_results(RECORD, tmp_path / "results")
     samples = results / "tables/latency_samples.csv"
@@ -161,8 +161,8 @@ def _record_from(tmp_path, grow_samples_to: int = 0):
 
 
 def test_a_record_with_samples_over_the_gzip_threshold_replays_and_compares_with_itself(capsys, tmp_path):
-    from dyndnn.record import GZIP_OVER
-    from dyndnn.replay import replay
+    from dyndnn.results.record import GZIP_OVER
+    from dyndnn.results.replay import replay
 
     record = _record_from(tmp_path, grow_samples_to=GZIP_OVER + 1)
     manifest = verify(record)
@@ -260,7 +260,7 @@ CPU revision\t: 3
 
 
 def test_cpu_identity_names_what_decides_speed(tmp_path):
-    from dyndnn.runner import cpu_identity
+    from dyndnn.boards.onboard.runner import cpu_identity
 
     (tmp_path / "x86").write_text(X86)
     (tmp_path / "arm").write_text(BIG_LITTLE)
@@ -323,7 +323,7 @@ def test_sittings_are_recorded_and_summed(tmp_path, monkeypatch):
     import os
     from datetime import datetime, timedelta, timezone
 
-    from dyndnn import record as rec
+    from dyndnn.results import record as rec
 
     results = tmp_path / "results"
     t0 = datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from helpers import REPO
 
-from dyndnn import analysis, plots
-from dyndnn.figures import FIGURES
-from dyndnn.report import build_context, figure_tables, render
+from dyndnn.results import analysis, plots
+from dyndnn.results.figures import FIGURES
+from dyndnn.results.report import build_context, figure_tables, render
 
 ACC = pd.DataFrame(
     {
@@ -85,7 +85,7 @@ def tables(with_latency: bool, baselines: bool = False) -> dict:
     summ = summary({k: float(k) for k in range(1, 5)}) if with_latency else pd.DataFrame()
     t = {**claim_tables(acc, summ), "samples": lat}
     if with_latency:
-        from dyndnn.simulate import TraceSpec, simulate, summarise_runs
+        from dyndnn.results.simulate import TraceSpec, simulate, summarise_runs
 
         pts = t["points"][t["points"].model == "dynamic"]
         t["budget_trace"] = simulate(pts, lat, TraceSpec(steps=60, contention=((10, 30, 2.0),), budget_changes=(), window=5))
@@ -243,7 +243,7 @@ def test_seed_summary_and_ablation_table_from_hand_built_results(repo, tmp_path)
 
 
 def test_busy_boards_are_warned_about():
-    from dyndnn.report import load_warnings
+    from dyndnn.results.report import load_warnings
 
     boards = [
         {"board": "local", "facts": {"host_others_cpu_share": "0.62", "host_load_avg": "[3.1, 2.0, 1.2]"}},
@@ -255,7 +255,7 @@ def test_busy_boards_are_warned_about():
 
 
 def test_unsteady_medians_are_warned_about():
-    from dyndnn.report import load_warnings
+    from dyndnn.results.report import load_warnings
 
     steady = [1.0] * 30
     drifting = [1.0] * 10 + [1.5] * 10 + [1.0] * 10  # the middle third ran 50 % slower
@@ -287,7 +287,7 @@ def test_figures_overlay_a_reference_record():
 
 
 def test_job_times_come_from_every_jobs_benchmark_file(tmp_path):
-    from dyndnn.aggregate import job_times_table
+    from dyndnn.results.aggregate import job_times_table
 
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     files = []

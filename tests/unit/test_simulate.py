@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dyndnn.simulate import TraceSpec, make_trace, simulate, summarise_runs
+from dyndnn.results.simulate import TraceSpec, make_trace, simulate, summarise_runs
 
 POINTS = pd.DataFrame(
     {

@@ -1,4 +1,4 @@
-"""One checkpoint format and one loader for every technique (dyndnn.technique)."""
+"""One checkpoint format and one loader for every technique (dyndnn.learn.technique)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from helpers import TINY
 
 from dyndnn.arch import ModelConfig
 from dyndnn.config import TrainConfig
-from dyndnn.model import GroupedAlexNet, SlimmableAlexNet, l1_prune, width_config
-from dyndnn.technique import TECHNIQUES, Technique, checkpoint, load_technique, save_atomic
+from dyndnn.learn.model import GroupedAlexNet, SlimmableAlexNet, l1_prune, width_config
+from dyndnn.learn.technique import TECHNIQUES, Technique, checkpoint, load_technique, save_atomic
 
 CFG = ModelConfig(groups=4, **TINY)
 

@@ -1,4 +1,4 @@
-"""Training (dyndnn.train): a training job killed in the middle of a stage resumes from its last epoch checkpoint
+"""Training (dyndnn.learn.train): a training job killed in the middle of a stage resumes from its last epoch checkpoint
 and ends with exactly the weights of an uninterrupted run (CPU, fixed seeds, 1 thread)."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from helpers import TINY
 
 from dyndnn.arch import ModelConfig
 from dyndnn.config import TrainConfig
-from dyndnn.model import GroupedAlexNet
-from dyndnn.technique import Technique, checkpoint, load_technique
-from dyndnn.train import cpu_has_native_bf16, fit_stage, resolve_precision
+from dyndnn.learn.model import GroupedAlexNet
+from dyndnn.learn.technique import Technique, checkpoint, load_technique
+from dyndnn.learn.train import cpu_has_native_bf16, fit_stage, resolve_precision
 
 EPOCHS = 4
 CHILD = """
@@ -25,7 +25,7 @@ import json, logging, sys
 logging.basicConfig(level=logging.INFO)
 from dyndnn.config import TrainConfig
 from dyndnn.arch import ModelConfig
-from dyndnn.train import train_increment
+from dyndnn.learn.train import train_increment
 a = json.loads(sys.argv[1])
 train_increment(a["data"], ModelConfig(**a["model"]), TrainConfig(**a["train"]), stage=a["stage"], seed=0,
                 out_ckpt=a["out"], out_history=a["out"] + ".csv", previous_ckpt=a["prev"], resume_path=a["resume"], threads=1, device="cpu")
@@ -84,11 +84,11 @@ def test_precision_is_detected_recorded_and_refused_where_not_native(monkeypatch
     cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
     assert cpu_has_native_bf16(str(cpuinfo))
     cpu = torch.device("cpu")
-    monkeypatch.setattr("dyndnn.train.cpu_has_native_bf16", lambda *a: False)
+    monkeypatch.setattr("dyndnn.learn.train.cpu_has_native_bf16", lambda *a: False)
     assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("fp32", cpu) == "fp32"
     with pytest.raises(ValueError, match="train.precision is 'bf16'.*no native bf16"):
         resolve_precision("bf16", cpu)
-    monkeypatch.setattr("dyndnn.train.cpu_has_native_bf16", lambda *a: True)
+    monkeypatch.setattr("dyndnn.learn.train.cpu_has_native_bf16", lambda *a: True)
     assert resolve_precision("auto", cpu) == "bf16" and resolve_precision("fp32", cpu) == "fp32"
     model = GroupedAlexNet(ModelConfig(**TINY))
     x, y = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (32,))
@@ -103,8 +103,8 @@ def test_the_stages_share_the_teachers_logits_and_see_the_same_views():
     stage's history and checked against the targets; targets of other views are refused."""
     from dataclasses import replace
 
-    from dyndnn.model import SlimmableAlexNet
-    from dyndnn.train import epoch_views, teacher_targets, views_digest
+    from dyndnn.learn.model import SlimmableAlexNet
+    from dyndnn.learn.train import epoch_views, teacher_targets, views_digest
 
     torch.manual_seed(0)
     cfg_model = ModelConfig(**TINY)
@@ -134,7 +134,7 @@ def test_the_stages_share_the_teachers_logits_and_see_the_same_views():
 def test_static_widths_trained_as_separate_jobs_make_the_static_baseline(tmp_path):
     """static_width_job per width, then train_baseline_job puts them together: the same nets as
     training the widths one after the other in one job."""
-    from dyndnn.baselines import static_width_job, train_baseline, train_baseline_job
+    from dyndnn.learn.baselines import static_width_job, train_baseline, train_baseline_job
 
     cfg_model = ModelConfig(groups=2, **{k: v for k, v in TINY.items() if k != "groups"})
     x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)

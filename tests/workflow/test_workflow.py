@@ -148,7 +148,7 @@ def test_quick_run_report_has_accuracy_and_latency_for_every_configuration(quick
     for k in (1, 2, 3, 4):  # the split graph executes the connected MACs; the naive one more from k = 2
         assert exports["dynamic", k] == evaluated.loc[("dynamic", k), "macs"] == evaluated.loc[("dynamic", k), "macs_executed"]
         assert (exports["dynamic-dense", k] > exports["dynamic", k]) == (k > 1)
-    from dyndnn.figures import FIGURES
+    from dyndnn.results.figures import FIGURES
 
     assert html.count("data:image/png;base64,") == len(FIGURES)
     assert (workdir / "results/tables/accuracy.meta.json").is_file()
@@ -165,7 +165,7 @@ def test_editing_a_measurement_setting_reruns_only_profiling_and_after(quick_run
     )
     proc = snakemake(workdir, "-n", "--configfile", str(edited))
     jobs = job_counts(proc.stdout + proc.stderr)
-    from dyndnn.figures import FIGURES
+    from dyndnn.results.figures import FIGURES
 
     # job_times follows too: it reads the profiling job's benchmark file
     expected = {"profile_board", "aggregate", "simulate_budget", "job_times", "report", "record", "all", *(f"figure_{f}" for f in FIGURES)}
@@ -226,7 +226,7 @@ def test_report_in_headless_chromium(quick_run, tmp_path):
     found = re.search(r'<pre id="dyndnn-probe">(.*?)</pre>', proc.stdout)
     assert found, f"the page did not finish loading in Chromium: {proc.stderr[-2000:]}"
     result = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
-    from dyndnn.figures import FIGURES
+    from dyndnn.results.figures import FIGURES
 
     assert result["images"] == len(FIGURES) and result["loaded"] == result["images"], result
     assert result["errors"] == [], result

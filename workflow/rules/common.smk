@@ -5,12 +5,12 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-import dyndnn.analysis
+import dyndnn.results.analysis
 import dyndnn.config
 import dyndnn.defaults
-import dyndnn.record
-from dyndnn.boards import load_board, uses_bundle
-from dyndnn.figures import FIGURES
+import dyndnn.results.record
+from dyndnn.boards.board import load_board, uses_bundle
+from dyndnn.results.figures import FIGURES
 
 BASE = Path(workflow.basedir)
 # Every rule's software: this venv by default; with --sdm conda, the environment envs/dyndnn.yaml
@@ -22,7 +22,7 @@ CLAIMS = str(BASE / "config/claims.yaml")
 try:
     dyndnn.config.validate_schema(config, dyndnn.defaults.CONFIG_SCHEMA)
     CFG = dyndnn.config.load(config, boards_dir=BASE / "config/boards")
-    dyndnn.analysis.check_claims(dyndnn.config.read_yaml(CLAIMS).get("claims"), CLAIMS)
+    dyndnn.results.analysis.check_claims(dyndnn.config.read_yaml(CLAIMS).get("claims"), CLAIMS)
     BOARDS = {b: load_board(BASE / f"config/boards/{b}.yaml", dyndnn.defaults.BOARD_SCHEMA) for b in CFG.boards}
 except ValueError as e:
     raise WorkflowError(f"Invalid configuration: {e}")
@@ -31,7 +31,7 @@ REFERENCE = None  # a record the report sets beside this run (report.reference)
 if config["report"].get("reference"):
     REFERENCE = str(BASE / config["report"]["reference"])
     try:  # verified before any job runs: a tampered or partial record stops the dry run
-        dyndnn.record.verify(REFERENCE)
+        dyndnn.results.record.verify(REFERENCE)
     except ValueError as e:
         raise WorkflowError(f"Invalid configuration: report.reference {config['report']['reference']!r}: {e}")
 
@@ -43,7 +43,7 @@ DYNAMIC_MODELS = ["dynamic", *DESIGNS]
 EVAL_MODELS = [*MODELS, *DESIGNS]
 # The dynamic DNN exported in the dense-with-zeros layout: exported and measured only, as
 # the naive reference of the shipped (split) layout; same weights, same accuracy.
-NAIVE = dyndnn.analysis.NAIVE
+NAIVE = dyndnn.results.analysis.NAIVE
 if NAIVE in DESIGNS:
     raise WorkflowError(
         f"Invalid configuration: ablation design name {NAIVE.removeprefix('dynamic-')!r} is reserved (technique {NAIVE} is the dense-layout reference)"

@@ -85,7 +85,7 @@ rule simulate_budget:
         "../scripts/simulate_budget.py"
 
 
-# One rule per figure (dyndnn.figures.FIGURES), each with its caption (written once, there) for --report.
+# One rule per figure (dyndnn.results.figures.FIGURES), each with its caption (written once, there) for --report.
 for _fig in FIGURES:
 
     rule:

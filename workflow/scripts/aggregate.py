@@ -1,4 +1,4 @@
-from dyndnn.aggregate import aggregate
+from dyndnn.results.aggregate import aggregate
 from dyndnn.logs import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
 import json
 
-from dyndnn.data import fetch
+from dyndnn.learn.data import fetch
 from dyndnn.logs import log_to
 
 with log_to(snakemake.log[0]):

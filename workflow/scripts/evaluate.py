@@ -1,9 +1,9 @@
 import torch
 
-from dyndnn.data import load_split
-from dyndnn.evaluate import evaluate_model
+from dyndnn.learn.data import load_split
+from dyndnn.learn.evaluate import evaluate_model
 from dyndnn.logs import log_to
-from dyndnn.technique import load_technique
+from dyndnn.learn.technique import load_technique
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)

@@ -1,6 +1,6 @@
 import torch
 
-from dyndnn.export import export_technique
+from dyndnn.learn.export import export_technique
 from dyndnn.logs import log_to
 
 with log_to(snakemake.log[0]):

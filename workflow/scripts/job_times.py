@@ -1,4 +1,4 @@
-from dyndnn.aggregate import job_times
+from dyndnn.results.aggregate import job_times
 from dyndnn.logs import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
 from dyndnn.logs import log_to
 from dyndnn.provenance import git_state, read_meta
-from dyndnn.record import make_record
+from dyndnn.results.record import make_record
 
 with log_to(snakemake.log[0]):
     meta = read_meta(snakemake.input.accuracy)

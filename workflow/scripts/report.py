@@ -1,5 +1,5 @@
 from dyndnn.logs import log_to
-from dyndnn.report import report_from_files
+from dyndnn.results.report import report_from_files
 
 with log_to(snakemake.log[0]):
     report_from_files(

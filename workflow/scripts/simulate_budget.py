@@ -1,5 +1,5 @@
 from dyndnn.logs import log_to
-from dyndnn.simulate import simulate_tables
+from dyndnn.results.simulate import simulate_tables
 
 with log_to(snakemake.log[0]):
     summary = simulate_tables(

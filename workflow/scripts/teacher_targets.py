@@ -1,6 +1,6 @@
 from dyndnn.config import TrainConfig
 from dyndnn.logs import log_to
-from dyndnn.train import teacher_targets_job
+from dyndnn.learn.train import teacher_targets_job
 
 with log_to(snakemake.log[0]):
     views = dict(snakemake.params.views)

@@ -1,5 +1,5 @@
 from dyndnn.arch import ModelConfig
-from dyndnn.baselines import train_baseline_job
+from dyndnn.learn.baselines import train_baseline_job
 from dyndnn.config import TrainConfig
 from dyndnn.defaults import default
 from dyndnn.logs import log_to

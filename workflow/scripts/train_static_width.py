@@ -1,5 +1,5 @@
 from dyndnn.arch import ModelConfig
-from dyndnn.baselines import static_width_job
+from dyndnn.learn.baselines import static_width_job
 from dyndnn.config import TrainConfig
 from dyndnn.logs import log_to
 

@@ -10,8 +10,8 @@ configurations k = 1..G (25/50/75/100 % width) as the dynamic DNN:
 * ``pruned``: L1-norm filter pruning of the 100 % static model to each width,
   each fine-tuned (recovery needs every pruned model stored).
 
-The networks (`SlimmableAlexNet`, `width_config`, `l1_prune`) live in `dyndnn.model`,
-the checkpoint and the `Technique` interface in `dyndnn.technique`; this module
+The networks (`SlimmableAlexNet`, `width_config`, `l1_prune`) live in `dyndnn.learn.model`,
+the checkpoint and the `Technique` interface in `dyndnn.learn.technique`; this module
 holds the baselines' recipes and their training job.
 """
 
@@ -27,11 +27,11 @@ import torch.nn.functional as F
 
 from dyndnn.arch import BASELINES, ModelConfig
 from dyndnn.config import TrainConfig
-from dyndnn.data import load_split
+from dyndnn.learn.data import load_split
 from dyndnn.defaults import default
-from dyndnn.model import SlimmableAlexNet, l1_prune, width_config
-from dyndnn.technique import Technique, checkpoint, load_technique, save_atomic
-from dyndnn.train import fit, resolve_device, write_history
+from dyndnn.learn.model import SlimmableAlexNet, l1_prune, width_config
+from dyndnn.learn.technique import Technique, checkpoint, load_technique, save_atomic
+from dyndnn.learn.train import fit, resolve_device, write_history
 
 __all__ = ["slimmable_loss", "train_baseline", "train_baseline_job", "train_static_width", "static_width_job"]
 

@@ -21,9 +21,9 @@ import onnxruntime as ort
 import torch
 
 from dyndnn.arch import arch_config
-from dyndnn.data import load_split, normalize
+from dyndnn.learn.data import load_split, normalize
 from dyndnn.provenance import write_atomic
-from dyndnn.technique import Technique, load_technique
+from dyndnn.learn.technique import Technique, load_technique
 
 __all__ = [
     "ExportError",

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from dyndnn import analysis
-from dyndnn.record import MANIFEST, RecordError, listed, record_path, verify
+from dyndnn.results import analysis
+from dyndnn.results.record import MANIFEST, RecordError, listed, record_path, verify
 
 __all__ = ["Tolerances", "Run", "load_run", "compare", "host_difference", "REPRODUCED", "DIFFERS", "NOT_COMPARABLE"]
 

@@ -3,8 +3,8 @@ training loop every technique uses.
 
 Scope: device and precision, the optimiser/schedule registry, one epoch, `fit`
 (any parameters of any network, with per-epoch resume checkpoints), and the
-incremental stage job. Data, augmentation and normalisation live in `dyndnn.data`,
-networks in `dyndnn.model`, checkpoints in `dyndnn.technique`. Stage k trains
+incremental stage job. Data, augmentation and normalisation live in `dyndnn.learn.data`,
+networks in `dyndnn.learn.model`, checkpoints in `dyndnn.learn.technique`. Stage k trains
 group k alone: `GroupedAlexNet.prepare_stage` freezes groups < k (weights and BN
 statistics) and hands only group-k parameters to the optimiser.
 """
@@ -26,10 +26,10 @@ from tqdm import tqdm
 
 from dyndnn.arch import ModelConfig
 from dyndnn.config import TrainConfig
-from dyndnn.data import apply_views, draw_views, load_split, normalize
-from dyndnn.model import GroupedAlexNet
-from dyndnn.runner import NATIVE_BF16_FLAGS
-from dyndnn.technique import Technique, checkpoint, load_technique, save_atomic
+from dyndnn.learn.data import apply_views, draw_views, load_split, normalize
+from dyndnn.learn.model import GroupedAlexNet
+from dyndnn.boards.onboard.runner import NATIVE_BF16_FLAGS
+from dyndnn.learn.technique import Technique, checkpoint, load_technique, save_atomic
 
 __all__ = [
     "resolve_device",

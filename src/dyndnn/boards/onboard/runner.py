@@ -12,6 +12,9 @@ accuracy (the plan carries opaque labels). Imports only the standard library,
 numpy, the board's runtime and its sibling `power` module, so it runs on a
 board without torch. Affinity is restored after each mapping, and every DVFS
 value it wrote is restored at the end, also on error and on SIGTERM/SIGINT/SIGHUP.
+
+It stays one file (over the package's 400-line rule, the one exception): a board receives it
+loose beside `power.py` and `dvfs.py` and runs it as a script, with nothing of dyndnn installed.
 """
 
 import csv
@@ -21,7 +24,7 @@ import platform
 import sys
 import time
 
-if __package__:  # imported on the host as dyndnn.runner
+if __package__:  # imported on the host as dyndnn.boards.onboard.runner
     from . import dvfs, power
 else:  # run as a script on a board: Python puts this file's folder, holding the copied siblings, first on sys.path
     import dvfs

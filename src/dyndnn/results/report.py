@@ -16,12 +16,12 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from dyndnn import analysis
+from dyndnn.results import analysis
 from dyndnn.arch import POOL_AFTER
-from dyndnn.compare import NOT_COMPARABLE, REPRODUCED, Run, compare, load_run
-from dyndnn.figures import FIGURES
+from dyndnn.results.compare import NOT_COMPARABLE, REPRODUCED, Run, compare, load_run
+from dyndnn.results.figures import FIGURES
 from dyndnn.provenance import read_meta, write_atomic
-from dyndnn.record import RecordError
+from dyndnn.results.record import RecordError
 
 __all__ = [
     "render",

@@ -1,6 +1,6 @@
 """Replay a record: re-render every figure and the report from its tables, no training.
 
-Scope: verify the record (`dyndnn.record.verify`), then call the same plotting and report
+Scope: verify the record (`dyndnn.results.record.verify`), then call the same plotting and report
 functions the pipeline's rules call, on the record's tables, into another folder.
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dyndnn import plots
-from dyndnn.figures import FIGURES
-from dyndnn.record import RecordError, record_path, verify
-from dyndnn.report import TABLE_SECTIONS, load_tables, report_from_files
+from dyndnn.results import plots
+from dyndnn.results.figures import FIGURES
+from dyndnn.results.record import RecordError, record_path, verify
+from dyndnn.results.report import TABLE_SECTIONS, load_tables, report_from_files
 
 __all__ = ["replay"]
 

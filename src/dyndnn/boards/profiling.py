@@ -1,7 +1,7 @@
 """One profiling run on a board: plan, upload, run, check, stage.
 
 Scope: the plan the runner reads, the runtime bundle check, the upload (a bundle,
-or the loose runner and models) through a board session (`dyndnn.boards`), the
+or the loose runner and models) through a board session (`dyndnn.boards.board`), the
 checks of what comes back (result files complete, the board's outputs equal this
 host's on fixed inputs), and the staging: results land in out_dir only when
 complete. The measurement itself is `runner.py`'s.
@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dyndnn.boards import TRANSPORTS, BoardError, last_line
-from dyndnn.bundle import model_file
+from dyndnn.boards.board import TRANSPORTS, BoardError, last_line
+from dyndnn.boards.bundle import model_file
 from dyndnn.config import MeasureSettings, as_params
 from dyndnn.provenance import sha256_file
-from dyndnn.runner import SAMPLE_FIELDS, SUMMARY_FIELDS
+from dyndnn.boards.onboard.runner import SAMPLE_FIELDS, SUMMARY_FIELDS
 
 __all__ = [
     "profile_board",
@@ -253,7 +253,7 @@ def models_from_paths(paths) -> list[dict]:
 
 
 def runner_files() -> list[Path]:
-    return [Path(__file__).with_name(f) for f in RUNNER_FILES]
+    return [Path(__file__).parent / "onboard" / f for f in RUNNER_FILES]
 
 
 def _label_columns(df: pd.DataFrame, models: list[dict]) -> pd.DataFrame:

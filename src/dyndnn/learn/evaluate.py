@@ -12,10 +12,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dyndnn.data import CLASSES, normalize
-from dyndnn.export import graph_macs, to_onnx_bytes
-from dyndnn.model import GroupedAlexNet
-from dyndnn.technique import BYTES_PER_VALUE, state_bytes
+from dyndnn.learn.data import CLASSES, normalize
+from dyndnn.learn.export import graph_macs, to_onnx_bytes
+from dyndnn.learn.model import GroupedAlexNet
+from dyndnn.learn.technique import BYTES_PER_VALUE, state_bytes
 
 __all__ = ["count_macs", "config_params", "predict", "evaluate_model"]
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dyndnn.manager import choose
+from dyndnn.results.manager import choose
 from dyndnn.provenance import write_table
 
 __all__ = ["TraceSpec", "make_trace", "simulate", "summarise_runs", "POLICIES", "simulate_tables"]

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from dyndnn.arch import POOL_AFTER
-from dyndnn.model import GroupedAlexNet
+from dyndnn.learn.model import GroupedAlexNet
 
 __all__ = ["IncrementalRunner"]
 

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from dyndnn.analysis import DYNAMIC, NAIVE, pareto_mask, top_frequency  # noqa: E402
+from dyndnn.results.analysis import DYNAMIC, NAIVE, pareto_mask, top_frequency  # noqa: E402
 
 __all__ = ["theme", "PLOTS", "save"]
 

@@ -4,7 +4,7 @@ Scope: load a board config (`config/boards/<name>.yaml`, schema-checked) and ope
 a session on the board through its transport (local, or the OpenSSH client): put
 a file into a temporary work dir there, run a command in it, get a file back, and
 remove the work dir when the session ends (also on failure). What a profiling run
-does with a session is `dyndnn.profiling`'s; the measurement itself is
+does with a session is `dyndnn.boards.profiling`'s; the measurement itself is
 `runner.py`'s. Failures name the board, the host and the step.
 """
 

@@ -5,7 +5,7 @@ evaluations, each board's summary, facts and raw samples, Snakemake benchmark fi
 report) into a record folder with a `manifest.json` (commit, config as run, start and
 finish, wall seconds, host, training precision, sha256 of every file); verify a record
 against its manifest. No torch and no plotting: the Snakefile imports this module at
-every DAG parse. Replaying a record is `dyndnn.replay`'s, comparing two `dyndnn.compare`'s.
+every DAG parse. Replaying a record is `dyndnn.results.replay`'s, comparing two `dyndnn.results.compare`'s.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dyndnn.provenance import sha256_file as sha256
-from dyndnn.runner import NATIVE_BF16_FLAGS, cpu_identity
+from dyndnn.boards.onboard.runner import NATIVE_BF16_FLAGS, cpu_identity
 
 __all__ = [
     "RecordError",
