@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from dyndnn.learn.anytime import IncrementalRunner
 from dyndnn.config import read_yaml
+from dyndnn.learn.anytime import IncrementalRunner
 from dyndnn.learn.model import GroupedAlexNet, ModelConfig
 
 

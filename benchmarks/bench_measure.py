@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 
 from dyndnn.boards.board import load_board
+from dyndnn.boards.profiling import profile_board
 from dyndnn.config import read_yaml
 from dyndnn.learn.evaluate import count_macs
 from dyndnn.learn.export import to_onnx_bytes
 from dyndnn.learn.model import GroupedAlexNet, ModelConfig
-from dyndnn.boards.profiling import profile_board
 
 REPO = Path(__file__).resolve().parents[1]
 

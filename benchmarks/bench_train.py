@@ -27,8 +27,8 @@ from dataclasses import replace
 
 import torch
 
-from dyndnn.learn.baselines import slimmable_loss
 from dyndnn.config import TrainConfig, read_yaml
+from dyndnn.learn.baselines import slimmable_loss
 from dyndnn.learn.model import GroupedAlexNet, ModelConfig, SlimmableAlexNet, width_config
 from dyndnn.learn.train import (
     build_optimizer,

@@ -13,8 +13,8 @@ import torch
 from helpers import TINY, host_bundle, tiny_onnx_models
 
 from dyndnn.boards.board import BoardError
-from dyndnn.learn.model import GroupedAlexNet, ModelConfig
 from dyndnn.boards.profiling import profile_board
+from dyndnn.learn.model import GroupedAlexNet, ModelConfig
 
 SETTINGS = {"warmup": 2, "min_runs": 15, "min_seconds": 0.05, "seed": 0}
 

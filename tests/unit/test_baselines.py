@@ -6,8 +6,8 @@ import pytest
 import torch
 from helpers import TINY
 
-from dyndnn.learn.baselines import train_baseline
 from dyndnn.config import TrainConfig
+from dyndnn.learn.baselines import train_baseline
 from dyndnn.learn.export import onnx_parity, to_onnx_bytes, to_torchscript, torchscript_parity
 from dyndnn.learn.model import GroupedAlexNet, ModelConfig, SlimmableAlexNet, l1_prune, width_config
 from dyndnn.learn.technique import Technique

@@ -158,7 +158,7 @@ def test_ablation_overrides_simulate_board_and_yaml_errors_are_named(repo, schem
 
 
 def test_claims_files_are_checked_before_any_job(repo):
-    from dyndnn.results.analysis import check_claims
+    from dyndnn.results.claims import check_claims
 
     claims = read_yaml(repo / "config/claims.yaml")["claims"]
     check_claims(claims)  # the shipped file is fine

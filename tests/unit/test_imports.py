@@ -107,10 +107,7 @@ def test_no_import_circle():
 
 def test_wings_import_only_in_their_allowed_directions():
     wrong = sorted(
-        (m, t)
-        for m, edges in package_imports().items()
-        for t, _, _ in edges
-        if wing(t) != wing(m) and wing(t) not in ALLOWED[wing(m)]
+        (m, t) for m, edges in package_imports().items() for t, _, _ in edges if wing(t) != wing(m) and wing(t) not in ALLOWED[wing(m)]
     )
     assert not wrong, f"imports against the wing map (ALLOWED): {wrong}"
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from helpers import REPO
 
-from dyndnn.results import analysis
 from dyndnn.cli import main
+from dyndnn.results import analysis
 from dyndnn.results.record import RecordError, verify
 
 RECORD = REPO / "reference/quick"

@@ -11,6 +11,7 @@ import yaml
 from helpers import REPO
 
 from dyndnn.results import analysis, plots
+from dyndnn.results import claims as claim_checks
 from dyndnn.results.figures import FIGURES
 from dyndnn.results.report import build_context, figure_tables, render
 
@@ -105,7 +106,7 @@ def context(tmp_path, t):
         },
     }
     dataset = {"source": "images", "splits": {"train": {"count": 10}, "test": {"count": 100, "sha256": "f" * 64}}}
-    claims = analysis.evaluate_claims(CLAIMS, t)
+    claims = claim_checks.evaluate_claims(CLAIMS, t)
     return build_context("T", t, claims, [], figures, prov, dataset)
 
 
@@ -142,13 +143,13 @@ def claim(**kw):
 
 
 def test_verdict_rules():
-    assert analysis.verdict(claim(check="at_least", tolerance=0.2), 1.6) == analysis.HOLDS
-    assert analysis.verdict(claim(check="at_least", tolerance=0.2), 1.59) == analysis.FAILS
-    assert analysis.verdict(claim(check="increasing"), [0.5, 0.6, 0.7]) == analysis.HOLDS
-    assert analysis.verdict(claim(check="increasing"), [0.5, 0.6, 0.6]) == analysis.FAILS
-    assert analysis.verdict(claim(check="true"), True) == analysis.HOLDS
+    assert claim_checks.verdict(claim(check="at_least", tolerance=0.2), 1.6) == claim_checks.HOLDS
+    assert claim_checks.verdict(claim(check="at_least", tolerance=0.2), 1.59) == claim_checks.FAILS
+    assert claim_checks.verdict(claim(check="increasing"), [0.5, 0.6, 0.7]) == claim_checks.HOLDS
+    assert claim_checks.verdict(claim(check="increasing"), [0.5, 0.6, 0.6]) == claim_checks.FAILS
+    assert claim_checks.verdict(claim(check="true"), True) == claim_checks.HOLDS
     with pytest.raises(ValueError, match="unknown check"):
-        analysis.verdict(claim(check="vibes"), 1)
+        claim_checks.verdict(claim(check="vibes"), 1)
 
 
 def by_id(df):
@@ -157,10 +158,10 @@ def by_id(df):
 
 def test_claims_without_boards_or_baselines_are_not_measurable():
     t = tables(False)
-    c = by_id(analysis.evaluate_claims(CLAIMS, t))
-    assert c.loc["accuracy_rises", "verdict"] == analysis.HOLDS
+    c = by_id(claim_checks.evaluate_claims(CLAIMS, t))
+    assert c.loc["accuracy_rises", "verdict"] == claim_checks.HOLDS
     for cid in ("energy_range_vs_existing", "time_range_vs_existing", "memory_vs_existing", "pruning_speeds_up_cpu", "mapping_dvfs_finer"):
-        assert c.loc[cid, "verdict"] == analysis.NOT_MEASURABLE, cid
+        assert c.loc[cid, "verdict"] == claim_checks.NOT_MEASURABLE, cid
     assert "baseline" in c.loc["memory_vs_existing", "reason"]
 
 
@@ -169,21 +170,21 @@ def test_claims_from_measured_points():
     fast = summary({1: 1.0, 2: 2.0, 3: 3.0, 4: 4.0}, mapping="big", energy=3.0)
     slow = summary({1: 10.0, 2: 20.0, 3: 30.0, 4: 40.0}, mapping="little", energy=1.0)
     gpu = summary({1: 0.5, 2: 0.5, 3: 0.6, 4: 0.7}, mapping="gpu", device="gpu")
-    c = by_id(analysis.evaluate_claims(CLAIMS, claim_tables(acc, pd.concat([fast, slow, gpu], ignore_index=True))))
-    assert c.loc["pruning_speeds_up_cpu", "verdict"] == analysis.HOLDS
-    assert c.loc["pruning_speeds_up_gpu", "verdict"] == analysis.FAILS  # 0.5 -> 0.5 ms is no speed-up
+    c = by_id(claim_checks.evaluate_claims(CLAIMS, claim_tables(acc, pd.concat([fast, slow, gpu], ignore_index=True))))
+    assert c.loc["pruning_speeds_up_cpu", "verdict"] == claim_checks.HOLDS
+    assert c.loc["pruning_speeds_up_gpu", "verdict"] == claim_checks.FAILS  # 0.5 -> 0.5 ms is no speed-up
     # time: all points span 40 / 0.5 = 80x, the widest single mapping 4x: gain 20 -> below 41.6 * 0.8
     assert c.loc["time_range_with_mapping_dvfs", "ours"] == pytest.approx(20.0)
-    assert c.loc["time_range_with_mapping_dvfs", "verdict"] == analysis.FAILS
+    assert c.loc["time_range_with_mapping_dvfs", "verdict"] == claim_checks.FAILS
     # energy (no GPU energy): 3..12 mJ (big) and 10..40 mJ (little): 40 / 3 over all, 4x alone
     assert c.loc["energy_range_with_mapping_dvfs", "ours"] == pytest.approx(40 / 3 / 4)
 
 
 def test_memory_claim_against_a_baseline():
     acc = pd.concat([ACC.assign(resident_bytes=16), ACC.assign(model="static", resident_bytes=40)], ignore_index=True)
-    c = by_id(analysis.evaluate_claims(CLAIMS, claim_tables(acc, pd.DataFrame())))
+    c = by_id(claim_checks.evaluate_claims(CLAIMS, claim_tables(acc, pd.DataFrame())))
     assert c.loc["memory_vs_existing", "ours"] == pytest.approx(2.5)
-    assert c.loc["memory_vs_existing", "verdict"] == analysis.HOLDS
+    assert c.loc["memory_vs_existing", "verdict"] == claim_checks.HOLDS
 
 
 def test_memory_claim_names_every_baseline_and_takes_only_those_at_the_same_compression():
@@ -202,7 +203,7 @@ def test_memory_claim_names_every_baseline_and_takes_only_those_at_the_same_comp
     assert fp.loc["static", "resident_vs_dynamic"] == pytest.approx(2.5)
     assert fp.loc["dynamic", "resident_vs_dynamic"] == 1.0
     assert fp.loc["truncated", "recoverable_compression"] == 1.0
-    c = by_id(analysis.evaluate_claims(CLAIMS, claim_tables(acc, pd.DataFrame())))
+    c = by_id(claim_checks.evaluate_claims(CLAIMS, claim_tables(acc, pd.DataFrame())))
     assert c.loc["memory_vs_existing", "ours"] == pytest.approx(2.5)
     reason = c.loc["memory_vs_existing", "reason"]
     assert "static 2.50x" in reason and "slimmable 1.25x" in reason and "below that compression" in reason and "truncated" in reason

@@ -6,6 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 import dyndnn.results.analysis
+import dyndnn.results.claims
 import dyndnn.config
 import dyndnn.defaults
 import dyndnn.results.record
@@ -22,7 +23,7 @@ CLAIMS = str(BASE / "config/claims.yaml")
 try:
     dyndnn.config.validate_schema(config, dyndnn.defaults.CONFIG_SCHEMA)
     CFG = dyndnn.config.load(config, boards_dir=BASE / "config/boards")
-    dyndnn.results.analysis.check_claims(dyndnn.config.read_yaml(CLAIMS).get("claims"), CLAIMS)
+    dyndnn.results.claims.check_claims(dyndnn.config.read_yaml(CLAIMS).get("claims"), CLAIMS)
     BOARDS = {b: load_board(BASE / f"config/boards/{b}.yaml", dyndnn.defaults.BOARD_SCHEMA) for b in CFG.boards}
 except ValueError as e:
     raise WorkflowError(f"Invalid configuration: {e}")

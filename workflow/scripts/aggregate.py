@@ -1,5 +1,5 @@
-from dyndnn.results.aggregate import aggregate
 from dyndnn.logs import log_to
+from dyndnn.results.aggregate import aggregate
 
 with log_to(snakemake.log[0]):
     aggregate(

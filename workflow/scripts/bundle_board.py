@@ -1,6 +1,6 @@
 from dyndnn.boards.bundle import build_bundle
-from dyndnn.logs import log_to
 from dyndnn.boards.profiling import models_from_paths, runner_files
+from dyndnn.logs import log_to
 
 with log_to(snakemake.log[0]):
     manifest = build_bundle(

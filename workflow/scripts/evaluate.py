@@ -2,8 +2,8 @@ import torch
 
 from dyndnn.learn.data import load_split
 from dyndnn.learn.evaluate import evaluate_model
-from dyndnn.logs import log_to
 from dyndnn.learn.technique import load_technique
+from dyndnn.logs import log_to
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)

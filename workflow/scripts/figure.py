@@ -1,5 +1,5 @@
-from dyndnn.results import plots
 from dyndnn.logs import log_to
+from dyndnn.results import plots
 from dyndnn.results.report import load_tables
 
 with log_to(snakemake.log[0]):

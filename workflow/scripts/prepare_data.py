@@ -1,8 +1,8 @@
 import json
 
 from dyndnn.learn.data import prepare
-from dyndnn.logs import log_to
 from dyndnn.learn.technique import save_atomic
+from dyndnn.logs import log_to
 
 with log_to(snakemake.log[0]):
     with open(snakemake.input.source) as f:

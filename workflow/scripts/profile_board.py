@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from dyndnn.logs import log_to
 from dyndnn.boards.profiling import models_from_paths, profile_board
+from dyndnn.logs import log_to
 
 with log_to(snakemake.log[0]):
     models = models_from_paths(snakemake.input.onnx)

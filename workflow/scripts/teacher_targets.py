@@ -1,6 +1,6 @@
 from dyndnn.config import TrainConfig
-from dyndnn.logs import log_to
 from dyndnn.learn.train import teacher_targets_job
+from dyndnn.logs import log_to
 
 with log_to(snakemake.log[0]):
     views = dict(snakemake.params.views)

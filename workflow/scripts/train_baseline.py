@@ -1,7 +1,7 @@
 from dyndnn.arch import ModelConfig
-from dyndnn.learn.baselines import train_baseline_job
 from dyndnn.config import TrainConfig
 from dyndnn.defaults import default
+from dyndnn.learn.baselines import train_baseline_job
 from dyndnn.logs import log_to
 
 with log_to(snakemake.log[0]):

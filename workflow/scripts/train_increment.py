@@ -1,7 +1,7 @@
 from dyndnn.arch import ModelConfig
 from dyndnn.config import TrainConfig
-from dyndnn.logs import log_to
 from dyndnn.learn.train import train_increment
+from dyndnn.logs import log_to
 
 with log_to(snakemake.log[0]):
     train_increment(

@@ -1,6 +1,6 @@
 from dyndnn.arch import ModelConfig
-from dyndnn.learn.baselines import static_width_job
 from dyndnn.config import TrainConfig
+from dyndnn.learn.baselines import static_width_job
 from dyndnn.logs import log_to
 
 with log_to(snakemake.log[0]):

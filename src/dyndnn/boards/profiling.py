@@ -22,9 +22,9 @@ import pandas as pd
 
 from dyndnn.boards.board import TRANSPORTS, BoardError, last_line
 from dyndnn.boards.bundle import model_file
+from dyndnn.boards.onboard.runner import SAMPLE_FIELDS, SUMMARY_FIELDS
 from dyndnn.config import MeasureSettings, as_params
 from dyndnn.provenance import sha256_file
-from dyndnn.boards.onboard.runner import SAMPLE_FIELDS, SUMMARY_FIELDS
 
 __all__ = [
     "profile_board",

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 from dyndnn.arch import BASELINES, ModelConfig
 from dyndnn.config import TrainConfig
-from dyndnn.learn.data import load_split
 from dyndnn.defaults import default
+from dyndnn.learn.data import load_split
 from dyndnn.learn.model import SlimmableAlexNet, l1_prune, width_config
 from dyndnn.learn.technique import Technique, checkpoint, load_technique, save_atomic
 from dyndnn.learn.train import fit, resolve_device, write_history

@@ -22,8 +22,8 @@ import torch
 
 from dyndnn.arch import arch_config
 from dyndnn.learn.data import load_split, normalize
-from dyndnn.provenance import write_atomic
 from dyndnn.learn.technique import Technique, load_technique
+from dyndnn.provenance import write_atomic
 
 __all__ = [
     "ExportError",

@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from dyndnn.arch import ModelConfig
+from dyndnn.boards.onboard.runner import NATIVE_BF16_FLAGS
 from dyndnn.config import TrainConfig
 from dyndnn.learn.data import apply_views, draw_views, load_split, normalize
 from dyndnn.learn.model import GroupedAlexNet
-from dyndnn.boards.onboard.runner import NATIVE_BF16_FLAGS
 from dyndnn.learn.technique import Technique, checkpoint, load_technique, save_atomic
 
 __all__ = [

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from dyndnn.results import analysis
 from dyndnn import provenance
+from dyndnn.results import analysis
 
 __all__ = ["concat_csv", "board_facts_table", "export_table", "aggregate", "job_times", "job_times_table"]
 

@@ -9,8 +9,6 @@ Definitions used throughout the report:
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
@@ -30,9 +28,6 @@ __all__ = [
     "derived_tables",
     "seed_summary",
     "ablation_table",
-    "evaluate_claims",
-    "verdict",
-    "check_claims",
 ]
 
 
@@ -221,11 +216,6 @@ def footprint_table(accuracy: pd.DataFrame, top1_floor: float) -> pd.DataFrame:
     return fp
 
 
-# -- claims -------------------------------------------------------------------------
-class NotMeasurable(Exception):
-    """The results hold nothing that tests this claim; the message says why."""
-
-
 def seed_summary(every_seed: pd.DataFrame) -> pd.DataFrame:
     """Per technique and configuration: mean, sample std, min and max over training seeds
     of top-1 and normalised confidence (std is NaN with one seed)."""
@@ -262,219 +252,4 @@ def ablation_table(evaluated: pd.DataFrame, histories: dict[str, pd.DataFrame], 
         history = histories.get(technique)
         row["train_s"] = float(history["epoch_s"].sum()) if history is not None and "epoch_s" in history else float("nan")
         rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _dynamic(points_or_acc: pd.DataFrame) -> pd.DataFrame:
-    return points_or_acc[points_or_acc["model"] == DYNAMIC]
-
-
-def _require_baselines(accuracy):
-    others = sorted(set(accuracy["model"]) - {DYNAMIC}) if not accuracy.empty else []
-    if not others:
-        raise NotMeasurable("no existing-work baseline was trained and measured in this run")
-    return others
-
-
-def _ranges(r, metric, what) -> pd.DataFrame:
-    """The run's dynamic-range rows of `metric` (ranges table); NotMeasurable when none."""
-    ranges = r["ranges"]
-    ranges = ranges[ranges.metric == metric] if not ranges.empty else ranges
-    if ranges.empty:
-        raise NotMeasurable(f"no {what} measured on the boards used")
-    return ranges
-
-
-def _range_vs_baselines(metric, what):
-    def compute(r):
-        _require_baselines(r["accuracy"])
-        ranges = _ranges(r, metric, what)
-        ours = ranges[ranges.model == DYNAMIC]
-        theirs = ranges[~ranges.model.isin([DYNAMIC, NAIVE])]
-        if ours.empty or theirs.empty:
-            raise NotMeasurable(f"{what} of the baselines or of the dynamic DNN is missing")
-        merged = ours.merge(theirs, on="board", suffixes=("", "_base"))
-        ratio = merged.range_with_mapping_dvfs / merged.range_with_mapping_dvfs_base
-        best = merged.loc[ratio.idxmax()]
-        return float(ratio.max()), f"dynamic DNN {what} range / {best.model_base}'s on {best.board}{_layout_note(r)}"
-
-    return compute
-
-
-def _layout_note(r) -> str:
-    """Which exported layout the dynamic DNN's measured numbers come from."""
-    layouts = r.get("layouts")
-    if layouts is None or layouts.empty or "layout" not in layouts or layouts["layout"].isna().all():
-        return ""
-    return f" (dynamic DNN exported in the {'/'.join(sorted(layouts['layout'].dropna().unique()))} layout)"
-
-
-def _mapping_dvfs_gain(metric, what):
-    def compute(r):
-        ranges = _dynamic(_ranges(r, metric, what))
-        if ranges.empty:
-            raise NotMeasurable(f"no {what} of the dynamic DNN measured on the boards used")
-        best = ranges.loc[ranges.gain.idxmax()]
-        return (
-            float(best.gain),
-            f"{what} range over all {int(best.points)} points / configurations alone on {best.board} ({best.range_with_mapping_dvfs:.3g}x vs {best.range_configs_alone:.3g}x){_layout_note(r)}",
-        )
-
-    return compute
-
-
-def _memory_vs_baselines(r):
-    _require_baselines(r["accuracy"])
-    fp = r["footprint"].set_index("model")
-    if fp["resident_bytes"].isna().any() or DYNAMIC not in fp.index:
-        raise NotMeasurable("resident memory was not recorded for every technique")
-    ours = fp.loc[DYNAMIC]
-    if math.isnan(ours.recoverable_compression):
-        raise NotMeasurable(
-            f"the dynamic DNN never reaches top-1 >= {r['top1_floor']} (report.top1_floor), so it has no recoverable compression rate"
-        )
-    peers = fp.drop(index=DYNAMIC)
-    same = peers[peers.recoverable_compression >= ours.recoverable_compression * 0.999]
-    if same.empty:
-        raise NotMeasurable("no baseline reaches the dynamic DNN's recoverable compression rate")
-    ratio = same.resident_vs_dynamic
-    each = ", ".join(f"{m} {v:.2f}x" for m, v in ratio.sort_values(ascending=False).items())
-    short = sorted(set(peers.index) - set(same.index))
-    below = f"; below that compression at top-1 >= {r['top1_floor']}: {', '.join(short)}" if short else ""
-    return float(ratio.max()), f"resident bytes / dynamic DNN's at compression >= {ours.recoverable_compression:.3g}x: {each}{below}"
-
-
-def _series(column):
-    def compute(r):
-        acc = _dynamic(r["accuracy"]).sort_values("groups")
-        if acc.empty:
-            raise NotMeasurable("no accuracy results for the dynamic DNN")
-        return [float(v) for v in acc[column]], f"{column} for 1..{len(acc)} groups"
-
-    return compute
-
-
-def _pruning_speeds_up(device):
-    def compute(r):
-        pts = _dynamic(r["points"])
-        pts = pts[pts["device"] == device] if not pts.empty else pts
-        if pts.empty:
-            raise NotMeasurable(f"no {device.upper()} mapping measured on the boards used")
-        failures = []
-        for key, g in pts.groupby(["board", "mapping", "frequency"]):
-            lat = g.sort_values("groups")["p50_ms"].to_numpy()
-            if not (lat[1:] > lat[:-1]).all():
-                failures.append("/".join(map(str, key)))
-        n = pts.groupby(["board", "mapping", "frequency"]).ngroups
-        return not failures, (
-            f"latency falls with every group removed on all {n} {device.upper()} mapping x frequency points"
-            if not failures
-            else f"not monotonic on {', '.join(failures)}"
-        ) + _layout_note(r)
-
-    return compute
-
-
-def _pareto_points(r):
-    pts = _dynamic(r["points"]).dropna(subset=["p50_ms", "top1"]) if not r["points"].empty else r["points"]
-    if pts.empty:
-        raise NotMeasurable("no latency measured on the boards used")
-    counts = {board: int(pareto_mask(g, "p50_ms").sum()) for board, g in pts.groupby("board")}
-    board = max(counts, key=counts.get)
-    return counts[
-        board
-    ], f"Pareto-optimal (latency, top-1) points on {board} over {int((pts.board == board).sum())} operating points{_layout_note(r)}"
-
-
-CLAIM_METRICS = {
-    "energy_range_vs_baselines": _range_vs_baselines("energy_mj", "energy"),
-    "time_range_vs_baselines": _range_vs_baselines("p50_ms", "latency"),
-    "memory_vs_baselines": _memory_vs_baselines,
-    "energy_range_mapping_dvfs_gain": _mapping_dvfs_gain("energy_mj", "energy"),
-    "time_range_mapping_dvfs_gain": _mapping_dvfs_gain("p50_ms", "latency"),
-    "top1_by_groups": _series("top1"),
-    "confidence_by_groups": _series("confidence_norm"),
-    "pruning_speeds_up_cpu": _pruning_speeds_up("cpu"),
-    "pruning_speeds_up_gpu": _pruning_speeds_up("gpu"),
-    "pareto_points_with_mapping_dvfs": _pareto_points,
-}
-
-HOLDS, FAILS, NOT_MEASURABLE = "holds", "does not hold", "not measurable"
-CHECKS = ("at_least", "increasing", "true")
-
-
-def check_claims(claims, where: str = "claims file") -> None:
-    """Every claim names a known metric and check, with the keys the report reads; raises
-    ValueError naming the file, the claim and the key (run before any job)."""
-    if not isinstance(claims, list) or not claims:
-        raise ValueError(f"{where}: expected a non-empty list under the key 'claims'")
-    seen = set()
-    for i, c in enumerate(claims):
-        label = f"{where}: claims[{i}]" + (f" ({c.get('id')})" if isinstance(c, dict) and c.get("id") else "")
-        if not isinstance(c, dict):
-            raise ValueError(f"{label}: expected a mapping, got {c!r}")
-        missing = [k for k in ("id", "claim", "source", "value", "metric", "check") if k not in c]
-        if missing:
-            raise ValueError(f"{label}: missing {', '.join(missing)}")
-        if c["id"] in seen:
-            raise ValueError(f"{label}: id {c['id']!r} appears twice")
-        seen.add(c["id"])
-        for key in ("id", "metric", "check"):
-            if not isinstance(c[key], str):
-                raise ValueError(f"{label}.{key}: a name expected, got {c[key]!r}")
-        if c["metric"] not in CLAIM_METRICS:
-            raise ValueError(f"{label}.metric: unknown metric {c['metric']!r} (known: {', '.join(sorted(CLAIM_METRICS))})")
-        if str(c["check"]) not in CHECKS:
-            raise ValueError(f"{label}.check: unknown check {c['check']!r} (known: {', '.join(CHECKS)})")
-        if c["check"] == "at_least":
-            try:
-                value, tolerance = float(c["value"]), float(c.get("tolerance", 0))
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{label}: check at_least needs a numeric value and tolerance, got value {c['value']!r}, tolerance {c.get('tolerance')!r}"
-                ) from None
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{label}.value: {c['value']!r}: check at_least needs a finite value > 0 (a ratio the paper claims)")
-            if not (math.isfinite(tolerance) and 0 <= tolerance < 1):
-                raise ValueError(f"{label}.tolerance: {c.get('tolerance')!r}: a fraction in [0, 1) expected")
-
-
-def verdict(claim: dict, value) -> str:
-    """The verdict for one claim given our value (never called for unmeasurable ones)."""
-    check = str(claim["check"])
-    if check == "at_least":
-        return HOLDS if value >= float(claim["value"]) * (1 - float(claim.get("tolerance", 0))) else FAILS
-    if check == "increasing":
-        return HOLDS if len(value) > 1 and all(b > a for a, b in zip(value, value[1:])) else FAILS
-    if check == "true":
-        return HOLDS if value else FAILS
-    raise ValueError(f"claim {claim.get('id')}: unknown check {check!r}")
-
-
-def evaluate_claims(claims: list[dict], tables: dict) -> pd.DataFrame:
-    """One row per claim: our value, the verdict and a one-line reason. `tables`: the run's
-    accuracy, points (operating points), ranges, footprint and top1_floor, and optionally
-    layouts (whose layout column the latency claims' reasons name)."""
-    results = {"layouts": None, **tables}
-    rows = []
-    for c in claims:
-        if c["metric"] not in CLAIM_METRICS:
-            raise ValueError(f"claim {c['id']}: unknown metric {c['metric']!r} (known: {sorted(CLAIM_METRICS)})")
-        try:
-            value, reason = CLAIM_METRICS[c["metric"]](results)
-            v = verdict(c, value)
-        except NotMeasurable as e:
-            value, reason, v = None, str(e), NOT_MEASURABLE
-        rows.append(
-            {
-                "id": c["id"],
-                "claim": c["claim"],
-                "source": c["source"],
-                "paper": c["value"],
-                "unit": c.get("unit", ""),
-                "ours": value,
-                "verdict": v,
-                "reason": reason,
-            }
-        )
     return pd.DataFrame(rows)

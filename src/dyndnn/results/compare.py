@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from dyndnn.results import analysis
+from dyndnn.results.claims import NOT_MEASURABLE, evaluate_claims
 from dyndnn.results.record import MANIFEST, RecordError, listed, record_path, verify
 
 __all__ = ["Tolerances", "Run", "load_run", "compare", "host_difference", "REPRODUCED", "DIFFERS", "NOT_COMPARABLE"]
@@ -410,7 +411,7 @@ def _claims(run: Run, claims: list[dict]) -> pd.DataFrame:
         "footprint": t["footprint"],
         "top1_floor": run.top1_floor,
     }
-    return analysis.evaluate_claims(claims, tables).set_index("id")
+    return evaluate_claims(claims, tables).set_index("id")
 
 
 # What each claim metric rests on: the kind of compared rows whose numbers decide its verdict.
@@ -440,7 +441,7 @@ def _claim_rows(ref: Run, run: Run, claims: list[dict], compared: list[dict] | N
     for cid in a.index:
         va, vb = a.loc[cid, "verdict"], b.loc[cid, "verdict"]
         ours = (a.loc[cid, "ours"], b.loc[cid, "ours"])
-        if analysis.NOT_MEASURABLE in (va, vb) and va != vb:
+        if NOT_MEASURABLE in (va, vb) and va != vb:
             rows.append(
                 _row(
                     "claim",
@@ -450,7 +451,7 @@ def _claim_rows(ref: Run, run: Run, claims: list[dict], compared: list[dict] | N
                     None,
                     "same verdict",
                     NOT_COMPARABLE,
-                    f"measurable in one run only: {b.loc[cid, 'reason'] if vb == analysis.NOT_MEASURABLE else a.loc[cid, 'reason']}",
+                    f"measurable in one run only: {b.loc[cid, 'reason'] if vb == NOT_MEASURABLE else a.loc[cid, 'reason']}",
                 )
             )
             continue

@@ -18,8 +18,8 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from dyndnn.provenance import sha256_file as sha256
 from dyndnn.boards.onboard.runner import NATIVE_BF16_FLAGS, cpu_identity
+from dyndnn.provenance import sha256_file as sha256
 
 __all__ = [
     "RecordError",

@@ -16,11 +16,12 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from dyndnn.results import analysis
 from dyndnn.arch import POOL_AFTER
+from dyndnn.provenance import read_meta, write_atomic
+from dyndnn.results import analysis
+from dyndnn.results.claims import FAILS, HOLDS, NOT_MEASURABLE, evaluate_claims
 from dyndnn.results.compare import NOT_COMPARABLE, REPRODUCED, Run, compare, load_run
 from dyndnn.results.figures import FIGURES
-from dyndnn.provenance import read_meta, write_atomic
 from dyndnn.results.record import RecordError
 
 __all__ = [
@@ -315,7 +316,7 @@ def build_context(
         "title": title,
         "layers": layer_rows(provenance["config"]["model"]) if "model" in provenance.get("config", {}) else [],
         "claims": claim_rows(claims),
-        "verdict_counts": {v: counts.get(v, 0) for v in (analysis.HOLDS, analysis.FAILS, analysis.NOT_MEASURABLE)},
+        "verdict_counts": {v: counts.get(v, 0) for v in (HOLDS, FAILS, NOT_MEASURABLE)},
         "sections": sections,
         "table_sections": [
             {"name": name, "heading": heading, "text": text, "empty": empty, "table": _table(derived.get(name, pd.DataFrame()), columns)}
@@ -437,7 +438,7 @@ def report_from_files(
         if name in pngs
     }
     claim_list = yaml.safe_load(Path(inputs["claims"]).read_text())["claims"]
-    claims = analysis.evaluate_claims(claim_list, tables)
+    claims = evaluate_claims(claim_list, tables)
     dataset = json.loads(Path(inputs["dataset"]).read_text())
     context = build_context(title, tables, claims, boards, figures, read_meta(inputs["accuracy"]), dataset)
     context["warnings"] = load_warnings(boards, max_others_share, tables["samples"], max_median_spread)

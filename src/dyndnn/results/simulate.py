@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dyndnn.results.manager import choose
 from dyndnn.provenance import write_table
+from dyndnn.results.manager import choose
 
 __all__ = ["TraceSpec", "make_trace", "simulate", "summarise_runs", "POLICIES", "simulate_tables"]
 
