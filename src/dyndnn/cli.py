@@ -62,7 +62,8 @@ def _compare(args) -> int:
 
     import yaml
 
-    from dyndnn.results.compare import DIFFERS, NOT_COMPARABLE, REPRODUCED, Tolerances, compare, load_run  # only for this subcommand
+    from dyndnn.results.compare import DIFFERS, NOT_COMPARABLE, REPRODUCED, compare  # only for this subcommand
+    from dyndnn.results.runs import Tolerances, load_run  # only for this subcommand
 
     reference, run = load_run(args.reference), load_run(args.run)
     tol = Tolerances.from_config(reference.config)

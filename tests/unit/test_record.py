@@ -116,7 +116,8 @@ def test_compare_across_two_boards_leaves_latency_not_comparable(capsys, tmp_pat
 def test_report_sets_the_reference_record_beside_the_run(tmp_path):
     """report.reference: the claims table gains the reference's verdict and reproduced / differs;
     a moved top-1 shows up among the rows that did not reproduce."""
-    from dyndnn.results.report import TABLE_SECTIONS, report_from_files
+    from dyndnn.results.report import report_from_files
+    from dyndnn.results.sections import TABLE_SECTIONS
 
     run = as_results(RECORD, tmp_path / "results")
     acc = pd.read_csv(run / "tables/accuracy.csv")
@@ -127,8 +128,8 @@ def test_report_sets_the_reference_record_beside_the_run(tmp_path):
     derived = analysis.derived_tables(acc, pd.read_csv(tables / "latency_summary.csv"), 0.2)  # what the aggregate rule would write
     for name, df in derived.items():
         df.to_csv(tables / f"{name}.csv", index=False)
-    inputs = {"accuracy": tables / "accuracy.csv", "summary": tables / "latency_summary.csv", "samples": tables / "latency_samples.csv",
-              "boards": tables / "boards.csv", "points": tables / "operating_points.csv", "ranges": tables / "ranges.csv",
+    inputs = {"accuracy": tables / "accuracy.csv", "latency_summary": tables / "latency_summary.csv", "latency_samples": tables / "latency_samples.csv",
+              "boards": tables / "boards.csv", "operating_points": tables / "operating_points.csv", "ranges": tables / "ranges.csv",
               "footprint": tables / "footprint.csv", "dataset": run / "data/dataset.json", "claims": REPO / "config/claims.yaml",
               "template": REPO / "report/templates/report.html.j2", "figures": [], "budget_summary": tables / "budget_summary.csv",
               **{n: tables / f"{n}.csv" for n in TABLE_SECTIONS if (tables / f"{n}.csv").is_file()}}  # fmt: skip

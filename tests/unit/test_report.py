@@ -13,7 +13,8 @@ from helpers import REPO
 from dyndnn.results import analysis, plots
 from dyndnn.results import claims as claim_checks
 from dyndnn.results.figures import FIGURES
-from dyndnn.results.report import build_context, figure_tables, render
+from dyndnn.results.report import build_context, render
+from dyndnn.results.sections import figure_tables
 
 ACC = pd.DataFrame(
     {
@@ -70,8 +71,8 @@ def claim_tables(acc: pd.DataFrame, summ: pd.DataFrame, top1_floor: float = 0.5)
     d = analysis.derived_tables(acc, summ, top1_floor)
     return {
         "accuracy": acc,
-        "summary": summ,
-        "points": d["operating_points"],
+        "latency_summary": summ,
+        "operating_points": d["operating_points"],
         "ranges": d["ranges"],
         "footprint": d["footprint"],
         "top1_floor": top1_floor,
@@ -84,11 +85,11 @@ def tables(with_latency: bool, baselines: bool = False) -> dict:
         acc = pd.concat([acc, ACC.assign(model="static", resident_bytes=40)], ignore_index=True)
     lat = samples({k: [float(k)] * 3 for k in range(1, 5)}) if with_latency else pd.DataFrame()
     summ = summary({k: float(k) for k in range(1, 5)}) if with_latency else pd.DataFrame()
-    t = {**claim_tables(acc, summ), "samples": lat}
+    t = {**claim_tables(acc, summ), "latency_samples": lat}
     if with_latency:
         from dyndnn.results.simulate import TraceSpec, simulate, summarise_runs
 
-        pts = t["points"][t["points"].model == "dynamic"]
+        pts = t["operating_points"][t["operating_points"].model == "dynamic"]
         t["budget_trace"] = simulate(pts, lat, TraceSpec(steps=60, contention=((10, 30, 2.0),), budget_changes=(), window=5))
         t["budget_summary"] = summarise_runs(t["budget_trace"])
     return t

@@ -67,8 +67,8 @@ rule job_times:
 rule simulate_budget:
     """Runtime managers on a changing time budget, over the measured operating points."""
     input:
-        points=rules.aggregate.output.operating_points,
-        samples=rules.aggregate.output.latency_samples,
+        operating_points=rules.aggregate.output.operating_points,
+        latency_samples=rules.aggregate.output.latency_samples,
     output:
         runs="results/tables/budget_trace.csv",
         summary="results/tables/budget_summary.csv",
@@ -85,6 +85,14 @@ rule simulate_budget:
         "../scripts/simulate_budget.py"
 
 
+# The aggregate tables the figures and the report read, each by its one name (the aggregate
+# rule's output name, the key the results code reads it by, and its file name under tables/).
+RESULT_TABLES = {
+    name: getattr(rules.aggregate.output, name)
+    for name in ("accuracy", "latency_summary", "latency_samples", "operating_points", "ranges", "footprint")
+}
+
+
 # One rule per figure (dyndnn.results.figures.FIGURES), each with its caption (written once, there) for --report.
 for _fig in FIGURES:
 
@@ -92,12 +100,7 @@ for _fig in FIGURES:
         name:
             f"figure_{_fig}"
         input:
-            accuracy=rules.aggregate.output.accuracy,
-            summary=rules.aggregate.output.latency_summary,
-            samples=rules.aggregate.output.latency_samples,
-            points=rules.aggregate.output.operating_points,
-            ranges=rules.aggregate.output.ranges,
-            footprint=rules.aggregate.output.footprint,
+            **RESULT_TABLES,
             budget_trace=rules.simulate_budget.output.runs,
             reference=[f"{REFERENCE}/manifest.json"] if REFERENCE else [],
         output:
@@ -125,12 +128,7 @@ for _fig in FIGURES:
 
 rule report:
     input:
-        accuracy=rules.aggregate.output.accuracy,
-        summary=rules.aggregate.output.latency_summary,
-        samples=rules.aggregate.output.latency_samples,
-        points=rules.aggregate.output.operating_points,
-        ranges=rules.aggregate.output.ranges,
-        footprint=rules.aggregate.output.footprint,
+        **RESULT_TABLES,
         boards=rules.aggregate.output.boards,
         dataset=rules.prepare_data.output.meta,
         figures=expand("results/figures/{fig}.png", fig=FIGURES),

@@ -1,6 +1,6 @@
 from dyndnn.logs import log_to
 from dyndnn.results import plots
-from dyndnn.results.report import load_tables
+from dyndnn.results.sections import load_tables
 
 with log_to(snakemake.log[0]):
     tables = load_tables(dict(snakemake.input.items()), snakemake.params.top1_floor, snakemake.params.reference)

@@ -108,7 +108,7 @@ def _series(column):
 
 def _pruning_speeds_up(device):
     def compute(r):
-        pts = _dynamic(r["points"])
+        pts = _dynamic(r["operating_points"])
         pts = pts[pts["device"] == device] if not pts.empty else pts
         if pts.empty:
             raise NotMeasurable(f"no {device.upper()} mapping measured on the boards used")
@@ -128,7 +128,7 @@ def _pruning_speeds_up(device):
 
 
 def _pareto_points(r):
-    pts = _dynamic(r["points"]).dropna(subset=["p50_ms", "top1"]) if not r["points"].empty else r["points"]
+    pts = _dynamic(r["operating_points"]).dropna(subset=["p50_ms", "top1"]) if not r["operating_points"].empty else r["operating_points"]
     if pts.empty:
         raise NotMeasurable("no latency measured on the boards used")
     counts = {board: int(pareto_mask(g, "p50_ms").sum()) for board, g in pts.groupby("board")}

@@ -11,120 +11,18 @@ compression per technique (exact); every claim's verdict. Pure pandas: no torch.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
 from dyndnn.results import analysis
 from dyndnn.results.claims import NOT_MEASURABLE, evaluate_claims
-from dyndnn.results.record import MANIFEST, RecordError, listed, record_path, verify
+from dyndnn.results.runs import Run, Tolerances
 
-__all__ = ["Tolerances", "Run", "load_run", "compare", "host_difference", "REPRODUCED", "DIFFERS", "NOT_COMPARABLE"]
+__all__ = ["compare", "host_difference", "REPRODUCED", "DIFFERS", "NOT_COMPARABLE"]
 
 REPRODUCED, DIFFERS, NOT_COMPARABLE = "reproduced", "differs", "not comparable"
 COLUMNS = ["kind", "key", "reference", "run", "difference", "tolerance", "status", "reason"]
-
-
-@dataclass(frozen=True)
-class Tolerances:
-    """The config's `compare` block (config/config.yaml documents each)."""
-
-    top1_pts: float = 1.0  # top-1 in points, at least ...
-    seed_sigmas: float = 3.0  # ... or this many standard deviations over training seeds (pooled per technique)
-    confidence_abs: float = 0.02  # normalised confidence
-    latency_rel: float = 0.25  # median latency, same CPU identity
-    ratio_rel: float = 0.25  # latency ratio g1/gG, same CPU identity
-
-    @classmethod
-    def from_config(cls, config: dict) -> "Tolerances":
-        block = (config or {}).get("compare") or {}
-        return cls(**{k: float(v) for k, v in block.items() if k in cls.__dataclass_fields__})
-
-
-@dataclass
-class Run:
-    label: str
-    tables: dict[str, pd.DataFrame]
-    config: dict
-    boards: dict[str, dict]  # board -> facts
-    manifest: dict | None = None  # a record's (verified); None for a results folder
-
-    @property
-    def verified(self) -> bool:
-        """A record checked against its manifest (False: a results folder, read unverified)."""
-        return self.manifest is not None
-
-    @property
-    def provenance(self) -> str:
-        return "record, every file's sha256 verified" if self.verified else f"unverified run (no {MANIFEST})"
-
-    def claims_file(self) -> Path | None:
-        """The claims file a record ships (listed and verified), else None."""
-        return Path(self.label) / "claims.yaml" if self.verified and listed(self.manifest, "claims.yaml") else None
-
-    def precision(self, model: str) -> str:
-        """The precision(s) a technique's training ran in ('' where the run does not say): a
-        record's manifest, else the accuracy table's provenance."""
-        stated = self.manifest.get("precision") if self.manifest else None
-        if stated is None:
-            meta = Path(self.label) / "tables/accuracy.meta.json"
-            try:
-                stated = json.loads(meta.read_text()).get("training_precision") if meta.is_file() else None
-            except (json.JSONDecodeError, AttributeError):
-                stated = None
-        if isinstance(stated, dict):
-            stated = stated.get(model)
-        if isinstance(stated, str):
-            stated = [stated]
-        known = [p for p in stated or [] if p in ("fp32", "bf16")]
-        return "+".join(sorted(known))
-
-    @property
-    def top1_floor(self) -> float:
-        """report.top1_floor of the run's config (0 where an older config lacks it)."""
-        return self.config.get("report", {}).get("top1_floor", 0.0)
-
-
-TABLES = ("accuracy", "latency_summary", "boards", "seed_summary", "operating_points", "ranges", "footprint")
-
-
-def load_run(path: str | Path) -> Run:
-    """A record (verified against its manifest) or a results folder; RecordError names
-    whatever is missing or malformed."""
-    path = Path(path)
-    if not path.is_dir():
-        raise RecordError(f"{path}: no such folder (give a record, e.g. reference/quick, or a results folder)")
-    manifest = None
-    if (path / MANIFEST).is_file():
-        manifest = verify(path)
-        config = manifest["config"]
-    else:
-        meta = path / "tables/accuracy.meta.json"
-        if not meta.is_file():
-            raise RecordError(f"{meta}: missing ({path} is neither a record with {MANIFEST} nor a results folder with tables/)")
-        try:
-            config = json.loads(meta.read_text()).get("config", {})
-        except (json.JSONDecodeError, AttributeError) as e:
-            raise RecordError(f"{meta}: malformed ({e})") from None
-    tables = {}
-    for name in TABLES:  # a record's files only through its manifest (listed and verified)
-        f = record_path(path, manifest, f"tables/{name}.csv") if manifest else path / "tables" / f"{name}.csv"
-        if not f.is_file():
-            raise RecordError(f"{f}: missing table")
-        try:
-            tables[name] = pd.read_csv(f, dtype={"frequency": str}) if f.stat().st_size > 1 else pd.DataFrame()
-        except (pd.errors.ParserError, UnicodeDecodeError) as e:
-            raise RecordError(f"{f}: malformed table ({e})") from None
-    need = {"accuracy": {"model", "groups", "top1", "confidence_norm", "macs", "resident_bytes"}, "boards": {"board", "fact", "value"}}
-    for name, cols in need.items():
-        missing = cols - set(tables[name].columns)
-        if missing:
-            raise RecordError(f"{path / 'tables' / (name + '.csv')}: malformed table, no column {', '.join(sorted(missing))}")
-    facts = {b: dict(zip(d["fact"], d["value"])) for b, d in tables["boards"].groupby("board")} if not tables["boards"].empty else {}
-    return Run(str(path), tables, config, facts, manifest)
 
 
 def _row(kind, key, ref, run, diff, tol, status, reason=""):
@@ -403,14 +301,7 @@ def _footprint_rows(ref: Run, run: Run) -> list[dict]:
 
 
 def _claims(run: Run, claims: list[dict]) -> pd.DataFrame:
-    t = run.tables
-    tables = {
-        "accuracy": t["accuracy"],
-        "points": t["operating_points"],
-        "ranges": t["ranges"],
-        "footprint": t["footprint"],
-        "top1_floor": run.top1_floor,
-    }
+    tables = {**run.tables, "top1_floor": run.top1_floor}
     return evaluate_claims(claims, tables).set_index("id")
 
 

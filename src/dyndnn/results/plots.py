@@ -93,7 +93,7 @@ def fig4_latency(t: dict) -> plt.Figure:
     mapping (its highest DVFS level): the dynamic DNN in its shipped layout, the static dense
     models of the same widths and the dense-with-zeros layout (naive reference)."""
     theme()
-    samples = t["samples"]
+    samples = t["latency_samples"]
     if samples.empty:
         return _empty("no latency measurements")
     d = top_frequency(samples.assign(configuration=_configuration(samples)))
@@ -128,7 +128,7 @@ def fig5_tradeoffs(t: dict) -> plt.Figure:
     """Paper Fig. 5: energy, power and time against accuracy; marker = configuration,
     colour = mapping, every DVFS level a point; the Pareto front drawn per panel."""
     theme()
-    pts = t["points"]
+    pts = t["operating_points"]
     pts = pts[pts["model"] == "dynamic"].dropna(subset=["top1"]) if not pts.empty else pts
     if pts.empty:
         return _empty("no operating points: no board was profiled")

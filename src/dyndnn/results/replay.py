@@ -11,7 +11,8 @@ from pathlib import Path
 from dyndnn.results import plots
 from dyndnn.results.figures import FIGURES
 from dyndnn.results.record import RecordError, record_path, verify
-from dyndnn.results.report import TABLE_SECTIONS, load_tables, report_from_files
+from dyndnn.results.report import report_from_files
+from dyndnn.results.sections import TABLE_SECTIONS, load_tables
 
 __all__ = ["replay"]
 
@@ -32,9 +33,9 @@ def replay(record: str | Path, out: str | Path, repo: str | Path) -> Path:
 
     inputs = {
         "accuracy": table("accuracy"),
-        "summary": table("latency_summary"),
-        "samples": table("latency_samples"),
-        "points": table("operating_points"),
+        "latency_summary": table("latency_summary"),
+        "latency_samples": table("latency_samples"),
+        "operating_points": table("operating_points"),
         "ranges": table("ranges"),
         "footprint": table("footprint"),
         "boards": table("boards"),
