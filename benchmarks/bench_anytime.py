@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from dyndnn.config import read_yaml
 from dyndnn.learn.anytime import IncrementalRunner
 from dyndnn.learn.model import GroupedAlexNet, ModelConfig
+from dyndnn.schema import read_yaml
 
 
 def median_ms(fn, repeats: int, warmup: int = 10) -> float:

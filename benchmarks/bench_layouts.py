@@ -24,9 +24,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from dyndnn.config import read_yaml
 from dyndnn.learn.export import INPUT, graph_macs, to_onnx_bytes
-from dyndnn.learn.model import GroupedAlexNet, ModelConfig, SlimmableAlexNet, width_config
+from dyndnn.learn.model import GroupedAlexNet, ModelConfig
+from dyndnn.learn.slimmable import SlimmableAlexNet, width_config
+from dyndnn.schema import read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 

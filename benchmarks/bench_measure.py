@@ -21,10 +21,10 @@ import torch
 
 from dyndnn.boards.board import load_board
 from dyndnn.boards.profiling import profile_board
-from dyndnn.config import read_yaml
 from dyndnn.learn.evaluate import count_macs
 from dyndnn.learn.export import to_onnx_bytes
 from dyndnn.learn.model import GroupedAlexNet, ModelConfig
+from dyndnn.schema import read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 

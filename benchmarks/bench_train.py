@@ -27,20 +27,13 @@ from dataclasses import replace
 
 import torch
 
-from dyndnn.config import TrainConfig, read_yaml
+from dyndnn.config import TrainConfig
 from dyndnn.learn.baselines import slimmable_loss
-from dyndnn.learn.model import GroupedAlexNet, ModelConfig, SlimmableAlexNet, width_config
-from dyndnn.learn.train import (
-    build_optimizer,
-    cpu_has_native_bf16,
-    cross_entropy_loss,
-    distillation_loss,
-    epoch_views,
-    resolve_precision,
-    teacher_targets,
-    to_layout,
-    train_one_epoch,
-)
+from dyndnn.learn.model import GroupedAlexNet, ModelConfig
+from dyndnn.learn.recipe import build_optimizer, cpu_has_native_bf16, resolve_precision, to_layout
+from dyndnn.learn.slimmable import SlimmableAlexNet, width_config
+from dyndnn.learn.train import cross_entropy_loss, distillation_loss, epoch_views, teacher_targets, train_one_epoch
+from dyndnn.schema import read_yaml
 
 
 def images_per_s(model, params, x, y, cfg: TrainConfig, warmup: int = 5, loss_fn=cross_entropy_loss, soft=None) -> float:

@@ -27,11 +27,13 @@ import torch
 import yaml
 
 from dyndnn.arch import ModelConfig
-from dyndnn.config import TrainConfig, read_yaml
+from dyndnn.config import TrainConfig
 from dyndnn.learn.data import fetch, prepare
 from dyndnn.learn.evaluate import predict
-from dyndnn.learn.model import SlimmableAlexNet, width_config
-from dyndnn.learn.train import cpu_has_native_bf16, fit, resolve_precision
+from dyndnn.learn.recipe import cpu_has_native_bf16, resolve_precision
+from dyndnn.learn.slimmable import SlimmableAlexNet, width_config
+from dyndnn.learn.train import fit
+from dyndnn.schema import read_yaml
 
 
 def load_data(archive: str, cache: Path) -> dict:

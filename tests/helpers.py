@@ -85,7 +85,8 @@ def host_bundle(tmp_path: Path, models: list[dict], board: dict):
     without downloads (the runtime folder is pre-seeded in a private cache)."""
     import json
 
-    from dyndnn.boards.bundle import BundleSpec, build_bundle
+    from dyndnn.boards.bundle import build_bundle
+    from dyndnn.boards.packages import BundleSpec
     from dyndnn.boards.profiling import runner_files
 
     python = f"{sys.version_info[0]}.{sys.version_info[1]}"

@@ -2,7 +2,7 @@
 
 Scope: structure, types and defaults are checked by the JSON schema in
 `workflow/schemas/` (through `snakemake.utils.validate` in the workflow, or
-`validate_schema` here); `load` turns the validated dict into frozen
+`dyndnn.schema.validate_schema`); `load` turns the validated dict into frozen
 dataclasses and rejects combinations a schema cannot express. Both run before
 any job. Defaults are written once, in the schema (`dyndnn.defaults`); rules pass
 each job its typed slice (`as_params`), and a job rebuilds it with `cls(**params)`.
@@ -10,11 +10,8 @@ each job its typed slice (`as_params`), and a job rebuilds it with `cls(**params
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-
-import yaml
 
 from dyndnn.arch import BASELINES, ModelConfig
 from dyndnn.defaults import default
@@ -22,15 +19,20 @@ from dyndnn.provenance import sha256_file
 
 __all__ = [
     "ConfigError",
+    "from_block",
+    "ReportConfig",
+    "BaselineConfig",
+    "PrunedConfig",
+    "BASELINE_OPTIONS",
+    "results_config",
+    "PROVENANCE_ONLY",
     "DataConfig",
     "TrainConfig",
     "ExportConfig",
     "MeasureSettings",
     "Config",
     "load",
-    "validate_schema",
     "as_params",
-    "read_yaml",
     "design_knobs",
 ]
 
@@ -130,6 +132,33 @@ class MeasureSettings:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """What the report is called, its accuracy floor, and the record it sets beside the run."""
+
+    title: str = default("report", "title")
+    top1_floor: float = default("report", "top1_floor")
+    reference: str | None = default("report", "reference")
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """An existing work's block (baselines.<name>)."""
+
+    enabled: bool = default("baselines", "static", "enabled")
+
+
+@dataclass(frozen=True)
+class PrunedConfig(BaselineConfig):
+    """baselines.pruned: L1 filter pruning of the static 100 % model, then fine-tuning."""
+
+    enabled: bool = default("baselines", "pruned", "enabled")
+    finetune_epochs: int = default("baselines", "pruned", "finetune_epochs")
+
+
+BASELINE_OPTIONS = {name: PrunedConfig if name == "pruned" else BaselineConfig for name in BASELINES}
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int
     data: DataConfig
@@ -139,11 +168,28 @@ class Config:
     export: ExportConfig
     measure: MeasureSettings
     boards: tuple[str, ...]
-    report_title: str
+    report: ReportConfig = ReportConfig()
     baselines: tuple[str, ...] = ()
+    baseline_options: dict = field(default_factory=dict)  # name -> BaselineConfig / PrunedConfig, every known baseline
     designs: dict = field(default_factory=dict)  # ablation: name -> (ModelConfig, TrainConfig, description)
     seeds: tuple[int, ...] = (0,)  # training seeds; seeds[0] is the primary seed (its models are exported and measured)
-    device: str = default("runtime", "device")  # where training runs (not part of any recipe)
+
+
+# Settings that name a run or say where it runs but change no number: the tables' provenance
+# leaves them out, so editing one reruns the report and the record only (record and report
+# keep them). report.reference is read by the figures and the report themselves.
+PROVENANCE_ONLY = (("report", "title"), ("report", "reference"), ("runtime",))
+
+
+def results_config(config: dict) -> dict:
+    """The config as the aggregated tables' provenance: without PROVENANCE_ONLY settings."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    for path in PROVENANCE_ONLY:
+        node = out
+        for key in path[:-1]:
+            node = node.get(key, {})
+        node.pop(path[-1], None)
+    return out
 
 
 def as_params(value) -> dict:
@@ -153,76 +199,14 @@ def as_params(value) -> dict:
     return dict(sorted((k, list(v) if isinstance(v, tuple) else v) for k, v in asdict(value).items()))
 
 
-def _build(cls, values: dict | None):
+def from_block(cls, values: dict | None):
+    """A typed slice from its config block; unknown keys are refused, not dropped."""
     values = dict(values or {})
     known = {f.name for f in fields(cls)}
     unknown = set(values) - known
     if unknown:
         raise ConfigError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
     return cls(**values)
-
-
-# Run-time settings that used to sit in the recipe: (section, key, where they are now).
-MOVED = (
-    ("train", "device", "runtime.device"),
-    ("train", "threads", "--set-threads / a profile's set-threads (jobs use the threads they are given)"),
-)
-
-
-def non_finite(value, path: str = "") -> tuple[str, float] | None:
-    """(dotted key, value) of the first NaN or infinity anywhere in a config or board file.
-    JSON Schema's bounds cannot stop NaN (every comparison with it is false), so this walk
-    guards every number once, whatever its key; the schema's bounds give each its range."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return path or "(top level)", value
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        found = non_finite(item, f"{path}.{key}" if path else str(key))
-        if found:
-            return found
-    return None
-
-
-def validate_schema(config: dict, schema_path: str | Path) -> None:
-    """Validate (and fill defaults into) `config` with the JSON schema, as the workflow does;
-    then every ablation design's model and train blocks, merged over the config's, with the
-    same schema (an override is a config value like any other). Every number must be finite
-    (`non_finite`) and inside the schema's range."""
-    import jsonschema
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
-
-    schema = read_yaml(schema_path)
-    validator = jsonschema.validators.validator_for(schema)(schema)
-
-    def first_error(instance):
-        error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
-        return (".".join(map(str, error.absolute_path)) or "(top level)", error.message) if error is not None else None
-
-    bad = non_finite(config)
-    if bad:
-        raise ConfigError(f"{bad[0]}: {bad[1]} is not a finite number (NaN and infinities are refused)")
-    for section, name, home in MOVED:
-        if name in (config.get(section) or {}):
-            raise ConfigError(
-                f"{section}.{name}: moved to {home} (where a job runs is not part of the recipe: changing it retrains nothing)"
-            )
-    found = first_error(config)
-    if found:
-        raise ConfigError(f"{found[0]}: {found[1]}")
-    try:
-        validate(config, str(schema_path), set_default=True)  # fills the defaults
-    except WorkflowError as e:
-        raise ConfigError(str(e)) from None
-    for name, design in (config.get("ablation") or {}).items():
-        merged = {**config, "ablation": {}}
-        for section in ("model", "train"):
-            merged[section] = {**config.get(section, {}), **design.get(section, {})}
-        found = first_error(merged)
-        if found:
-            raise ConfigError(
-                f"ablation.{name}.{found[0]}: {found[1]} (the override, merged over the config's {found[0].split('.')[0]} block, must satisfy the same schema)"
-            )
 
 
 def _check_stage_lists(train: TrainConfig, groups: int, where: str) -> None:
@@ -268,7 +252,7 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
         model = ModelConfig(**config["model"])
     except (TypeError, ValueError) as e:
         raise ConfigError(f"model: {e}") from None
-    train = _build(TrainConfig, config["train"])
+    train = from_block(TrainConfig, config["train"])
     _check_stage_lists(train, model.groups, "train")
     baselines = _baselines(config)
     designs = _designs(config, model)
@@ -294,12 +278,12 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
         model=model,
         train=train,
         evaluate_batch_size=config["evaluate"]["batch_size"],
-        export=_build(ExportConfig, config["export"]),
-        measure=_build(MeasureSettings, profile),
+        export=from_block(ExportConfig, config["export"]),
+        measure=from_block(MeasureSettings, profile),
         boards=boards,
-        report_title=config["report"]["title"],
+        report=from_block(ReportConfig, config["report"]),
         baselines=baselines,
-        device=config["runtime"]["device"],
+        baseline_options={name: from_block(BASELINE_OPTIONS[name], config["baselines"].get(name)) for name in BASELINES},
     )
 
 
@@ -318,7 +302,7 @@ def _check_simulation(block: dict) -> None:
 
 def _data(block: dict) -> DataConfig:
     """data: an image archive that exists (and matches its checksum), stratifiable subsets."""
-    data = _build(DataConfig, block)
+    data = from_block(DataConfig, block)
     if data.source == "images" and not data.path:
         raise ConfigError("data.source is 'images' but data.path is not set: give a folder or .tar.gz in image-folder layout")
     if data.source == "images":
@@ -369,7 +353,7 @@ def _designs(config: dict, model: ModelConfig) -> dict:
     for name, d in (config.get("ablation") or {}).items():
         try:
             d_model = ModelConfig(**{**config["model"], **d.get("model", {})})
-            d_train = _build(TrainConfig, _design_train(config["train"], d.get("train", {})))
+            d_train = from_block(TrainConfig, _design_train(config["train"], d.get("train", {})))
         except (TypeError, ValueError) as e:
             raise ConfigError(f"ablation.{name}: {e}") from None
         if d_model.groups != model.groups:
@@ -377,14 +361,3 @@ def _designs(config: dict, model: ModelConfig) -> dict:
         _check_stage_lists(d_train, model.groups, f"ablation.{name}: train")
         designs[name] = (d_model, d_train, d.get("description", ""))
     return designs
-
-
-def read_yaml(path: str | Path) -> dict:
-    """A YAML file as a dict; a syntax error names the file, line and column."""
-    with open(path) as f:
-        try:
-            return yaml.safe_load(f) or {}
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
-            raise ConfigError(f"{where}: YAML syntax error: {e.problem or e}") from None

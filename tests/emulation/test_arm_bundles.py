@@ -25,7 +25,8 @@ import pytest
 from helpers import REPO
 
 from dyndnn.boards.board import load_board
-from dyndnn.boards.bundle import DEFAULT_MIRROR, BundleSpec, build_bundle, build_runtime
+from dyndnn.boards.bundle import build_bundle, build_runtime
+from dyndnn.boards.packages import DEFAULT_MIRROR, BundleSpec
 from dyndnn.boards.profiling import models_from_paths, profile_board, runner_files
 
 pytestmark = [pytest.mark.emulation, pytest.mark.slow]

@@ -9,7 +9,8 @@ from helpers import TINY
 from dyndnn.config import TrainConfig
 from dyndnn.learn.baselines import train_baseline
 from dyndnn.learn.export import onnx_parity, to_onnx_bytes, to_torchscript, torchscript_parity
-from dyndnn.learn.model import GroupedAlexNet, ModelConfig, SlimmableAlexNet, l1_prune, width_config
+from dyndnn.learn.model import GroupedAlexNet, ModelConfig
+from dyndnn.learn.slimmable import SlimmableAlexNet, l1_prune, width_config
 from dyndnn.learn.technique import Technique
 
 SMALL = ModelConfig(groups=2, conv_channels=(4, 4, 4, 4, 4), fc_features=(4,))

@@ -16,7 +16,8 @@ import torch
 from helpers import TINY, host_bundle, tiny_onnx_models
 
 from dyndnn.boards.board import BoardError, check_board
-from dyndnn.boards.bundle import BundleSpec, DebianIndex, parse_depends, resolve, unpack_deb
+from dyndnn.boards.debian import DebianIndex, parse_depends, resolve, unpack_deb
+from dyndnn.boards.packages import BundleSpec
 from dyndnn.boards.profiling import check_bundle, check_parity, check_results, parity_inputs, profile_board
 from dyndnn.learn.export import ExportError, _describe, check_manifest, to_onnx_bytes
 from dyndnn.learn.model import GroupedAlexNet, ModelConfig

@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from dyndnn.config import ConfigError, load, read_yaml, validate_schema
+from dyndnn.config import ConfigError, load
+from dyndnn.schema import read_yaml, validate_schema
 
 
 @pytest.fixture
@@ -227,7 +228,7 @@ def test_run_time_settings_are_not_part_of_the_recipe(quick, schema, repo):
         with pytest.raises(ConfigError, match=rf"train.{key}: moved to {home}"):
             validate_schema(bad, schema)
     cfg = load({**quick, "runtime": {"device": "cpu"}}, repo / "config/boards")
-    assert cfg.device == "cpu"
+    assert cfg == load(quick, repo / "config/boards")  # the device is the jobs' (snakemake.config), not the recipe's
     recipe = as_params(cfg.train.for_stage(1))
     assert not {"device", "threads"} & set(recipe) and list(recipe) == sorted(recipe)
     assert TrainConfig(**recipe) == cfg.train.for_stage(1)
@@ -368,3 +369,85 @@ def test_a_designs_epochs_are_not_silently_overridden_by_the_configs_stage_list(
     assert [cfg.designs["long"][1].for_stage(k).epochs for k in (1, 2, 3, 4)] == [3, 3, 3, 3]
     assert [cfg.designs["staged"][1].for_stage(k).epochs for k in (1, 2, 3, 4)] == [2, 2, 2, 2]
     assert [cfg.train.for_stage(k).epochs for k in (1, 2, 3, 4)] == [1, 1, 1, 2]
+
+
+def _schema_node(*path):
+    from dyndnn.defaults import _SCHEMA
+
+    node = _SCHEMA
+    for key in path:
+        node = node["properties"][key]
+    return node
+
+
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+# Every typed slice and the schema block it reads; keys of a block that are not the slice's fields
+# are read elsewhere (named here with where).
+SLICES = [
+    ("dyndnn.arch", "ModelConfig", ("model",), {}),
+    ("dyndnn.config", "DataConfig", ("data",), {}),
+    ("dyndnn.config", "TrainConfig", ("train",), {}),
+    ("dyndnn.config", "ExportConfig", ("export",), {}),
+    ("dyndnn.config", "MeasureSettings", ("profile",), {"boards": "Config.boards"}),
+    ("dyndnn.config", "ReportConfig", ("report",), {}),
+    ("dyndnn.config", "BaselineConfig", ("baselines", "static"), {}),
+    ("dyndnn.config", "PrunedConfig", ("baselines", "pruned"), {}),
+    ("dyndnn.results.simulate", "TraceSpec", ("simulate",), {"board": "simulate_tables"}),
+    ("dyndnn.results.runs", "Tolerances", ("compare",), {}),
+]
+
+
+@pytest.mark.parametrize("module, name, path, elsewhere", SLICES, ids=[s[1] for s in SLICES])
+def test_typed_slices_take_their_defaults_from_the_schema(module, name, path, elsewhere):
+    """One default per setting: a slice's field default is the schema's, and every key of its block is a field."""
+    import dataclasses
+    import importlib
+
+    cls = getattr(importlib.import_module(module), name)
+    props = _schema_node(*path)["properties"]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    assert set(props) - set(elsewhere) <= set(fields), (
+        f"{name}: schema keys without a field: {sorted(set(props) - set(elsewhere) - set(fields))}"
+    )
+    for key, prop in props.items():
+        if key in fields and "default" in prop and fields[key].default is not dataclasses.MISSING:
+            assert _plain(fields[key].default) == _plain(prop["default"]), (
+                f"{name}.{key}: {fields[key].default!r} vs the schema's {prop['default']!r}"
+            )
+
+
+def test_typed_slices_refuse_unknown_keys():
+    from dyndnn.config import PrunedConfig, ReportConfig, from_block
+    from dyndnn.results.record import RecordError
+    from dyndnn.results.runs import Tolerances
+    from dyndnn.results.simulate import TraceSpec
+
+    for cls in (ReportConfig, PrunedConfig, TraceSpec):
+        with pytest.raises(ConfigError, match="unknown keys"):
+            from_block(cls, {"no_such_key": 1})
+    with pytest.raises(RecordError, match="unknown keys"):
+        Tolerances.from_config({"compare": {"top1_pst": 2.0}})
+
+
+def test_the_default_config_is_the_schemas_defaults(repo):
+    """config/config.yaml writes out the main job's settings, which are the schema's defaults: a
+    value it gives that differs from the schema's default would be a second default."""
+    config = read_yaml(repo / "config/config.yaml")
+    differ = []
+
+    def walk(block, path):
+        for key, value in block.items():
+            prop = _schema_node(*path, key)
+            if isinstance(value, dict) and "properties" in prop:
+                walk(value, (*path, key))
+            elif "default" in prop and _plain(prop["default"]) != _plain(value):
+                differ.append((".".join((*path, key)), value, prop["default"]))
+
+    walk({k: v for k, v in config.items() if k != "ablation"}, ())
+    assert not differ, f"config.yaml vs the schema's defaults (key, config.yaml, schema): {differ}"
+    from dyndnn.arch import ModelConfig
+
+    assert ModelConfig().to_dict() == ModelConfig(**config["model"]).to_dict()  # ModelConfig() is the main job's network

@@ -10,7 +10,8 @@ from helpers import TINY
 
 from dyndnn.arch import ModelConfig
 from dyndnn.learn.evaluate import config_params, count_macs
-from dyndnn.learn.model import GroupedAlexNet, SlimmableAlexNet, width_config
+from dyndnn.learn.model import GroupedAlexNet
+from dyndnn.learn.slimmable import SlimmableAlexNet, width_config
 
 G = 4
 SIDES = (32, 16, 8, 8, 8)  # output side of conv1..conv5 on 32x32 inputs (pools after conv1, conv2, conv5)

@@ -51,7 +51,7 @@ def test_k_group_output_ignores_later_groups(connectivity, head):
 @pytest.fixture
 def bf16_capable(monkeypatch):
     """Let `precision: bf16` run on any CPU (autocast emulates bf16 where it is not native)."""
-    monkeypatch.setattr("dyndnn.learn.train.cpu_has_native_bf16", lambda *a: True)
+    monkeypatch.setattr("dyndnn.learn.recipe.cpu_has_native_bf16", lambda *a: True)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ def test_training_a_later_stage_keeps_earlier_predictions_bit_identical(connecti
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
     y = torch.randint(0, 10, (64,))
     probe = torch.randn(16, 3, 32, 32)
-    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.1, schedule="constant", precision=precision)
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.1, schedule="constant", precision=precision, distill=0.0)
     for k in range(1, G + 1):
         snapshots = {}
         for j in range(1, k):
@@ -165,7 +165,7 @@ def test_frozen_dropout_acts_only_on_frozen_features_read_while_training():
 def test_distilled_stages_keep_the_invariant_and_leave_the_teacher_untouched(precision, bf16_capable):
     """KD from a dense teacher changes what group k learns, never the earlier groups or the teacher
     (teacher and student in the same precision and layout)."""
-    from dyndnn.learn.model import SlimmableAlexNet
+    from dyndnn.learn.slimmable import SlimmableAlexNet
 
     torch.manual_seed(1)
     teacher = SlimmableAlexNet(ModelConfig(groups=G, **TINY)).train()  # train mode on purpose: the loss must switch it to eval
@@ -174,7 +174,7 @@ def test_distilled_stages_keep_the_invariant_and_leave_the_teacher_untouched(pre
     y = torch.randint(0, 10, (64,))
     probe = torch.randn(16, 3, 32, 32)
     plain, kd = tiny("nested", "per_config"), tiny("nested", "per_config")
-    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.1, schedule="constant", precision=precision)
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.1, schedule="constant", precision=precision, distill=0.0)
     with pytest.raises(ValueError, match="needs a teacher"):
         fit_stage(tiny("nested", "per_config"), 1, x, y, replace(cfg, distill=0.5), seed=0)
     for k in range(1, G + 1):

@@ -8,7 +8,8 @@ from helpers import TINY
 
 from dyndnn.arch import ModelConfig
 from dyndnn.config import TrainConfig
-from dyndnn.learn.model import GroupedAlexNet, SlimmableAlexNet, l1_prune, width_config
+from dyndnn.learn.model import GroupedAlexNet
+from dyndnn.learn.slimmable import SlimmableAlexNet, l1_prune, width_config
 from dyndnn.learn.technique import TECHNIQUES, Technique, checkpoint, load_technique, save_atomic
 
 CFG = ModelConfig(groups=4, **TINY)

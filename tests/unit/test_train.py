@@ -16,8 +16,9 @@ from helpers import TINY
 from dyndnn.arch import ModelConfig
 from dyndnn.config import TrainConfig
 from dyndnn.learn.model import GroupedAlexNet
+from dyndnn.learn.recipe import cpu_has_native_bf16, resolve_precision
 from dyndnn.learn.technique import Technique, checkpoint, load_technique
-from dyndnn.learn.train import cpu_has_native_bf16, fit_stage, resolve_precision
+from dyndnn.learn.train import fit_stage
 
 EPOCHS = 4
 CHILD = """
@@ -36,7 +37,7 @@ def run_stage(tmp_path, tag, stage, prev=None, kill_after_resume_file=False):
     args = {
         "data": str(tmp_path / "train.pt"),
         "model": {**TINY, "conv_channels": list(TINY["conv_channels"]), "fc_features": list(TINY["fc_features"])},
-        "train": {"epochs": EPOCHS, "batch_size": 32, "lr": 0.05, "schedule": "cosine"},
+        "train": {"epochs": EPOCHS, "batch_size": 32, "lr": 0.05, "schedule": "cosine", "distill": 0.0},
         "stage": stage,
         "out": str(tmp_path / f"{tag}-stage{stage}.pt"),
         "prev": prev,
@@ -84,15 +85,15 @@ def test_precision_is_detected_recorded_and_refused_where_not_native(monkeypatch
     cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
     assert cpu_has_native_bf16(str(cpuinfo))
     cpu = torch.device("cpu")
-    monkeypatch.setattr("dyndnn.learn.train.cpu_has_native_bf16", lambda *a: False)
+    monkeypatch.setattr("dyndnn.learn.recipe.cpu_has_native_bf16", lambda *a: False)
     assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("fp32", cpu) == "fp32"
     with pytest.raises(ValueError, match="train.precision is 'bf16'.*no native bf16"):
         resolve_precision("bf16", cpu)
-    monkeypatch.setattr("dyndnn.learn.train.cpu_has_native_bf16", lambda *a: True)
+    monkeypatch.setattr("dyndnn.learn.recipe.cpu_has_native_bf16", lambda *a: True)
     assert resolve_precision("auto", cpu) == "bf16" and resolve_precision("fp32", cpu) == "fp32"
     model = GroupedAlexNet(ModelConfig(**TINY))
     x, y = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (32,))
-    history = fit_stage(model, 1, x, y, TrainConfig(epochs=1, batch_size=16, schedule="constant", precision="auto"), seed=0)
+    history = fit_stage(model, 1, x, y, TrainConfig(epochs=1, batch_size=16, schedule="constant", precision="auto", distill=0.0), seed=0)
     assert history[-1]["precision"] == "bf16" and history[-1]["channels_last"] is True
     assert checkpoint(Technique("dynamic", [model], model.cfg), TrainConfig(), 0, history, stage=1)["precision"] == "bf16"
 
@@ -103,7 +104,7 @@ def test_the_stages_share_the_teachers_logits_and_see_the_same_views():
     stage's history and checked against the targets; targets of other views are refused."""
     from dataclasses import replace
 
-    from dyndnn.learn.model import SlimmableAlexNet
+    from dyndnn.learn.slimmable import SlimmableAlexNet
     from dyndnn.learn.train import epoch_views, teacher_targets, views_digest
 
     torch.manual_seed(0)
@@ -140,7 +141,7 @@ def test_static_widths_trained_as_separate_jobs_make_the_static_baseline(tmp_pat
     x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)
     y = torch.randint(0, 10, (32,))
     torch.save({"images": x, "labels": y}, tmp_path / "train.pt")
-    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.05, schedule="constant", precision="fp32")
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.05, schedule="constant", precision="fp32", distill=0.0)
     widths = []
     for k in (1, 2):
         widths.append(str(tmp_path / f"w{k}.pt"))

@@ -187,6 +187,16 @@ def test_editing_one_stage_reruns_that_stage_and_what_follows_only(quick_run, tm
 
 
 @pytest.mark.slow
+def test_editing_provenance_only_settings_reruns_only_the_report_and_the_record(quick_run, tmp_path):
+    """A title (or where training runs) changes no number: no table or figure is remade."""
+    workdir, cfg, _ = quick_run
+    data = yaml.safe_load(cfg.read_text())["data"]["path"]
+    edited = write_config(tmp_path / "edited.yaml", **{"data.path": data, "report.title": "another title", "runtime": {"device": "cpu"}})
+    proc = snakemake(workdir, "-n", "--configfile", str(edited))
+    assert set(job_counts(proc.stdout + proc.stderr)) == {"report", "record", "all"}
+
+
+@pytest.mark.slow
 def test_unchanged_config_has_nothing_to_do(quick_run):
     workdir, cfg, _ = quick_run
     proc = snakemake(workdir, "-n", "--configfile", str(cfg))

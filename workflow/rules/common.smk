@@ -9,6 +9,7 @@ import dyndnn.results.analysis
 import dyndnn.results.claims
 import dyndnn.config
 import dyndnn.defaults
+import dyndnn.schema
 import dyndnn.results.record
 from dyndnn.boards.board import load_board, uses_bundle
 from dyndnn.results.figures import FIGURES
@@ -21,9 +22,9 @@ BASE = Path(workflow.basedir)
 CONDA_ENV = str(BASE / "envs/dyndnn.yaml")
 CLAIMS = str(BASE / "config/claims.yaml")
 try:
-    dyndnn.config.validate_schema(config, dyndnn.defaults.CONFIG_SCHEMA)
+    dyndnn.schema.validate_schema(config, dyndnn.defaults.CONFIG_SCHEMA)
     CFG = dyndnn.config.load(config, boards_dir=BASE / "config/boards")
-    dyndnn.results.claims.check_claims(dyndnn.config.read_yaml(CLAIMS).get("claims"), CLAIMS)
+    dyndnn.results.claims.check_claims(dyndnn.schema.read_yaml(CLAIMS).get("claims"), CLAIMS)
     BOARDS = {b: load_board(BASE / f"config/boards/{b}.yaml", dyndnn.defaults.BOARD_SCHEMA) for b in CFG.boards}
 except ValueError as e:
     raise WorkflowError(f"Invalid configuration: {e}")
@@ -178,8 +179,8 @@ def static_widths(wildcards):
     return [f"results/models/static/seed{wildcards.seed}/w{k}.pt" for k in range(1, G + 1)] if wildcards.baseline == "static" else []
 
 
-def baseline_block(wildcards):
-    return config["baselines"][wildcards.baseline]
+def baseline_options(wildcards):
+    return dyndnn.config.as_params(CFG.baseline_options[wildcards.baseline])
 
 
 BASELINE_MODEL = dyndnn.config.as_params(CFG.model)

@@ -38,7 +38,7 @@ rule aggregate:
         CONDA_ENV
     params:
         repo=repo_dir,
-        config=config,
+        config=dyndnn.config.results_config(config),  # not the title: it changes no table
         primary_seed=PRIMARY_SEED,
         models=MODELS,
         designs=ablation_designs(),

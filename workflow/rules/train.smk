@@ -44,7 +44,7 @@ rule train_baseline:
         model=BASELINE_MODEL,
         train=BASELINE_RECIPE,
         seed=seed_of,
-        block=baseline_block,
+        options=baseline_options,
         resume_dir="results/models/{baseline}/seed{seed}/resume",
     script:
         "../scripts/train_baseline.py"

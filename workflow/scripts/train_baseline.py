@@ -1,6 +1,5 @@
 from dyndnn.arch import ModelConfig
-from dyndnn.config import TrainConfig
-from dyndnn.defaults import default
+from dyndnn.config import BASELINE_OPTIONS, TrainConfig
 from dyndnn.learn.baselines import train_baseline_job
 from dyndnn.logs import log_to
 
@@ -14,7 +13,7 @@ with log_to(snakemake.log[0]):
         out_ckpt=snakemake.output.ckpt,
         out_history=snakemake.output.history,
         static_ckpt=snakemake.input.static[0] if snakemake.input.static else None,
-        finetune_epochs=snakemake.params.block.get("finetune_epochs", default("baselines", "pruned", "finetune_epochs")),
+        finetune_epochs=getattr(BASELINE_OPTIONS[snakemake.wildcards.baseline](**snakemake.params.options), "finetune_epochs", 0),
         resume_dir=snakemake.params.resume_dir,
         threads=snakemake.threads,
         device=snakemake.config["runtime"]["device"],  # where it runs: not a param (changing it reruns nothing)

@@ -22,7 +22,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from dyndnn.config import ConfigError, read_yaml, validate_schema
+from dyndnn.config import ConfigError
+from dyndnn.schema import read_yaml, validate_schema
 
 __all__ = ["BoardError", "load_board", "check_board", "uses_bundle", "LocalTransport", "SshTransport", "TRANSPORTS", "last_line"]
 

@@ -29,9 +29,10 @@ from dyndnn.arch import BASELINES, ModelConfig
 from dyndnn.config import TrainConfig
 from dyndnn.defaults import default
 from dyndnn.learn.data import load_split
-from dyndnn.learn.model import SlimmableAlexNet, l1_prune, width_config
+from dyndnn.learn.recipe import resolve_device
+from dyndnn.learn.slimmable import SlimmableAlexNet, l1_prune, width_config
 from dyndnn.learn.technique import Technique, checkpoint, load_technique, save_atomic
-from dyndnn.learn.train import fit, resolve_device, write_history
+from dyndnn.learn.train import fit, write_history
 
 __all__ = ["slimmable_loss", "train_baseline", "train_baseline_job", "train_static_width", "static_width_job"]
 

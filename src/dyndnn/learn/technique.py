@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from dyndnn.arch import BASELINES, ModelConfig
-from dyndnn.learn.model import GroupedAlexNet, SlimmableAlexNet
+from dyndnn.learn.model import GroupedAlexNet
+from dyndnn.learn.slimmable import SlimmableAlexNet
 from dyndnn.provenance import write_atomic
 
 __all__ = ["Technique", "TECHNIQUES", "BYTES_PER_VALUE", "checkpoint", "load_technique", "save_atomic", "state_bytes"]

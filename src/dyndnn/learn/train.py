@@ -1,12 +1,12 @@
 """Incremental training of the grouped AlexNet, one stage per group, and the one
 training loop every technique uses.
 
-Scope: device and precision, the optimiser/schedule registry, one epoch, `fit`
-(any parameters of any network, with per-epoch resume checkpoints), and the
-incremental stage job. Data, augmentation and normalisation live in `dyndnn.learn.data`,
-networks in `dyndnn.learn.model`, checkpoints in `dyndnn.learn.technique`. Stage k trains
-group k alone: `GroupedAlexNet.prepare_stage` freezes groups < k (weights and BN
-statistics) and hands only group-k parameters to the optimiser.
+Scope: one epoch, `fit` (any parameters of any network, with per-epoch resume checkpoints),
+the views of every epoch, the teacher's targets, and the incremental stage job. Device,
+precision, optimiser and schedules are `dyndnn.learn.recipe`'s; data, augmentation and
+normalisation live in `dyndnn.learn.data`, networks in `dyndnn.learn.model`, checkpoints in
+`dyndnn.learn.technique`. Stage k trains group k alone: `GroupedAlexNet.prepare_stage` freezes
+groups < k (weights and BN statistics) and hands only group-k parameters to the optimiser.
 """
 
 from __future__ import annotations
@@ -25,25 +25,20 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from dyndnn.arch import ModelConfig
-from dyndnn.boards.onboard.runner import NATIVE_BF16_FLAGS
 from dyndnn.config import TrainConfig
 from dyndnn.learn.data import apply_views, draw_views, load_split, normalize
 from dyndnn.learn.model import GroupedAlexNet
+from dyndnn.learn.recipe import SCHEDULES, build_optimizer, resolve_device, resolve_precision, to_layout
 from dyndnn.learn.technique import Technique, checkpoint, load_technique, save_atomic
 
 __all__ = [
-    "resolve_device",
-    "resolve_precision",
-    "cpu_has_native_bf16",
     "distillation_loss",
     "train_one_epoch",
     "fit",
     "fit_stage",
     "train_increment",
     "write_history",
-    "build_optimizer",
     "cross_entropy_loss",
-    "to_layout",
     "epoch_views",
     "views_digest",
     "teacher_targets",
@@ -51,67 +46,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("runtime.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
-    return torch.device(name)
-
-
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """True when the CPU computes bf16 natively (AVX512_BF16 or AMX-BF16 in its flags)."""
-    try:
-        flags = set(Path(cpuinfo).read_text().split())
-    except OSError:
-        return False
-    return bool(flags & NATIVE_BF16_FLAGS)
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    """train.precision -> the precision training runs in: bf16 autocast where the device runs
-    it natively (CUDA with bf16, or a CPU with AVX512_BF16 / AMX), else fp32 (`auto`);
-    asking for bf16 elsewhere is an error naming the key."""
-    if name not in PRECISIONS:
-        raise ValueError(f"train.precision must be one of {PRECISIONS}, got {name!r}")
-    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else device.type == "cpu" and cpu_has_native_bf16()
-    if name == "bf16" and not native:
-        raise ValueError(
-            f"train.precision is 'bf16' but the training device ({device.type}) has no native bf16 (CUDA with bf16, or a CPU with AVX512_BF16 or AMX); use 'auto' or 'fp32'"
-        )
-    return "bf16" if name == "bf16" or (name == "auto" and native) else "fp32"
-
-
-def to_layout(module: torch.nn.Module, cfg: TrainConfig) -> torch.nn.Module:
-    """Conv weights in channels_last when cfg.channels_last (values unchanged, strides only)."""
-    return module.to(memory_format=torch.channels_last) if cfg.channels_last else module
-
-
-def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD, fused: one multi-threaded pass over every parameter per step. The per-tensor loop
-    (torch's CPU default) made five single-threaded passes over the 36 M parameters of the
-    dense 100 % AlexNet: 294 ms against 42 ms per step, a quarter of a bf16 training step."""
-    return torch.optim.SGD(
-        params,
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        nesterov=cfg.nesterov and cfg.momentum > 0,
-        weight_decay=cfg.weight_decay,
-        fused=True,
-    )
-
-
-SCHEDULES = {  # per-step schedulers; total = epochs * steps_per_epoch
-    "cosine": lambda opt, cfg, steps: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps),
-    "step": lambda opt, cfg, steps: torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size * steps, gamma=cfg.gamma),
-    "onecycle": lambda opt, cfg, steps: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps),
-    "constant": lambda opt, cfg, steps: torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0),
-}
 
 
 def cross_entropy_loss(model, xb, yb, cfg: TrainConfig, soft=None):
@@ -240,11 +174,14 @@ def fit_stage(
     teacher: torch.nn.Module | None = None,
     targets: dict | None = None,
 ) -> list[dict]:
-    """Train incremental stage k (groups < k frozen) with the stage's recipe; resumable.
+    """Train incremental stage k (groups < k frozen) with the stage's recipe (`cfg`, which is
+    `TrainConfig.for_stage(k)` of the run's recipe); resumable.
     With cfg.distill > 0 the stage also matches the teacher's softened outputs: `targets`
     (`teacher_targets`, shared by the stages), or computed here from `teacher`. Every stage
     of a seed sees the same views in a given epoch (views seed = `seed`)."""
-    recipe = cfg.for_stage(k)
+    if cfg.stage_epochs or cfg.stage_lr:  # the workflow passes each stage its own recipe once (common.smk)
+        raise ValueError(f"fit_stage takes stage {k}'s recipe (TrainConfig.for_stage({k})), not the stage lists")
+    recipe = cfg
     if cfg.distill > 0 and targets is None:
         if teacher is None:
             raise ValueError("train.distill > 0 needs a teacher model (the static baseline's 100 % model)")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from dyndnn.config import ConfigError, from_block
+from dyndnn.defaults import default
 from dyndnn.results.record import MANIFEST, RecordError, listed, record_path, verify
 
 __all__ = ["Tolerances", "Run", "TABLES", "load_run"]
@@ -18,16 +20,22 @@ __all__ = ["Tolerances", "Run", "TABLES", "load_run"]
 class Tolerances:
     """The config's `compare` block (config/config.yaml documents each)."""
 
-    top1_pts: float = 1.0  # top-1 in points, at least ...
-    seed_sigmas: float = 3.0  # ... or this many standard deviations over training seeds (pooled per technique)
-    confidence_abs: float = 0.02  # normalised confidence
-    latency_rel: float = 0.25  # median latency, same CPU identity
-    ratio_rel: float = 0.25  # latency ratio g1/gG, same CPU identity
+    top1_pts: float = default("compare", "top1_pts")  # top-1 in points, at least ...
+    seed_sigmas: float = default(
+        "compare", "seed_sigmas"
+    )  # ... or this many standard deviations over training seeds (pooled per technique)
+    confidence_abs: float = default("compare", "confidence_abs")  # normalised confidence
+    latency_rel: float = default("compare", "latency_rel")  # median latency, same CPU identity
+    ratio_rel: float = default("compare", "ratio_rel")  # latency ratio g1/gG, same CPU identity
 
     @classmethod
     def from_config(cls, config: dict) -> "Tolerances":
+        """The tolerances of a run's config; an unknown key is refused (RecordError), not dropped."""
         block = (config or {}).get("compare") or {}
-        return cls(**{k: float(v) for k, v in block.items() if k in cls.__dataclass_fields__})
+        try:
+            return from_block(cls, {k: float(v) for k, v in block.items()})
+        except (ConfigError, TypeError, ValueError) as e:
+            raise RecordError(f"compare block of the reference's config: {e}") from None
 
 
 @dataclass

@@ -21,11 +21,13 @@ Reports budget violations and mean accuracy per policy. Pure numpy/pandas.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
+from dyndnn.config import from_block
+from dyndnn.defaults import default
 from dyndnn.provenance import write_table
 from dyndnn.results.manager import choose
 
@@ -36,13 +38,19 @@ POLICIES = ("manager", "fixed", "stepping", "oracle")
 
 @dataclass(frozen=True)
 class TraceSpec:
-    steps: int = 600
-    budget_ms: float = 0.0  # 0: the median latency of the full configuration on the fastest mapping
-    contention: tuple[tuple[int, int, float], ...] = ((150, 300, 2.0), (400, 500, 3.0))  # (start, stop, slowdown)
-    budget_changes: tuple[tuple[int, float], ...] = ((300, 0.6),)  # (step, budget x factor from then on)
-    window: int = 20
-    up_margin: float = 0.7
-    seed: int = 0
+    """The config's `simulate` block but its board (the schema documents and bounds each)."""
+
+    steps: int = default("simulate", "steps")
+    budget_ms: float = default("simulate", "budget_ms")  # 0: the median latency of the full configuration on the fastest mapping
+    contention: tuple[tuple[int, int, float], ...] = default("simulate", "contention")  # (start, stop, slowdown)
+    budget_changes: tuple[tuple[int, float], ...] = default("simulate", "budget_changes")  # (step, budget x factor from then on)
+    window: int = default("simulate", "window")
+    up_margin: float = default("simulate", "up_margin")
+    seed: int = default("simulate", "seed")
+
+    def __post_init__(self):
+        for name in ("contention", "budget_changes"):
+            object.__setattr__(self, name, tuple(tuple(c) for c in getattr(self, name)))
 
 
 def make_trace(spec: TraceSpec, base_budget_ms: float) -> pd.DataFrame:
@@ -168,11 +176,7 @@ def simulate_tables(points_csv: str, samples_csv: str, settings: dict, out_runs:
     samples = pd.read_csv(samples_csv)
     points = points[points.model == "dynamic"]
     board = board or (points.board.iloc[0] if not points.empty else None)
-    spec = TraceSpec(
-        contention=tuple(tuple(c) for c in settings.pop("contention")),
-        budget_changes=tuple(tuple(c) for c in settings.pop("budget_changes")),
-        **settings,
-    )
+    spec = from_block(TraceSpec, settings)
     if board is None:
         runs = pd.DataFrame(
             columns=["policy", "step", "budget_ms", "slowdown", "groups", "mapping", "frequency", "latency_ms", "violation", "top1"]
@@ -188,7 +192,7 @@ def simulate_tables(points_csv: str, samples_csv: str, settings: dict, out_runs:
     meta = {
         "table": "budget simulation",
         "board": board,
-        "spec": settings | {"contention": spec.contention, "budget_changes": spec.budget_changes},
+        "spec": asdict(spec),
     }
     write_table(runs, out_runs, meta)
     write_table(summary, out_summary, meta)
