@@ -173,6 +173,12 @@ rule record:
         claims=CLAIMS,
         accuracy=rules.aggregate.output.accuracy,
         histories=record_histories,
+        # every file it ships is declared here (the record reads nothing else; a table's
+        # .meta.json sidecar travels with it)
+        tables=[*rules.aggregate.output, *rules.simulate_budget.output, rules.job_times.output[0]],
+        per_class=expand("results/eval/seed{seed}/{model}.per_class.csv", model=EVAL_MODELS, seed=SEEDS),
+        dataset=rules.prepare_data.output.meta,
+        benchmarks=benchmark_files,
     output:
         directory("results/record"),
     log:

@@ -12,5 +12,6 @@ with log_to(snakemake.log[0]):
         git=git_state(snakemake.params.repo),
         precision=meta.get("training_precision", "not recorded"),
         claims=snakemake.input.claims,
+        declared=list(snakemake.input),
     )
     print({k: v for k, v in manifest.items() if k not in ("config", "files")}, f"{len(manifest['files'])} files")

@@ -70,8 +70,17 @@ def host_facts() -> dict:
     }
 
 
-def _record_files(results: Path) -> list[tuple[Path, str]]:
-    """(source, path in the record) of everything a record ships; no weights, no ONNX."""
+def _declared(path: Path, declared: set[str]) -> bool:
+    """A declared input, or the provenance sidecar (.meta.json) its job wrote beside a declared table."""
+    if path.name.endswith(".meta.json"):
+        return str(path.with_name(path.name.removesuffix(".meta.json") + ".csv")) in declared
+    return str(path) in declared
+
+
+def _record_files(results: Path, declared: set[str] | None = None) -> list[tuple[Path, str]]:
+    """(source, path in the record) of everything a record ships; no weights, no ONNX. With
+    `declared` (the record rule's inputs), only those and their sidecars: the rule reads
+    nothing it does not declare."""
     picks = []
     for pattern in (
         "tables/*.csv",
@@ -85,7 +94,7 @@ def _record_files(results: Path) -> list[tuple[Path, str]]:
         "report/index.html",
         "models/*/seed*/*history.csv",
     ):
-        picks += sorted(p for p in results.glob(pattern) if p.is_file())
+        picks += sorted(p for p in results.glob(pattern) if p.is_file() and (declared is None or _declared(p, declared)))
     return [(p, str(p.relative_to(results))) for p in picks]
 
 
@@ -169,17 +178,19 @@ def make_record(
     git: dict,
     precision: list[str],
     claims: str | Path | None = None,
+    declared: list[str] | None = None,
 ) -> dict:
     """Copy a finished run's record files from `results` into `out` (replaced whole, written
     in a sibling folder first), with the claims file the report was checked against, and
-    write its manifest; returns the manifest."""
+    write its manifest; returns the manifest. `declared`: the record rule's input files, the
+    only ones it ships (with their sidecars)."""
     results, out = Path(results), Path(out)
     finished = _now()
     sittings = _closed(read_sittings(results), finished)
     staging = out.with_name(out.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     files = {}
-    for src, rel in _record_files(results):
+    for src, rel in _record_files(results, {str(Path(f)) for f in declared} if declared is not None else None):
         dst = staging / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if rel.endswith("samples.csv") and src.stat().st_size > GZIP_OVER:
