@@ -194,6 +194,10 @@ def exported_models(wildcards):
     return expand("results/onnx/{model}/g{k}.onnx", model=MEASURED, k=range(1, G + 1))
 
 
+# What decides an exported graph (not its checks): the evaluation counts its executed MACs.
+EXPORT_GRAPH = {k: v for k, v in dyndnn.config.as_params(CFG.export).items() if k in ("layout", "opset", "ir_version")}
+
+
 def export_settings(wildcards):
     """What the export job uses: the checks, and the layout (dense for the naive reference)."""
     settings = {k: v for k, v in dyndnn.config.as_params(CFG.export).items() if k != "naive_reference"}

@@ -15,6 +15,6 @@ rule evaluate:
     threads: 1
     params:
         batch_size=CFG.evaluate_batch_size,
-        layout=CFG.export.layout,
+        export=EXPORT_GRAPH,  # the exported graph whose executed MACs are counted
     script:
         "../scripts/evaluate.py"

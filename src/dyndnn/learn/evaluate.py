@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from dyndnn.config import ExportConfig
 from dyndnn.learn.data import CLASSES, normalize
 from dyndnn.learn.export import graph_macs, to_onnx_bytes
 from dyndnn.learn.model import GroupedAlexNet
@@ -64,11 +65,11 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.T
     return torch.cat([model(normalize(x[i : i + batch_size].to(device))).softmax(1).cpu() for i in range(0, len(x), batch_size)])
 
 
-def _cost(technique, k: int, probe: torch.Tensor, layout: str) -> dict:
-    """MACs (connected; executed = counted from the exported ONNX graph of `layout`),
-    params and weight bytes of configuration k."""
-    static = technique.materialize(k, layout)
-    executed = sum(graph_macs(to_onnx_bytes(static, 13, 7, technique.cfg.image_size)).values())
+def _cost(technique, k: int, probe: torch.Tensor, export: ExportConfig) -> dict:
+    """MACs (connected; executed = counted from the ONNX graph the export job writes: its
+    layout, opset and IR version), params and weight bytes of configuration k."""
+    static = technique.materialize(k, export.layout)
+    executed = sum(graph_macs(to_onnx_bytes(static, export.opset, export.ir_version, technique.cfg.image_size)).values())
     if technique.kind == "dynamic":  # per-group modules: hooks see only the connections that exist
         net = technique.nets[0]
         with net.at_groups(k):
@@ -82,10 +83,11 @@ def _cost(technique, k: int, probe: torch.Tensor, layout: str) -> dict:
 
 
 def evaluate_model(
-    technique, x: torch.Tensor, y: torch.Tensor, name: str, batch_size: int = 500, layout: str = "split"
+    technique, x: torch.Tensor, y: torch.Tensor, name: str, batch_size: int = 500, export: ExportConfig | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per configuration k = 1..G of any technique (`baselines.Technique`), plus a
-    per-class table; `layout` is the export layout whose executed MACs are reported."""
+    per-class table; `export`: the export settings whose graph's executed MACs are reported."""
+    export = export or ExportConfig()
     rows, per_class = [], []
     probe = normalize(x[:1])
     for k in range(1, technique.groups + 1):
@@ -98,8 +100,8 @@ def evaluate_model(
                 "width_pct": round(100 * k / technique.groups),
                 "top1": correct.float().mean().item(),
                 "confidence_sum": probs[torch.arange(len(y)), y].sum().item(),
-                **_cost(technique, k, probe, layout),
-                "layout": technique.layout(layout),
+                **_cost(technique, k, probe, export),
+                "layout": technique.layout(export.layout),
                 "n_images": len(y),
             }
         )

@@ -21,6 +21,7 @@ import onnxruntime as ort
 import torch
 
 from dyndnn.arch import arch_config
+from dyndnn.config import ExportConfig, from_block
 from dyndnn.learn.data import load_split, normalize
 from dyndnn.learn.technique import Technique, load_technique
 from dyndnn.provenance import write_atomic
@@ -162,15 +163,16 @@ def check_manifest(manifest: dict, opset: int, ir_version: int, image_size: int 
         raise ExportError("exported ONNX is not portable to the boards' runtimes: " + "; ".join(problems))
 
 
-def export_technique(checkpoint: str, test_data: str, outputs: list[tuple[str, str, str | None]], **settings) -> list[dict]:
+def export_technique(
+    checkpoint: str, test_data: str, outputs: list[tuple[str, str, str | None]], name: str | None = None, **settings
+) -> list[dict]:
     """Export configurations 1..len(outputs) of `checkpoint`: outputs[k - 1] = (onnx, manifest,
-    torchscript or None) of configuration k. The checkpoint and the test images are read once."""
+    torchscript or None) of configuration k, with the export `settings` (ExportConfig's keys).
+    The checkpoint and the test images are read once."""
+    export = from_block(ExportConfig, settings)
     technique, ckpt = load_technique(checkpoint)
     x, _ = load_split(test_data)
-    return [
-        export_onnx(technique, ckpt, x, k, out_onnx, out_manifest, out_torchscript=out_torchscript, **settings)
-        for k, (out_onnx, out_manifest, out_torchscript) in enumerate(outputs, start=1)
-    ]
+    return [export_onnx(technique, ckpt, x, k, out, export, name) for k, out in enumerate(outputs, start=1)]
 
 
 def export_onnx(
@@ -178,20 +180,18 @@ def export_onnx(
     ckpt: dict,
     x: torch.Tensor,
     groups: int,
-    out_onnx: str,
-    out_manifest: str,
-    opset: int,
-    ir_version: int,
-    parity_images: int,
-    parity_atol: float,
-    out_torchscript: str | None = None,
-    layout: str = "split",
+    outputs: tuple[str, str, str | None],
+    export: ExportConfig,
     name: str | None = None,
 ) -> dict:
     """Export the `groups`-group sub-network of a loaded technique (`ckpt`: its checkpoint) as
-    ONNX (and TorchScript when `out_torchscript` is given) in `layout` (the dynamic DNN's nested
-    layers), checked on the test images `x`; raise ExportError on a parity failure, writing
-    nothing. `name` labels the manifest (default: the checkpoint's technique)."""
+    ONNX (and TorchScript when a path is given) to `outputs` = (onnx, manifest, torchscript or
+    None), in the `export` settings' layout and opset, checked on the test images `x`; raise
+    ExportError on a parity failure, writing nothing. `name` labels the manifest (default: the
+    checkpoint's technique)."""
+    out_onnx, out_manifest, out_torchscript = outputs
+    opset, ir_version, layout = export.opset, export.ir_version, export.layout
+    parity_images, parity_atol = export.parity_images, export.parity_atol
     static = technique.materialize(groups, layout)
     onnx_bytes = to_onnx_bytes(static, opset, ir_version, technique.cfg.image_size)
     err_dynamic = onnx_parity(onnx_bytes, technique.module(groups), x[:parity_images])
