@@ -12,7 +12,18 @@ from dataclasses import asdict, dataclass
 
 from dyndnn.defaults import default
 
-__all__ = ["BASELINES", "ModelConfig", "arch_config", "CONNECTIVITIES", "HEADS", "LAYOUTS", "POOL_AFTER"]
+__all__ = [
+    "TECHNIQUES",
+    "TechniqueFacts",
+    "FROM_STATIC",
+    "BASELINES",
+    "ModelConfig",
+    "arch_config",
+    "CONNECTIVITIES",
+    "HEADS",
+    "LAYOUTS",
+    "POOL_AFTER",
+]
 
 CONNECTIVITIES = ("nested", "grouped")
 # sum: logits_k = sum_{j<=k} W_j h_j + b (one head slice per group);
@@ -25,9 +36,28 @@ POOL_AFTER = (0, 1, 4)  # max-pool after conv1, conv2, conv5 (32 -> 16 -> 8 -> 4
 # dense: one dense op whose weight has zero blocks above the diagonal (the naive
 #        reference layout: every configuration pays for the pruned connections).
 LAYOUTS = ("split", "dense")
-# The "existing works" compared against (dyndnn.learn.baselines trains them); `static` comes first:
-# truncated and pruned derive from its 100 % model.
-BASELINES = ("static", "slimmable", "truncated", "pruned")
+
+
+@dataclass(frozen=True)
+class TechniqueFacts:
+    """What the pipeline needs to know of a technique, written once (README "Where to change what")."""
+
+    description: str
+    nets_per_config: bool = False  # one network per configuration (else one network switched at runtime)
+    from_static: bool = False  # derived from the static baseline's 100 % model (needs baselines.static)
+
+
+# Our dynamic DNN, then the "existing works" compared against (dyndnn.learn.baselines trains
+# them); `static` comes first: the techniques `from_static` derive from its 100 % model.
+TECHNIQUES = {
+    "dynamic": TechniqueFacts("ours: groups trained incrementally, later groups pruned or added back at runtime"),
+    "static": TechniqueFacts("one dense model per width (model switching)", nets_per_config=True),
+    "slimmable": TechniqueFacts("shared weights with a private BN per width, trained jointly (Yu et al. 2019)"),
+    "truncated": TechniqueFacts("the 100 % static model cut at runtime, no retraining", from_static=True),
+    "pruned": TechniqueFacts("L1 filter pruning of the 100 % static model, fine-tuned per width", nets_per_config=True, from_static=True),
+}
+BASELINES = tuple(name for name in TECHNIQUES if name != "dynamic")
+FROM_STATIC = tuple(name for name, facts in TECHNIQUES.items() if facts.from_static)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from dyndnn.arch import BASELINES, ModelConfig
+from dyndnn.arch import BASELINES, FROM_STATIC, ModelConfig
 from dyndnn.defaults import default
 from dyndnn.provenance import sha256_file
 
@@ -320,7 +320,7 @@ def _data(block: dict) -> DataConfig:
 def _baselines(config: dict) -> tuple[str, ...]:
     """The enabled baselines; truncated and pruned need the static one they derive from."""
     baselines = tuple(name for name in BASELINES if config["baselines"].get(name, {}).get("enabled"))
-    needs_static = [b for b in ("truncated", "pruned") if b in baselines]
+    needs_static = [b for b in FROM_STATIC if b in baselines]
     if needs_static and "static" not in baselines:
         raise ConfigError(f"baselines {needs_static} are derived from the static baseline's 100 % model: enable baselines.static too")
     return baselines

@@ -6,11 +6,11 @@ import pytest
 import torch
 from helpers import TINY
 
-from dyndnn.arch import ModelConfig
+from dyndnn.arch import TECHNIQUES, ModelConfig
 from dyndnn.config import TrainConfig
 from dyndnn.learn.model import GroupedAlexNet
 from dyndnn.learn.slimmable import SlimmableAlexNet, l1_prune, width_config
-from dyndnn.learn.technique import TECHNIQUES, Technique, checkpoint, load_technique, save_atomic
+from dyndnn.learn.technique import Technique, checkpoint, load_technique, save_atomic
 
 CFG = ModelConfig(groups=4, **TINY)
 

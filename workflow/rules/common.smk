@@ -7,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 import dyndnn.results.analysis
 import dyndnn.results.claims
+import dyndnn.arch
 import dyndnn.config
 import dyndnn.defaults
 import dyndnn.schema
@@ -146,7 +147,7 @@ def final_checkpoint(wildcards):
 
 def static_for(wildcards):
     """truncated and pruned start from the static baseline's 100 % model (same seed)."""
-    return static_full(wildcards) if wildcards.baseline in ("truncated", "pruned") else []
+    return static_full(wildcards) if wildcards.baseline in dyndnn.arch.FROM_STATIC else []
 
 
 def benchmark_files(wildcards):

@@ -21,14 +21,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dyndnn.arch import BASELINES, ModelConfig
+from dyndnn.arch import TECHNIQUES, ModelConfig
 from dyndnn.learn.model import GroupedAlexNet
 from dyndnn.learn.slimmable import SlimmableAlexNet
 from dyndnn.provenance import write_atomic
 
-__all__ = ["Technique", "TECHNIQUES", "BYTES_PER_VALUE", "checkpoint", "load_technique", "save_atomic", "state_bytes"]
+__all__ = ["Technique", "BYTES_PER_VALUE", "checkpoint", "load_technique", "save_atomic", "state_bytes"]
 
-TECHNIQUES = ("dynamic", *BASELINES)
 BYTES_PER_VALUE = 4  # fp32 weights and statistics
 FORMAT = 2  # checkpoint layout version: nets + state_dicts for every technique
 
@@ -50,7 +49,7 @@ class Technique:
 
     def module(self, k: int) -> nn.Module:
         """What runs at configuration k (switched in place where the technique can)."""
-        if self.kind in ("static", "pruned"):
+        if TECHNIQUES[self.kind].nets_per_config:
             return self.nets[k - 1].eval()
         net = self.nets[0].eval()
         net.set_active_groups(k)
@@ -59,7 +58,7 @@ class Technique:
     def materialize(self, k: int, layout: str = "split") -> nn.Module:
         """A plain static module of configuration k; `layout` applies to the dynamic
         DNN's nested layers only (the others are dense or grouped by construction)."""
-        if self.kind in ("static", "pruned"):
+        if TECHNIQUES[self.kind].nets_per_config:
             return self.nets[k - 1].materialize(1)
         if self.kind == "dynamic":
             return self.nets[0].materialize(k, layout)
