@@ -6,14 +6,14 @@ localrules:
 rule aggregate:
     """Tidy long-form tables, each with a .meta.json provenance sidecar."""
     input:
-        eval=expand("results/eval/seed{seed}/{model}.csv", model=EVAL_MODELS, seed=SEEDS),
-        per_class=expand("results/eval/seed{seed}/{model}.per_class.csv", model=MODELS, seed=SEEDS),
+        eval=expand(rules.evaluate.output.table, model=EVAL_MODELS, seed=SEEDS),
+        per_class=expand(rules.evaluate.output.per_class, model=MODELS, seed=SEEDS),
         histories=expand("results/models/{dyn}/seed{seed}/stage{G}.history.csv", dyn=DYNAMIC_MODELS, seed=PRIMARY_SEED, G=G),
         baseline_histories=expand("results/models/{baseline}/seed{seed}/history.csv", baseline=BASELINES, seed=SEEDS),
         seed_histories=expand("results/models/{dyn}/seed{seed}/stage{G}.history.csv", dyn=DYNAMIC_MODELS, seed=SEEDS, G=G),
-        summary=expand("results/profile/{board}/summary.csv", board=BOARDS),
-        samples=expand("results/profile/{board}/samples.csv", board=BOARDS),
-        facts=expand("results/profile/{board}/board.json", board=BOARDS),
+        summary=expand(rules.profile_board.output.summary, board=BOARDS),
+        samples=expand(rules.profile_board.output.samples, board=BOARDS),
+        facts=expand(rules.profile_board.output.facts, board=BOARDS),
         exports=expand("results/onnx/{model}/g{k}.json", model=MEASURED, k=range(1, G + 1)),
         dataset=rules.prepare_data.output.meta,
     output:
@@ -165,10 +165,10 @@ rule record:
     reads. No weights."""
     input:
         report=rules.report.output[0],
-        eval=expand("results/eval/seed{seed}/{model}.csv", model=EVAL_MODELS, seed=SEEDS),
-        summary=expand("results/profile/{board}/summary.csv", board=BOARDS),
-        samples=expand("results/profile/{board}/samples.csv", board=BOARDS),
-        facts=expand("results/profile/{board}/board.json", board=BOARDS),
+        eval=expand(rules.evaluate.output.table, model=EVAL_MODELS, seed=SEEDS),
+        summary=expand(rules.profile_board.output.summary, board=BOARDS),
+        samples=expand(rules.profile_board.output.samples, board=BOARDS),
+        facts=expand(rules.profile_board.output.facts, board=BOARDS),
         budget=rules.simulate_budget.output.summary,
         claims=CLAIMS,
         accuracy=rules.aggregate.output.accuracy,
@@ -176,7 +176,7 @@ rule record:
         # every file it ships is declared here (the record reads nothing else; a table's
         # .meta.json sidecar travels with it)
         tables=[*rules.aggregate.output, *rules.simulate_budget.output, rules.job_times.output[0]],
-        per_class=expand("results/eval/seed{seed}/{model}.per_class.csv", model=EVAL_MODELS, seed=SEEDS),
+        per_class=expand(rules.evaluate.output.per_class, model=EVAL_MODELS, seed=SEEDS),
         dataset=rules.prepare_data.output.meta,
         benchmarks=benchmark_files,
     output:
