@@ -13,7 +13,7 @@ from dyndnn.learn.model import GroupedAlexNet, ModelConfig
 from dyndnn.learn.slimmable import SlimmableAlexNet, l1_prune, width_config
 from dyndnn.learn.technique import Technique
 
-SMALL = ModelConfig(groups=2, conv_channels=(4, 4, 4, 4, 4), fc_features=(4,))
+SMALL = ModelConfig(groups=2, conv_channels=(4, 4, 4, 4, 4), fc_features=(4,), head="sum")  # the hand counts below: one summed head
 CFG4 = ModelConfig(groups=4, **TINY)
 
 

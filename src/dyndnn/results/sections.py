@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from dyndnn.arch import BASELINES, TECHNIQUES
 from dyndnn.results import analysis
 from dyndnn.results.runs import load_run
 
@@ -51,9 +50,8 @@ TABLE_SECTIONS = {  # table without a figure -> (heading, columns, what it shows
     "techniques": (
         "Every technique and configuration",
         ["model", "groups", "width_pct", "top1", "confidence_norm", "macs", "params", "weight_bytes", "resident_bytes"],
-        "Our dynamic DNN and the existing-work baselines ("
-        + "; ".join(f"{name}: {facts.description}" for name, facts in TECHNIQUES.items() if name in BASELINES)
-        + ") evaluated on the same "
+        "Our dynamic DNN and the existing-work baselines (static: one dense model per width; slimmable: shared weights with a private BN "
+        "per width; truncated: the 100 % static model cut at runtime; pruned: L1 filter pruning of it, fine-tuned) evaluated on the same "
         "test images (primary seed). confidence_norm is relative to the technique's own largest configuration; weight_bytes what one "
         "configuration runs with; resident_bytes what must be stored to serve all of a technique's configurations. The per-technique "
         "rows (footprint, recoverable compression, accuracy range) are the table under the memory figure above.",
