@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from dyndnn.defaults import default
 
 __all__ = [
+    "DYNAMIC",
     "TECHNIQUES",
     "TechniqueFacts",
     "FROM_STATIC",
@@ -49,14 +50,15 @@ class TechniqueFacts:
 
 # Our dynamic DNN, then the "existing works" compared against (dyndnn.learn.baselines trains
 # them); `static` comes first: the techniques `from_static` derive from its 100 % model.
+DYNAMIC = "dynamic"  # our technique's name: its models, tables and checkpoints
 TECHNIQUES = {
-    "dynamic": TechniqueFacts("ours: groups trained incrementally, later groups pruned or added back at runtime"),
+    DYNAMIC: TechniqueFacts("ours: groups trained incrementally, later groups pruned or added back at runtime"),
     "static": TechniqueFacts("one dense model per width (model switching)", nets_per_config=True),
     "slimmable": TechniqueFacts("shared weights with a private BN per width, trained jointly (Yu et al. 2019)"),
     "truncated": TechniqueFacts("the 100 % static model cut at runtime, no retraining", from_static=True),
     "pruned": TechniqueFacts("L1 filter pruning of the 100 % static model, fine-tuned per width", nets_per_config=True, from_static=True),
 }
-BASELINES = tuple(name for name in TECHNIQUES if name != "dynamic")
+BASELINES = tuple(name for name in TECHNIQUES if name != DYNAMIC)
 FROM_STATIC = tuple(name for name, facts in TECHNIQUES.items() if facts.from_static)
 
 

@@ -40,9 +40,9 @@ if config["report"].get("reference"):
 
 G = CFG.model.groups
 BASELINES = list(CFG.baselines)
-MODELS = ["dynamic", *BASELINES]  # exported, measured, compared in the figures
+MODELS = [dyndnn.arch.DYNAMIC, *BASELINES]  # exported, measured, compared in the figures
 DESIGNS = {f"dynamic-{name}": name for name in CFG.designs}  # ablation variants: trained and evaluated only
-DYNAMIC_MODELS = ["dynamic", *DESIGNS]
+DYNAMIC_MODELS = [dyndnn.arch.DYNAMIC, *DESIGNS]
 EVAL_MODELS = [*MODELS, *DESIGNS]
 # The dynamic DNN exported in the dense-with-zeros layout: exported and measured only, as
 # the naive reference of the shipped (split) layout; same weights, same accuracy.
@@ -129,7 +129,7 @@ def teacher_views(wildcards):
 
 def ablation_designs():
     """technique name -> description and the knobs that make the design (ablation table)."""
-    designs = {"dynamic": dyndnn.config.design_knobs(CFG.model, CFG.train, "this config's design")}
+    designs = {dyndnn.arch.DYNAMIC: dyndnn.config.design_knobs(CFG.model, CFG.train, "this config's design")}
     for technique, name in DESIGNS.items():
         designs[technique] = dyndnn.config.design_knobs(*CFG.designs[name])
     return designs

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from dyndnn.arch import DYNAMIC
 from dyndnn.config import ExportConfig
 from dyndnn.learn.data import CLASSES, normalize
 from dyndnn.learn.export import graph_macs, to_onnx_bytes
@@ -70,7 +71,7 @@ def _cost(technique, k: int, probe: torch.Tensor, export: ExportConfig) -> dict:
     layout, opset and IR version), params and weight bytes of configuration k."""
     static = technique.materialize(k, export.layout)
     executed = sum(graph_macs(to_onnx_bytes(static, export.opset, export.ir_version, technique.cfg.image_size)).values())
-    if technique.kind == "dynamic":  # per-group modules: hooks see only the connections that exist
+    if technique.kind == DYNAMIC:  # per-group modules: hooks see only the connections that exist
         net = technique.nets[0]
         with net.at_groups(k):
             macs = count_macs(net, probe)

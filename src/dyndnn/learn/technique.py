@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dyndnn.arch import TECHNIQUES, ModelConfig
+from dyndnn.arch import DYNAMIC, TECHNIQUES, ModelConfig
 from dyndnn.learn.model import GroupedAlexNet
 from dyndnn.learn.slimmable import SlimmableAlexNet
 from dyndnn.provenance import write_atomic
@@ -60,13 +60,13 @@ class Technique:
         DNN's nested layers only (the others are dense or grouped by construction)."""
         if TECHNIQUES[self.kind].nets_per_config:
             return self.nets[k - 1].materialize(1)
-        if self.kind == "dynamic":
+        if self.kind == DYNAMIC:
             return self.nets[0].materialize(k, layout)
         return self.nets[0].materialize(k)
 
     def layout(self, layout: str = "split") -> str:
         """How configuration k's layers execute once materialised with `layout`."""
-        if self.kind != "dynamic":
+        if self.kind != DYNAMIC:
             return "dense"
         return "grouped" if self.cfg.connectivity == "grouped" else layout
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dyndnn.arch import ModelConfig
+from dyndnn.arch import DYNAMIC, ModelConfig
 from dyndnn.config import TrainConfig
 from dyndnn.learn.data import apply_views, draw_views, load_split, normalize
 from dyndnn.learn.model import GroupedAlexNet
@@ -350,7 +350,7 @@ def train_increment(
     t0 = time.perf_counter()
     history += fit_stage(model, stage, x, y, cfg, seed, resume_path, targets=targets)
     log.info("stage %d done in %.1f s", stage, time.perf_counter() - t0)
-    save_atomic(checkpoint(Technique("dynamic", [model], model_cfg), cfg, seed, history, stage=stage), out_ckpt)
+    save_atomic(checkpoint(Technique(DYNAMIC, [model], model_cfg), cfg, seed, history, stage=stage), out_ckpt)
     write_history(history, out_history)
     if resume_path:
         Path(resume_path).unlink(missing_ok=True)

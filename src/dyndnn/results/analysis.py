@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dyndnn.arch import DYNAMIC
+
 __all__ = [
     "DYNAMIC",
     "NAIVE",
@@ -80,7 +82,6 @@ def median_spread(samples: pd.DataFrame, parts: int = 3) -> pd.DataFrame:
 
 
 # -- operating points, Pareto fronts, dynamic ranges --------------------------------
-DYNAMIC = "dynamic"
 # The dynamic DNN exported with dense zero-block layers: measured as the naive reference
 # of the shipped layout, never a technique of its own (same weights, same accuracy).
 NAIVE = "dynamic-dense"

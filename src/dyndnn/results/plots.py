@@ -129,7 +129,7 @@ def fig5_tradeoffs(t: dict) -> plt.Figure:
     colour = mapping, every DVFS level a point; the Pareto front drawn per panel."""
     theme()
     pts = t["operating_points"]
-    pts = pts[pts["model"] == "dynamic"].dropna(subset=["top1"]) if not pts.empty else pts
+    pts = pts[pts["model"] == DYNAMIC].dropna(subset=["top1"]) if not pts.empty else pts
     if pts.empty:
         return _empty("no operating points: no board was profiled")
     pts = pts.assign(configuration=_configuration(pts), where=pts["board"] + ": " + pts["mapping"])

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from dyndnn.arch import DYNAMIC
 from dyndnn.config import from_block
 from dyndnn.defaults import default
 from dyndnn.provenance import write_table
@@ -174,7 +175,7 @@ def simulate_tables(points_csv: str, samples_csv: str, settings: dict, out_runs:
     board = settings.pop("board", None)
     points = pd.read_csv(points_csv)
     samples = pd.read_csv(samples_csv)
-    points = points[points.model == "dynamic"]
+    points = points[points.model == DYNAMIC]
     board = board or (points.board.iloc[0] if not points.empty else None)
     spec = from_block(TraceSpec, settings)
     if board is None:
@@ -182,7 +183,7 @@ def simulate_tables(points_csv: str, samples_csv: str, settings: dict, out_runs:
             columns=["policy", "step", "budget_ms", "slowdown", "groups", "mapping", "frequency", "latency_ms", "violation", "top1"]
         )
     else:
-        runs = simulate(points[points.board == board], samples[(samples.board == board) & (samples.model == "dynamic")], spec)
+        runs = simulate(points[points.board == board], samples[(samples.board == board) & (samples.model == DYNAMIC)], spec)
     runs.insert(0, "board", board)
     summary = (
         summarise_runs(runs)
