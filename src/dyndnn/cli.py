@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import pandas as pd
 
+from dyndnn.arch import DYNAMIC
 from dyndnn.results.manager import BUDGET_COLUMNS, choose
 
 __all__ = ["main"]
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     m = sub.add_parser("manager", help="pick the most accurate operating point within a budget")
     m.add_argument("--points", default="results/tables/operating_points.csv", help="operating-points table written by the aggregate rule")
-    m.add_argument("--model", default="dynamic")
+    m.add_argument("--model", default=DYNAMIC)
     m.add_argument("--board")
     budget = m.add_mutually_exclusive_group(required=True)
     budget.add_argument("--time-ms", dest="time_ms", type=float)
