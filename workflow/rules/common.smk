@@ -83,7 +83,7 @@ def repo_dir(wildcards):
 def previous_stage(wildcards):
     """Stage k trains on top of stage k-1's checkpoint (same seed)."""
     k = int(wildcards.k)
-    return [f"results/models/{wildcards.dyn}/seed{wildcards.seed}/stage{k - 1}.pt"] if k > 1 else []
+    return expand(rules.train_increment.output.ckpt, dyn=wildcards.dyn, seed=wildcards.seed, k=k - 1) if k > 1 else []
 
 
 def design(wildcards):
@@ -105,7 +105,7 @@ def stage_recipe(wildcards):
 
 def static_full(wildcards):
     """The static baseline's dense 100 % model of the job's seed (its width-G job)."""
-    return [f"results/models/static/seed{wildcards.seed}/w{G}.pt"]
+    return expand(rules.train_static_width.output.ckpt, seed=wildcards.seed, k=G)
 
 
 def teacher_model(wildcards):
@@ -115,7 +115,7 @@ def teacher_model(wildcards):
 def teacher_targets_for(wildcards):
     """A distilled design learns from the static 100 % model's logits of each epoch's views
     (same seed), computed once for all its stages."""
-    return [f"results/models/{wildcards.dyn}/seed{wildcards.seed}/teacher_targets.pt"] if design(wildcards)[1].distill > 0 else []
+    return expand(rules.teacher_targets.output[0], dyn=wildcards.dyn, seed=wildcards.seed) if design(wildcards)[1].distill > 0 else []
 
 
 def teacher_views(wildcards):
@@ -138,11 +138,10 @@ def ablation_designs():
 def final_checkpoint(wildcards):
     """The trained technique of the job's seed; export and profiling use the primary seed."""
     seed = wildcards.get("seed", PRIMARY_SEED)
-    if wildcards.model == NAIVE:
-        return f"results/models/dynamic/seed{seed}/stage{G}.pt"
-    if wildcards.model in DYNAMIC_MODELS:
-        return f"results/models/{wildcards.model}/seed{seed}/stage{G}.pt"
-    return f"results/models/{wildcards.model}/seed{seed}/final.pt"
+    if wildcards.model in (NAIVE, *DYNAMIC_MODELS):  # the dense-layout reference is the dynamic DNN's export
+        dyn = dyndnn.arch.DYNAMIC if wildcards.model == NAIVE else wildcards.model
+        return expand(rules.train_increment.output.ckpt, dyn=dyn, seed=seed, k=G)[0]
+    return expand(rules.train_baseline.output.ckpt, baseline=wildcards.model, seed=seed)[0]
 
 
 def static_for(wildcards):
@@ -169,15 +168,15 @@ def benchmark_files(wildcards):
 
 def record_histories(wildcards):
     """Every training job's per-epoch history (the record ships them)."""
-    stages = expand("results/models/{dyn}/seed{seed}/stage{k}.history.csv", dyn=DYNAMIC_MODELS, seed=SEEDS, k=range(1, G + 1))
-    baselines = expand("results/models/{baseline}/seed{seed}/history.csv", baseline=BASELINES, seed=SEEDS)
-    widths = expand("results/models/static/seed{seed}/w{k}.history.csv", seed=SEEDS, k=range(1, G + 1)) if "static" in BASELINES else []
+    stages = expand(rules.train_increment.output.history, dyn=DYNAMIC_MODELS, seed=SEEDS, k=range(1, G + 1))
+    baselines = expand(rules.train_baseline.output.history, baseline=BASELINES, seed=SEEDS)
+    widths = expand(rules.train_static_width.output.history, seed=SEEDS, k=range(1, G + 1)) if "static" in BASELINES else []
     return stages + baselines + widths
 
 
 def static_widths(wildcards):
     """The static baseline is its widths, each trained by its own job."""
-    return [f"results/models/static/seed{wildcards.seed}/w{k}.pt" for k in range(1, G + 1)] if wildcards.baseline == "static" else []
+    return expand(rules.train_static_width.output.ckpt, seed=wildcards.seed, k=range(1, G + 1)) if wildcards.baseline == "static" else []
 
 
 def baseline_options(wildcards):

@@ -8,9 +8,9 @@ rule aggregate:
     input:
         eval=expand(rules.evaluate.output.table, model=EVAL_MODELS, seed=SEEDS),
         per_class=expand(rules.evaluate.output.per_class, model=MODELS, seed=SEEDS),
-        histories=expand("results/models/{dyn}/seed{seed}/stage{G}.history.csv", dyn=DYNAMIC_MODELS, seed=PRIMARY_SEED, G=G),
-        baseline_histories=expand("results/models/{baseline}/seed{seed}/history.csv", baseline=BASELINES, seed=SEEDS),
-        seed_histories=expand("results/models/{dyn}/seed{seed}/stage{G}.history.csv", dyn=DYNAMIC_MODELS, seed=SEEDS, G=G),
+        histories=expand(rules.train_increment.output.history, dyn=DYNAMIC_MODELS, seed=PRIMARY_SEED, k=G),
+        baseline_histories=expand(rules.train_baseline.output.history, baseline=BASELINES, seed=SEEDS),
+        seed_histories=expand(rules.train_increment.output.history, dyn=DYNAMIC_MODELS, seed=SEEDS, k=G),
         summary=expand(rules.profile_board.output.summary, board=BOARDS),
         samples=expand(rules.profile_board.output.samples, board=BOARDS),
         facts=expand(rules.profile_board.output.facts, board=BOARDS),
