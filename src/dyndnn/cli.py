@@ -97,6 +97,13 @@ def _replay(args) -> int:
     return 0
 
 
+def _summary(args) -> int:
+    from dyndnn.results.summary import summarize  # only for this subcommand
+
+    print(summarize(args.record))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="dyndnn", description="dyndnn command line")
     ap.add_argument("--version", action="version", version=f"dyndnn {_version()}")
@@ -130,8 +137,12 @@ def main(argv=None) -> int:
     r = sub.add_parser("replay", help="re-render every figure and the report of a record into another folder")
     r.add_argument("record")
     r.add_argument("out")
+    s = sub.add_parser(
+        "summary", help="a record as Markdown tables: provenance and sittings, top-1 by configuration, claims, time per rule"
+    )
+    s.add_argument("record")
     args = ap.parse_args(argv)
-    commands = {"manager": _manager, "compare": _compare, "replay": _replay}
+    commands = {"manager": _manager, "compare": _compare, "replay": _replay, "summary": _summary}
     try:
         return commands[args.command](args)
     except (OSError, ValueError) as e:

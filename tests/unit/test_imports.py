@@ -30,7 +30,12 @@ ALLOWED = {
     "results": {"core", "boards.onboard"},
     "cli": {"core", "results"},
 }
-LAZY_ALLOWED = {("cli", "results.compare"), ("cli", "results.runs"), ("cli", "results.replay")}  # a subcommand's imports only when it runs
+LAZY_ALLOWED = {
+    ("cli", "results.compare"),
+    ("cli", "results.runs"),
+    ("cli", "results.replay"),
+    ("cli", "results.summary"),
+}  # a subcommand's imports only when it runs
 # The on-board code runs on a board's own Python (3.6 on JetPack 4) with no torch unless the runtime
 # is torch: the standard library, numpy, the board's runtime and its siblings, nothing else.
 ONBOARD_THIRD_PARTY = {"numpy", "onnxruntime", "torch", "tensorrt"}

@@ -378,3 +378,26 @@ def test_a_bf16_run_within_the_measured_spread_of_an_fp32_reference_reproduces(c
     far = _as_precision(RECORD, tmp_path / "far", "bf16", shift=0.05)
     code, out, _ = run_compare(capsys, ref, far, "--seed-sigmas", "2")
     assert code == 1 and sum("differs" in line for line in out.splitlines() if line.lstrip().startswith("top1")) == 4
+
+
+def test_summary_prints_a_records_own_numbers(capsys, tmp_path):
+    """`dyndnn summary` (what README tables are made from): provenance, one row per technique and
+    configuration with the seeds' mean top-1, every claim of the shipped claims file, time per rule."""
+    import json
+
+    import yaml
+
+    assert main(["summary", str(RECORD)]) == 0
+    out = capsys.readouterr().out
+    manifest = json.loads((RECORD / "manifest.json").read_text())
+    assert manifest["git_commit"] in out and f"{manifest['wall_s']} s in {len(manifest['sittings'])} sitting(s)" in out
+    seeds = pd.read_csv(RECORD / "tables/seed_summary.csv")
+    for row in seeds.itertuples():
+        assert f"| {row.model} | {row.groups} | {row.n_seeds} | {100 * row.top1_mean:.2f} |" in out
+    for claim in yaml.safe_load((RECORD / "claims.yaml").read_text())["claims"]:
+        assert f"| {claim['id']} |" in out
+    assert "| train_increment |" in out
+    results = tmp_path / "results"  # a results folder is not a record: refused, exit 2
+    (results / "tables").mkdir(parents=True)
+    shutil.copy(RECORD / "tables/accuracy.meta.json", results / "tables")
+    assert main(["summary", str(results)]) == 2
