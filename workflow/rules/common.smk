@@ -31,12 +31,12 @@ except ValueError as e:
     raise WorkflowError(f"Invalid configuration: {e}")
 
 REFERENCE = None  # a record the report sets beside this run (report.reference)
-if config["report"].get("reference"):
-    REFERENCE = str(BASE / config["report"]["reference"])
+if CFG.report.reference:
+    REFERENCE = str(BASE / CFG.report.reference)
     try:  # verified before any job runs: a tampered or partial record stops the dry run
         dyndnn.results.record.verify(REFERENCE)
     except ValueError as e:
-        raise WorkflowError(f"Invalid configuration: report.reference {config['report']['reference']!r}: {e}")
+        raise WorkflowError(f"Invalid configuration: report.reference {CFG.report.reference!r}: {e}")
 
 G = CFG.model.groups
 BASELINES = list(CFG.baselines)

@@ -120,7 +120,7 @@ for _fig in FIGURES:
         params:
             name=_fig,
             caption=FIGURES[_fig],
-            top1_floor=config["report"]["top1_floor"],
+            top1_floor=CFG.report.top1_floor,
             reference=REFERENCE,
         script:
             "../scripts/figure.py"
@@ -149,8 +149,8 @@ rule report:
     conda:
         CONDA_ENV
     params:
-        title=config["report"]["title"],
-        top1_floor=config["report"]["top1_floor"],
+        title=CFG.report.title,
+        top1_floor=CFG.report.top1_floor,
         configfiles=report_configfiles(),
         max_others_share=CFG.measure.max_others_share,
         max_median_spread=CFG.measure.max_median_spread,
