@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers import REPO, job_counts, snakemake, write_config
+from helpers import REPO, job_counts, make_image_tar, snakemake, write_config
 
 
 def test_dry_run_of_the_default_config(tmp_path):
@@ -201,6 +202,25 @@ def test_unchanged_config_has_nothing_to_do(quick_run):
     workdir, cfg, _ = quick_run
     proc = snakemake(workdir, "-n", "--configfile", str(cfg))
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_a_later_copy_of_the_archive_keeps_finished_jobs_and_other_bytes_rerun_them(tmp_path):
+    """A run resumed after ../shared was copied afresh (same bytes, newer timestamp) keeps its
+    jobs; an archive with other images reruns the data jobs and everything after them."""
+    archive = make_image_tar(tmp_path / "images.tar.gz", {"train": 2, "test": 1})
+    cfg = write_config(tmp_path / "c.yaml", **{"data.path": str(archive), "data.train_subset": None, "data.test_subset": None})
+    # Snakemake compares the bytes of inputs up to 1 MB itself; the real archive (19 MB) is over
+    # that, so its timestamp alone decided until the rule keyed it by content: emulate the size.
+    target = ("--max-checksum-file-size", "0", "--configfile", str(cfg), "--", "results/data/dataset.json")
+    snakemake(tmp_path, *target)
+    later = archive.stat().st_mtime + 3600
+    os.utime(archive, (later, later))
+    proc = snakemake(tmp_path, "-n", *target)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    make_image_tar(archive, {"train": 2, "test": 1}, seed=1)
+    proc = snakemake(tmp_path, "-n", *target)
+    assert set(job_counts(proc.stdout + proc.stderr)) == {"download_data", "prepare_data"}
 
 
 PROBE = """<script>

@@ -14,6 +14,7 @@ rule download_data:
         source=CFG.data.source,
         path=CFG.data.path,
         sha256=CFG.data.sha256,
+        content=ARCHIVE_SHA256,  # rerun on other bytes, not on a newer timestamp (data_archive)
     script:
         "../scripts/download_data.py"
 
