@@ -77,6 +77,12 @@ def _seed_stats(run: Run, model: str, groups: int) -> dict:
     }
 
 
+def _one_sided(metric: str, label: str, a: pd.DataFrame, b: pd.DataFrame, key, tol: str | None, what: str) -> dict:
+    """The row of a key only one side has: its value where it exists, not comparable."""
+    where = "run" if key not in b.index else "reference"
+    return _row(metric, label, a[metric].get(key), b[metric].get(key), None, tol, NOT_COMPARABLE, f"{what} in the {where}")
+
+
 def _shown(stats: dict, metric: str):
     return stats[metric] if stats["n"] == 1 else f"{stats[metric]:.4g} (mean of {stats['n']} seeds)"
 
@@ -91,20 +97,7 @@ def _accuracy_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
     for key in sorted(set(a.index) | set(b.index)):
         label = f"{key[0]} g{key[1]}"
         if key not in b.index or key not in a.index:
-            where = "run" if key not in b.index else "reference"
-            for metric in ("top1", "confidence_norm"):
-                rows.append(
-                    _row(
-                        metric,
-                        label,
-                        a[metric].get(key),
-                        b[metric].get(key),
-                        None,
-                        None,
-                        NOT_COMPARABLE,
-                        f"{key[0]} was not evaluated in the {where}",
-                    )
-                )
+            rows += [_one_sided(m, label, a, b, key, None, f"{key[0]} was not evaluated") for m in ("top1", "confidence_norm")]
             continue
         sa, sb = _seed_stats(ref, *key), _seed_stats(run, *key)
         pa, pb = ref.precision(key[0]), run.precision(key[0])
@@ -221,30 +214,16 @@ def _latency_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
                     )
                 )
             for g in sorted(set(x.index) & set(y.index)):
-                if different:
-                    rows.append(
-                        _row(
-                            "latency_ms",
-                            f"{key}: g{g}",
-                            x[g],
-                            y[g],
-                            None,
-                            None,
-                            NOT_COMPARABLE,
-                            f"{different}: absolute times are compared on the same CPU identity only",
-                        )
-                    )
-                    continue
-                rel = y[g] / x[g] - 1
                 rows.append(
                     _row(
                         "latency_ms",
                         f"{key}: g{g}",
                         x[g],
                         y[g],
-                        round(rel, 4),
-                        f"{tol.latency_rel:.0%}",
-                        REPRODUCED if _within(y[g] / x[g], tol.latency_rel) else DIFFERS,
+                        round(y[g] / x[g] - 1, 4) if not different else None,
+                        f"{tol.latency_rel:.0%}" if not different else None,
+                        NOT_COMPARABLE if different else REPRODUCED if _within(y[g] / x[g], tol.latency_rel) else DIFFERS,
+                        f"{different}: absolute times are compared on the same CPU identity only" if different else "",
                     )
                 )
     return rows
@@ -257,18 +236,7 @@ def _footprint_rows(ref: Run, run: Run) -> list[dict]:
     for model in sorted(set(a.index) | set(b.index)):
         for metric in ("resident_bytes", "recoverable_compression"):
             if model not in a.index or model not in b.index:
-                rows.append(
-                    _row(
-                        metric,
-                        model,
-                        a[metric].get(model),
-                        b[metric].get(model),
-                        None,
-                        "exact",
-                        NOT_COMPARABLE,
-                        f"{model} is missing in the {'run' if model not in b.index else 'reference'}",
-                    )
-                )
+                rows.append(_one_sided(metric, model, a, b, model, "exact", f"{model} is missing"))
                 continue
             if metric == "recoverable_compression" and floor_a != floor_b:
                 rows.append(
