@@ -14,6 +14,9 @@ from dyndnn.results import analysis
 from dyndnn.results.record import RecordError, verify
 
 RECORD = REPO / "reference/quick"
+# Every shipped record (quick: three seeds of the quick config; main: the main job) verifies,
+# replays to its own report and compares with itself.
+SHIPPED = [pytest.param(m.parent, id=m.parent.name) for m in sorted((REPO / "reference").glob("*/manifest.json"))]
 
 
 def as_results(record, dest):
@@ -36,8 +39,9 @@ def run_compare(capsys, *argv):
     return code, captured.out, captured.err
 
 
-def test_the_shipped_record_verifies_and_holds_what_a_reviewer_needs():
-    manifest = verify(RECORD)
+@pytest.mark.parametrize("record", SHIPPED)
+def test_the_shipped_record_verifies_and_holds_what_a_reviewer_needs(record):
+    manifest = verify(record)
     assert re.fullmatch(r"[0-9a-f]{40}", manifest["git_commit"]) and manifest["wall_s"] > 0
     assert {"config", "started", "finished", "host", "precision", "files"} <= set(manifest)
     for needed in (
@@ -50,14 +54,16 @@ def test_the_shipped_record_verifies_and_holds_what_a_reviewer_needs():
     ):
         assert needed in manifest["files"]
     assert any(f.startswith("eval/seed0/") for f in manifest["files"]) and any(f.startswith("benchmarks/") for f in manifest["files"])
+    assert manifest["sittings"] and all("cpu_isa" in s and "native_bf16" in s for s in manifest["sittings"])
     assert not any(f.endswith((".pt", ".onnx")) for f in manifest["files"]), "a record ships no weights"
 
 
-def test_replay_rebuilds_the_shipped_report(tmp_path):
+@pytest.mark.parametrize("record", SHIPPED)
+def test_replay_rebuilds_the_shipped_report(tmp_path, record):
     from dyndnn.results.replay import replay
 
-    html = replay(RECORD, tmp_path / "replay", REPO)
-    shipped = (RECORD / "report/index.html").read_text()
+    html = replay(record, tmp_path / "replay", REPO)
+    shipped = (record / "report/index.html").read_text()
     replayed = html.read_text()
     assert replayed == shipped, "the replayed report differs from the shipped one"
     assert len(list((tmp_path / "replay/figures").glob("*.png"))) == 7
@@ -73,8 +79,9 @@ def test_a_changed_file_is_named(tmp_path):
         verify(copy)
 
 
-def test_compare_the_record_with_itself_reproduces_everything(capsys):
-    code, out, _ = run_compare(capsys, RECORD, RECORD, "--all")
+@pytest.mark.parametrize("record", SHIPPED)
+def test_compare_the_record_with_itself_reproduces_everything(capsys, record):
+    code, out, _ = run_compare(capsys, record, record, "--all")
     assert code == 0
     assert " differ" in out and re.search(r"\d+ reproduced, 0 differ", out)
     for kind in ("top1", "confidence_norm", "latency_ratio", "latency_ms", "resident_bytes", "claim"):
