@@ -190,3 +190,19 @@ def test_distilled_stages_keep_the_invariant_and_leave_the_teacher_untouched(pre
         with kd.at_groups(k), plain.at_groups(k):
             assert not torch.allclose(kd(probe), plain(probe)), f"stage {k}: distillation made no difference"
     assert all(torch.equal(t, teacher.state_dict()[n]) for n, t in teacher_state.items()), "training changed the teacher"
+
+
+@pytest.mark.parametrize("head", ["sum", "per_config"])
+def test_group_one_is_the_same_network_under_every_connectivity(head):
+    """Group 1 reads only itself: its modules carry over between connectivities unchanged
+    (what `benchmarks/later_groups.py --variants grouped` relies on)."""
+    nested, grouped = tiny("nested", head, seed=0), tiny("grouped", head, seed=1)
+    for mine, theirs in zip(grouped.group_modules(0), nested.group_modules(0)):
+        mine.load_state_dict(theirs.state_dict())
+    x = torch.randn(4, 3, 32, 32)
+    nested.set_active_groups(1)
+    grouped.set_active_groups(1)
+    assert torch.equal(nested(x), grouped(x))
+    nested.set_active_groups(2)
+    grouped.set_active_groups(2)
+    assert not torch.allclose(nested(x), grouped(x))  # group 2 differs: it reads group 1 only when nested

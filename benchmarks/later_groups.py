@@ -1,0 +1,148 @@
+"""What do the dynamic DNN's later groups add? Stage-2 variants from a finished run's stage 1.
+
+A main-job run (`make reproduce`) leaves every stage's checkpoint in its results folder. This
+study takes that run's stage-1 model (group 1 trained, frozen from here on) and trains
+stage 2 again with one change of recipe per variant, through the package's own `fit_stage`
+(same data, views, schedule, precision and teacher targets as the pipeline's job), then
+reports top-1 at 1 and 2 groups on every test image. `--features` instead reads the run's
+own stage 2..G checkpoints and reports, per stage, top-1 with all features at the head, with
+the newest group's features zeroed, and with the newest group's features alone.
+
+    python benchmarks/later_groups.py --run <run dir>/results --variants base nodistill pure_ce
+    python benchmarks/later_groups.py --run <run dir>/results --features
+
+Variants: base (the run's recipe), nodistill (train.distill 0), pure_ce (no distillation, no
+label smoothing), lr3 (3x the peak LR), headdrop (dropout 0.5 on the frozen groups' features at
+the head), groupdrop (the frozen groups' features zeroed at the head for half the samples),
+grouped (group 2 reads only its own channels: `model.connectivity: grouped`, group 1 unchanged).
+One JSON line per variant is appended to `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from dyndnn.config import TrainConfig
+from dyndnn.learn.data import load_split, normalize
+from dyndnn.learn.evaluate import predict
+from dyndnn.learn.model import GroupedAlexNet
+from dyndnn.learn.technique import load_technique
+from dyndnn.learn.train import fit_stage
+from dyndnn.schema import read_yaml
+
+RECIPES = {
+    "base": {},
+    "nodistill": {"distill": 0.0},
+    "pure_ce": {"distill": 0.0, "label_smoothing": 0.0},
+    "lr3": {"lr_scale": 3.0},
+}
+HEAD_DROPOUT = {"headdrop": ("features", 0.5), "groupdrop": ("samples", 0.5)}
+GROUPED = "grouped"  # group 2 reads only its own channels (block-diagonal); group 1 is the same network
+
+
+def regrouped(net: GroupedAlexNet, connectivity: str, seed: int = 0) -> GroupedAlexNet:
+    """The same group 1 (weights and BN statistics) in a network of another connectivity: group
+    1 reads only itself under every connectivity, so its modules carry over unchanged."""
+    torch.manual_seed(seed)
+    other = GroupedAlexNet(replace(net.cfg, connectivity=connectivity))
+    for mine, theirs in zip(other.group_modules(0), net.group_modules(0)):
+        mine.load_state_dict(theirs.state_dict())
+    return other
+
+
+def head_dropout(net, how: str, p: float) -> None:
+    """Train-time dropout of the frozen groups' last features where the head reads them:
+    per feature (`features`) or the whole frozen block per sample (`samples`)."""
+
+    def forward(x):
+        hs = net.forward_features(x)
+        if net.training and net.frozen_groups:
+            f = net.frozen_groups
+            if how == "features":
+                hs = [F.dropout(h, p, training=True) if j < f else h for j, h in enumerate(hs)]
+            else:
+                keep = (torch.rand(hs[0].shape[0], 1, device=hs[0].device) >= p).to(hs[0].dtype)
+                hs = [h * keep if j < f else h for j, h in enumerate(hs)]
+        return net.heads[len(hs) - 1](torch.cat(hs, dim=1))
+
+    net.forward = forward
+
+
+def stage2(run: Path, cfg: TrainConfig, variant: str) -> dict:
+    tech, _ = load_technique(run / "models/dynamic/seed0/stage1.pt", torch.device("cpu"))
+    parts = variant.split("+")  # variants combine: grouped+groupdrop
+    net = regrouped(tech.nets[0], GROUPED) if GROUPED in parts else tech.nets[0]
+    change = {k: v for part in parts for k, v in RECIPES.get(part, {}).items()}
+    cfg = replace(cfg, lr=cfg.lr * change.pop("lr_scale", 1.0), **change)
+    for part in parts:
+        if part in HEAD_DROPOUT:
+            head_dropout(net, *HEAD_DROPOUT[part])
+    x, y = load_split(run / "data/train.pt")
+    xt, yt = load_split(run / "data/test.pt")
+    targets = torch.load(run / "models/dynamic/seed0/teacher_targets.pt", weights_only=False) if cfg.distill > 0 else None
+    t0 = time.perf_counter()
+    history = fit_stage(net, 2, x, y, cfg, 0, None, targets=targets)
+    net.__dict__.pop("forward", None)
+    top1 = {}
+    for k in (1, 2):
+        net.set_active_groups(k)
+        top1[f"g{k}"] = round((predict(net, xt).argmax(1) == yt).float().mean().item(), 4)
+    return {"variant": variant, **top1, "train_acc": history[-1]["train_acc"], "s": round(time.perf_counter() - t0)}
+
+
+@torch.no_grad()
+def features(run: Path, k: int) -> dict:
+    tech, _ = load_technique(run / f"models/dynamic/seed0/stage{k}.pt", torch.device("cpu"))
+    net = tech.nets[0].eval()
+    net.set_active_groups(k)
+    xt, yt = load_split(run / "data/test.pt")
+    parts = [net.forward_features(normalize(xt[i : i + 1000])) for i in range(0, len(yt), 1000)]
+    hs = [torch.cat([p[j] for p in parts]) for j in range(k)]
+
+    def top1(keep):
+        logits = net.heads[k - 1](torch.cat([h if on else torch.zeros_like(h) for h, on in zip(hs, keep)], 1))
+        return round((logits.argmax(1) == yt).float().mean().item(), 4)
+
+    return {
+        "stage": k,
+        "all": top1([True] * k),
+        "without_newest": top1([True] * (k - 1) + [False]),
+        "newest_alone": top1([False] * (k - 1) + [True]),
+        "feature_norms": [round(h.norm(dim=1).mean().item(), 2) for h in hs],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", required=True, type=Path, help="a finished run's results folder")
+    ap.add_argument("--config", default="config/config.yaml")
+    ap.add_argument(
+        "--variants", nargs="+", default=["base"], help=f"each one of {[*RECIPES, *HEAD_DROPOUT, GROUPED]} or several joined by +"
+    )
+    ap.add_argument("--features", action="store_true", help="only read the run's stage checkpoints")
+    ap.add_argument("--out", type=Path, default=Path("later_groups.jsonl"))
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = ap.parse_args()
+    known = {*RECIPES, *HEAD_DROPOUT, GROUPED}
+    if bad := [v for v in args.variants if not set(v.split("+")) <= known]:
+        ap.error(f"unknown variant(s) {bad}: each part must be one of {sorted(known)}")
+    torch.set_num_threads(args.threads)
+    train = read_yaml(args.config)["train"]
+    cfg = TrainConfig(**{k: v for k, v in train.items() if k in {f.name for f in fields(TrainConfig)}}).for_stage(2)
+    groups = read_yaml(args.config)["model"]["groups"]
+    rows = [features(args.run, k) for k in range(2, groups + 1)] if args.features else (stage2(args.run, cfg, v) for v in args.variants)
+    for row in rows:
+        print(json.dumps(row), flush=True)
+        with args.out.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
