@@ -14,7 +14,8 @@ the newest group's features zeroed, and with the newest group's features alone.
 Variants: base (the run's recipe), nodistill (train.distill 0), pure_ce (no distillation, no
 label smoothing), lr3 (3x the peak LR), headdrop (dropout 0.5 on the frozen groups' features at
 the head), groupdrop (the frozen groups' features zeroed at the head for half the samples),
-grouped (group 2 reads only its own channels: `model.connectivity: grouped`, group 1 unchanged).
+grouped (group 2 reads only its own channels: `model.connectivity: grouped`, group 1 unchanged),
+short_stage1 (group 1 trained again first, with half the epochs).
 One JSON line per variant is appended to `--out`.
 """
 
@@ -44,6 +45,7 @@ RECIPES = {
     "lr3": {"lr_scale": 3.0},
 }
 HEAD_DROPOUT = {"headdrop": ("features", 0.5), "groupdrop": ("samples", 0.5)}
+SHORT_STAGE1 = "short_stage1"  # group 1 retrained with half the epochs (the run's recipe otherwise)
 GROUPED = "grouped"  # group 2 reads only its own channels (block-diagonal); group 1 is the same network
 
 
@@ -81,14 +83,18 @@ def stage2(run: Path, cfg: TrainConfig, variant: str) -> dict:
     net = regrouped(tech.nets[0], GROUPED) if GROUPED in parts else tech.nets[0]
     change = {k: v for part in parts for k, v in RECIPES.get(part, {}).items()}
     cfg = replace(cfg, lr=cfg.lr * change.pop("lr_scale", 1.0), **change)
+    x, y = load_split(run / "data/train.pt")
+    teacher = torch.load(run / "models/dynamic/seed0/teacher_targets.pt", weights_only=False)
+    t0 = time.perf_counter()
+    if SHORT_STAGE1 in parts:  # group 1 trained again, for half the run's epochs (same views and teacher)
+        torch.manual_seed(0)
+        net = GroupedAlexNet(net.cfg)
+        fit_stage(net, 1, x, y, replace(cfg, epochs=cfg.epochs // 2), 0, None, targets=teacher)
     for part in parts:
         if part in HEAD_DROPOUT:
             head_dropout(net, *HEAD_DROPOUT[part])
-    x, y = load_split(run / "data/train.pt")
     xt, yt = load_split(run / "data/test.pt")
-    targets = torch.load(run / "models/dynamic/seed0/teacher_targets.pt", weights_only=False) if cfg.distill > 0 else None
-    t0 = time.perf_counter()
-    history = fit_stage(net, 2, x, y, cfg, 0, None, targets=targets)
+    history = fit_stage(net, 2, x, y, cfg, 0, None, targets=teacher if cfg.distill > 0 else None)
     net.__dict__.pop("forward", None)
     top1 = {}
     for k in (1, 2):
@@ -124,13 +130,16 @@ def main() -> None:
     ap.add_argument("--run", required=True, type=Path, help="a finished run's results folder")
     ap.add_argument("--config", default="config/config.yaml")
     ap.add_argument(
-        "--variants", nargs="+", default=["base"], help=f"each one of {[*RECIPES, *HEAD_DROPOUT, GROUPED]} or several joined by +"
+        "--variants",
+        nargs="+",
+        default=["base"],
+        help=f"each one of {[*RECIPES, *HEAD_DROPOUT, GROUPED, SHORT_STAGE1]} or several joined by +",
     )
     ap.add_argument("--features", action="store_true", help="only read the run's stage checkpoints")
     ap.add_argument("--out", type=Path, default=Path("later_groups.jsonl"))
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
-    known = {*RECIPES, *HEAD_DROPOUT, GROUPED}
+    known = {*RECIPES, *HEAD_DROPOUT, GROUPED, SHORT_STAGE1}
     if bad := [v for v in args.variants if not set(v.split("+")) <= known]:
         ap.error(f"unknown variant(s) {bad}: each part must be one of {sorted(known)}")
     torch.set_num_threads(args.threads)
