@@ -79,3 +79,22 @@ def test_config_params_counts_each_groups_own_tensors(k):
         f_in = f_out
     params += k * (f_in // G) * 10 + 10
     assert config_params(GroupedAlexNet(cfg), k) == (params, 4 * (params + bn_stats))
+
+
+@pytest.mark.parametrize("net", ["grouped", "slimmable"])
+def test_predictions_do_not_depend_on_the_thread_count(net):
+    """The evaluate job takes every core it is given: its numbers must not depend on how many."""
+    from dyndnn.learn.evaluate import predict
+
+    torch.manual_seed(0)
+    model = GroupedAlexNet(ModelConfig()) if net == "grouped" else SlimmableAlexNet(ModelConfig(), switchable_bn=True)
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    before = torch.get_num_threads()
+    try:
+        out = {}
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out[n] = predict(model, x, batch_size=32)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(out[1], out[2])

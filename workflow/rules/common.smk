@@ -223,7 +223,7 @@ def board_file(wildcards):
 
 
 def training_threads(wildcards):
-    """A training job takes every core it is given (--set-threads or a profile's set-threads
+    """A training or evaluation job takes every core it is given (--set-threads or a profile's set-threads
     override it). Measured on 2 cores (benchmarks/bench_threads.py): two 1-thread jobs side by
     side train 7-26 % more images/s in total than one 2-thread job, but the default DAG's
     critical path (the static teacher, then four sequential stages) leaves little to run
