@@ -39,8 +39,13 @@ if CFG.report.reference:
     except ValueError as e:
         raise WorkflowError(f"Invalid configuration: report.reference {CFG.report.reference!r}: {e}")
 
-# The offline archive's content (a few tenths of a second per 100 MB, once per DAG): see data_archive.
-ARCHIVE_SHA256 = dyndnn.provenance.sha256_file(CFG.data.path) if CFG.data.source == "images" and Path(CFG.data.path).is_file() else None
+# The offline archive's content (a few tenths of a second per 100 MB, once per DAG; data.sha256
+# when set, which the config check has already compared with the file): see data_archive.
+ARCHIVE_SHA256 = (
+    (CFG.data.sha256 or dyndnn.provenance.sha256_file(CFG.data.path))
+    if CFG.data.source == "images" and Path(CFG.data.path).is_file()
+    else None
+)
 G = CFG.model.groups
 BASELINES = list(CFG.baselines)
 MODELS = [dyndnn.arch.DYNAMIC, *BASELINES]  # exported, measured, compared in the figures
