@@ -27,7 +27,7 @@ from dataclasses import replace
 
 import torch
 
-from dyndnn.config import TrainConfig
+from dyndnn.config import TrainConfig, from_block
 from dyndnn.learn.baselines import slimmable_loss
 from dyndnn.learn.model import GroupedAlexNet, ModelConfig
 from dyndnn.learn.recipe import build_optimizer, cpu_has_native_bf16, resolve_precision, to_layout
@@ -72,8 +72,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     config = read_yaml(args.config)
     model_cfg = ModelConfig(**config["model"])
-    train_keys = {k: v for k, v in config["train"].items() if k in TrainConfig.__dataclass_fields__}
-    fast = TrainConfig(**{**train_keys, "precision": "auto", "channels_last": True})
+    fast = replace(from_block(TrainConfig, config["train"]), precision="auto", channels_last=True)
     fp32 = replace(fast, precision="fp32", channels_last=False)
     G = model_cfg.groups
     n = (args.warmup + args.batches) * fast.batch_size

@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from dyndnn.config import TrainConfig
+from dyndnn.config import TrainConfig, from_block
 from dyndnn.learn.data import load_split, normalize
 from dyndnn.learn.evaluate import predict
 from dyndnn.learn.model import GroupedAlexNet
@@ -143,9 +143,9 @@ def main() -> None:
     if bad := [v for v in args.variants if not set(v.split("+")) <= known]:
         ap.error(f"unknown variant(s) {bad}: each part must be one of {sorted(known)}")
     torch.set_num_threads(args.threads)
-    train = read_yaml(args.config)["train"]
-    cfg = TrainConfig(**{k: v for k, v in train.items() if k in {f.name for f in fields(TrainConfig)}}).for_stage(2)
-    groups = read_yaml(args.config)["model"]["groups"]
+    config = read_yaml(args.config)
+    cfg = from_block(TrainConfig, config["train"]).for_stage(2)
+    groups = config["model"]["groups"]
     rows = [features(args.run, k) for k in range(2, groups + 1)] if args.features else (stage2(args.run, cfg, v) for v in args.variants)
     for row in rows:
         print(json.dumps(row), flush=True)

@@ -27,7 +27,7 @@ import torch
 import yaml
 
 from dyndnn.arch import ModelConfig
-from dyndnn.config import TrainConfig
+from dyndnn.config import TrainConfig, from_block
 from dyndnn.learn.data import fetch, prepare
 from dyndnn.learn.evaluate import predict
 from dyndnn.learn.recipe import cpu_has_native_bf16, resolve_precision
@@ -66,7 +66,7 @@ def main() -> None:
         section, name = key.split(".", 1)
         config.setdefault(section, {})[name] = yaml.safe_load(value)
     model_cfg = ModelConfig(**config["model"])
-    recipe = TrainConfig(**{k: v for k, v in config["train"].items() if k in TrainConfig.__dataclass_fields__}).for_baseline()
+    recipe = from_block(TrainConfig, config["train"]).for_baseline()
     data = load_data(args.data, out.parent / "cifar10-full.pt")
     (x, y), (xt, yt) = (data["train"]["images"], data["train"]["labels"]), (data["test"]["images"], data["test"]["labels"])
     done = set()
