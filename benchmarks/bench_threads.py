@@ -25,16 +25,16 @@ import json, sys, torch
 sys.path.insert(0, sys.argv[1])
 from bench_train import images_per_s
 from dataclasses import replace
+from dyndnn.config import TrainConfig, from_block
 from dyndnn.learn.baselines import slimmable_loss
-from dyndnn.learn.model import SlimmableAlexNet, width_config
-from dyndnn.config import TrainConfig, read_yaml
 from dyndnn.learn.model import GroupedAlexNet, ModelConfig
+from dyndnn.learn.slimmable import SlimmableAlexNet, width_config
+from dyndnn.schema import read_yaml
 config, job, k, images, threads = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 torch.set_num_threads(threads)
 c = read_yaml(config)
-cfg = ModelConfig(**c["model"])
-train = TrainConfig(**{k_: v for k_, v in c["train"].items() if k_ in TrainConfig.__dataclass_fields__})
-train = replace(train, distill=0.0)
+cfg = from_block(ModelConfig, c["model"])
+train = replace(from_block(TrainConfig, c["train"]), distill=0.0)
 g = torch.Generator().manual_seed(0)
 x = torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8, generator=g)
 y = torch.randint(0, 10, (images,), generator=g)
@@ -55,12 +55,18 @@ def run(config, job, k, images, threads, copies):
         subprocess.Popen(
             [sys.executable, "-c", WORKER, str(HERE), config, job, str(k), str(images), str(threads)],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(copies)
     ]
-    return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    results = []
+    for p in procs:
+        out, err = p.communicate()
+        if p.returncode:
+            raise SystemExit(f"worker {job} k={k} failed:\n{err}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
 
 
 def main() -> None:
@@ -78,6 +84,7 @@ def main() -> None:
         ("dynamic stage 4", "dynamic", 4),
         ("static 50 %", "static", 2),
         ("static 100 %", "static", 4),
+        ("slimmable", "slimmable", 4),
     ]:
         one = run(args.config, job, k, args.images, args.threads, 1)[0]
         many = sum(run(args.config, job, k, args.images, 1, args.threads))
