@@ -10,18 +10,22 @@ the newest group's features zeroed, and with the newest group's features alone.
 
     python benchmarks/later_groups.py --run <run dir>/results --variants base nodistill pure_ce
     python benchmarks/later_groups.py --run <run dir>/results --features
+    python benchmarks/later_groups.py --run <run dir>/results --ensembles
 
 Variants: base (the run's recipe), nodistill (train.distill 0), pure_ce (no distillation, no
 label smoothing), lr3 (3x the peak LR), headdrop (dropout 0.5 on the frozen groups' features at
 the head), groupdrop (the frozen groups' features zeroed at the head for half the samples),
 grouped (group 2 reads only its own channels: `model.connectivity: grouped`, group 1 unchanged),
-short_stage1 (group 1 trained again first, with half the epochs).
+short_stage1 (group 1 trained again first, with half the epochs), aux (group 2's features alone
+also feed a training-only head with its own cross-entropy: deep supervision). `--ensembles`
+averages the run's independently trained 25 % models instead (no training).
 One JSON line per variant is appended to `--out`.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from dataclasses import replace
@@ -35,7 +39,7 @@ from dyndnn.learn.data import load_split, normalize
 from dyndnn.learn.evaluate import predict
 from dyndnn.learn.model import GroupedAlexNet
 from dyndnn.learn.technique import load_technique
-from dyndnn.learn.train import fit_stage
+from dyndnn.learn.train import cross_entropy_loss, distillation_loss, fit, fit_stage
 from dyndnn.schema import read_yaml
 
 RECIPES = {
@@ -47,6 +51,7 @@ RECIPES = {
 HEAD_DROPOUT = {"headdrop": ("features", 0.5), "groupdrop": ("samples", 0.5)}
 SHORT_STAGE1 = "short_stage1"  # group 1 retrained with half the epochs (the run's recipe otherwise)
 GROUPED = "grouped"  # group 2 reads only its own channels (block-diagonal); group 1 is the same network
+AUX = "aux"  # deep supervision: group 2's features alone also feed a training-only head, with its own CE loss
 
 
 def regrouped(net: GroupedAlexNet, connectivity: str, seed: int = 0) -> GroupedAlexNet:
@@ -77,6 +82,28 @@ def head_dropout(net, how: str, p: float) -> None:
     net.forward = forward
 
 
+def aux_stage(net: GroupedAlexNet, k: int, x, y, cfg: TrainConfig, targets: dict | None, weight: float = 1.0) -> list[dict]:
+    """Stage k as `fit_stage` trains it (seed 0), plus a training-only head on group k's last
+    features alone whose cross-entropy is added with `weight` (deep supervision): group k must
+    be a classifier of its own, not only a correction of the frozen groups' logits."""
+    torch.manual_seed(1)
+    aux = torch.nn.Linear(net.heads[0].in_features, net.cfg.num_classes)
+    objective = distillation_loss if targets is not None else cross_entropy_loss
+
+    def loss_fn(model, xb, yb, cfg, soft):
+        hs = model.forward_features(xb)
+        logits = model.heads[len(hs) - 1](torch.cat(hs, dim=1))
+        main, _ = objective(lambda _: logits, xb, yb, cfg, soft)
+        own = F.cross_entropy(aux(hs[-1]), yb, label_smoothing=cfg.label_smoothing)
+        return main + weight * own, logits
+
+    net.train()
+    params = net.prepare_stage(k) + list(aux.parameters())
+    history = fit(net, params, x, y, cfg, k, None, tag={"stage": k}, loss_fn=loss_fn, views_seed=0, targets=targets)
+    net.frozen_groups = 0
+    return history
+
+
 def stage2(run: Path, cfg: TrainConfig, variant: str) -> dict:
     tech, _ = load_technique(run / "models/dynamic/seed0/stage1.pt", torch.device("cpu"))
     parts = variant.split("+")  # variants combine: grouped+groupdrop
@@ -94,7 +121,8 @@ def stage2(run: Path, cfg: TrainConfig, variant: str) -> dict:
         if part in HEAD_DROPOUT:
             head_dropout(net, *HEAD_DROPOUT[part])
     xt, yt = load_split(run / "data/test.pt")
-    history = fit_stage(net, 2, x, y, cfg, 0, None, targets=teacher if cfg.distill > 0 else None)
+    targets = teacher if cfg.distill > 0 else None
+    history = aux_stage(net, 2, x, y, cfg, targets) if AUX in parts else fit_stage(net, 2, x, y, cfg, 0, None, targets=targets)
     net.__dict__.pop("forward", None)
     top1 = {}
     for k in (1, 2):
@@ -125,6 +153,28 @@ def features(run: Path, k: int) -> dict:
     }
 
 
+@torch.no_grad()
+def ensembles(run: Path) -> list[dict]:
+    """What independent 25 % networks give together: top-1 of every combination of the run's
+    25 % models (the dynamic DNN's group 1, the static, slimmable and pruned 25 % models), their
+    log-probabilities averaged. A bound for a `grouped` design whose groups were trained apart."""
+    models = {
+        "dynamic": run / "models/dynamic/seed0/stage1.pt",
+        "static": run / "models/static/seed0/final.pt",
+        "slimmable": run / "models/slimmable/seed0/final.pt",
+        "pruned": run / "models/pruned/seed0/final.pt",
+    }
+    xt, yt = load_split(run / "data/test.pt")
+    logp = {
+        name: predict(load_technique(path, torch.device("cpu"))[0].module(1), xt).clamp_min(1e-12).log() for name, path in models.items()
+    }
+    return [
+        {"ensemble": "+".join(names), "members": r, "top1": round((sum(logp[n] for n in names).argmax(1) == yt).float().mean().item(), 4)}
+        for r in range(1, len(models) + 1)
+        for names in itertools.combinations(models, r)
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, type=Path, help="a finished run's results folder")
@@ -133,20 +183,24 @@ def main() -> None:
         "--variants",
         nargs="+",
         default=["base"],
-        help=f"each one of {[*RECIPES, *HEAD_DROPOUT, GROUPED, SHORT_STAGE1]} or several joined by +",
+        help=f"each one of {[*RECIPES, *HEAD_DROPOUT, GROUPED, SHORT_STAGE1, AUX]} or several joined by +",
     )
     ap.add_argument("--features", action="store_true", help="only read the run's stage checkpoints")
+    ap.add_argument("--ensembles", action="store_true", help="only combine the run's 25 %% models (no training)")
     ap.add_argument("--out", type=Path, default=Path("later_groups.jsonl"))
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
-    known = {*RECIPES, *HEAD_DROPOUT, GROUPED, SHORT_STAGE1}
+    known = {*RECIPES, *HEAD_DROPOUT, GROUPED, SHORT_STAGE1, AUX}
     if bad := [v for v in args.variants if not set(v.split("+")) <= known]:
         ap.error(f"unknown variant(s) {bad}: each part must be one of {sorted(known)}")
     torch.set_num_threads(args.threads)
     config = read_yaml(args.config)
     cfg = from_block(TrainConfig, config["train"]).for_stage(2)
     groups = config["model"]["groups"]
-    rows = [features(args.run, k) for k in range(2, groups + 1)] if args.features else (stage2(args.run, cfg, v) for v in args.variants)
+    if args.features:
+        rows = [features(args.run, k) for k in range(2, groups + 1)]
+    else:
+        rows = ensembles(args.run) if args.ensembles else (stage2(args.run, cfg, v) for v in args.variants)
     for row in rows:
         print(json.dumps(row), flush=True)
         with args.out.open("a") as f:
