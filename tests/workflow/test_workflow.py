@@ -56,6 +56,27 @@ def test_dry_run_of_the_default_config(tmp_path):
     assert jobs["teacher_targets"] == 1 and jobs["train_static_width"] == 4
 
 
+def _job_block(out: str, rule: str, output: str) -> str:
+    return out.split(f"output: {output}", 1)[1].split("\n\n", 1)[0] + out.split(f"output: {output}", 1)[0].rsplit(f"rule {rule}:", 1)[1]
+
+
+@pytest.mark.parametrize("config, side_by_side", [("config.yaml", True), ("quick.yaml", False)])
+def test_training_jobs_share_the_cores_when_baselines_train_beside_the_chain(tmp_path, config, side_by_side, cifar_archive):
+    """With baselines, two training jobs run side by side (half the cores each) and the dynamic
+    DNN's chain goes first; without them (the quick run: the chain alone) a job takes every core."""
+    cfg = write_config(tmp_path / "run.yaml", config, **{"data.source": "images", "data.path": str(cifar_archive)})
+    proc = snakemake(tmp_path, "-n", "--configfile", str(cfg), cores="4")
+    out = proc.stdout + proc.stderr
+    stage = _job_block(out, "train_increment", "results/models/dynamic/seed0/stage2.pt")
+    assert f"threads: {2 if side_by_side else 4}" in stage
+    if side_by_side:
+        assert "priority: 2" in stage
+        assert "priority: 2" in _job_block(out, "train_static_width", "results/models/static/seed0/w4.pt")
+        assert "priority:" not in _job_block(out, "train_static_width", "results/models/static/seed0/w1.pt")
+        assert "priority: 1" in _job_block(out, "train_baseline", "results/models/slimmable/seed0/final.pt")
+        assert "threads: 2" in _job_block(out, "evaluate", "results/eval/seed0/static.csv")
+
+
 @pytest.mark.parametrize(
     "edits, message",
     [

@@ -228,12 +228,29 @@ def board_file(wildcards):
 
 
 def training_threads(wildcards):
-    """A training or evaluation job takes every core it is given (--set-threads or a profile's set-threads
-    override it). Measured on 2 cores (benchmarks/bench_threads.py): two 1-thread jobs side by
-    side train 7-26 % more images/s in total than one 2-thread job, but the default DAG's
-    critical path (the static teacher, then four sequential stages) leaves little to run
-    beside it. Evaluated per job, so `snakemake --unlock` needs no --cores."""
-    return workflow.cores
+    """Threads of a training or evaluation job (--set-threads or a profile's set-threads override
+    it). With baselines to train, the static widths and the slimmable network run beside the
+    dynamic DNN's chain (the static teacher, its targets, the stages), so two jobs run side by
+    side with half the cores each: measured on 2 AVX512_BF16 cores (benchmarks/bench_threads.py),
+    two 1-thread jobs train 1.07-1.40x the images/s of one 2-thread job. Without baselines the
+    chain is all there is, and each job takes every core. Training is not bit-identical across
+    thread counts (reductions split differently), so each epoch's history row names its
+    threads. Evaluated per job, so `snakemake --unlock` needs no --cores."""
+    return max(1, workflow.cores // 2) if BASELINES and workflow.cores >= 2 else workflow.cores
+
+
+# Scheduling order when jobs wait for cores: the dynamic DNN's chain first (the static 100 % model,
+# which is its teacher, the teacher's targets, the stages: the critical path), then the slimmable
+# network (the longest job beside the chain), then the rest.
+CHAIN_PRIORITY = 2
+
+
+def static_width_priority(wildcards):
+    return CHAIN_PRIORITY if int(wildcards.k) == G else 0
+
+
+def baseline_priority(wildcards):
+    return 1 if wildcards.baseline == "slimmable" else 0
 
 
 def profile_threads(wildcards):

@@ -11,6 +11,7 @@ rule train_increment:
         "results/logs/train_increment/{dyn}/seed{seed}/stage{k}.log",
     benchmark:
         "results/benchmarks/train_increment/{dyn}/seed{seed}/stage{k}.tsv"
+    priority: CHAIN_PRIORITY
     conda:
         CONDA_ENV
     threads: training_threads
@@ -37,6 +38,7 @@ rule train_baseline:
         "results/logs/train_baseline/seed{seed}/{baseline}.log",
     benchmark:
         "results/benchmarks/train_baseline/seed{seed}/{baseline}.tsv"
+    priority: baseline_priority
     conda:
         CONDA_ENV
     threads: training_threads
@@ -62,6 +64,7 @@ rule train_static_width:
         "results/logs/train_static_width/seed{seed}/w{k}.log",
     benchmark:
         "results/benchmarks/train_static_width/seed{seed}/w{k}.tsv"
+    priority: static_width_priority
     conda:
         CONDA_ENV
     threads: training_threads
@@ -86,6 +89,7 @@ rule teacher_targets:
         "results/logs/teacher_targets/{dyn}/seed{seed}.log",
     benchmark:
         "results/benchmarks/teacher_targets/{dyn}/seed{seed}.tsv"
+    priority: CHAIN_PRIORITY
     conda:
         CONDA_ENV
     threads: training_threads

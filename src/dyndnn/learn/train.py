@@ -266,7 +266,13 @@ def fit(
             soft=targets["logits"][epoch] if targets is not None else None,
         )
         stats.update(
-            **tag, epoch=epoch + 1, lr=opt.param_groups[0]["lr"], precision=precision, channels_last=cfg.channels_last, views_sha256=digest
+            **tag,
+            epoch=epoch + 1,
+            lr=opt.param_groups[0]["lr"],
+            precision=precision,
+            channels_last=cfg.channels_last,
+            threads=torch.get_num_threads(),  # the weights depend on it (reductions split per thread)
+            views_sha256=digest,
         )
         history.append(stats)
         log.info("%s epoch %d: %s", label, epoch + 1, {n: round(v, 4) if isinstance(v, float) else v for n, v in stats.items()})
