@@ -71,15 +71,15 @@ def main() -> None:
     config["data"].update(source="images", path=str(args.data.resolve()), train_subset=args.images, test_subset=1000)
     config["train"]["epochs"] = args.epochs
     config["baselines"]["pruned"]["finetune_epochs"] = 1
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump(config, f)
     every_core = ["--set-threads", *(f"{rule}={args.cores}" for rule in TRAINING)]
     print(
         f"# bench_schedule: {args.config.name}, {args.images} images, {args.epochs} epoch(s), {args.cores} cores, {platform.processor() or platform.machine()}"
     )
-    serial, serial_jobs = phase(Path(f.name), args.cores, every_core)
-    side, side_jobs = phase(Path(f.name), args.cores, [])
-    Path(f.name).unlink()
+    with tempfile.TemporaryDirectory(prefix="bench_schedule-config-") as tmp:
+        run_config = Path(tmp) / "config.yaml"
+        run_config.write_text(yaml.safe_dump(config))
+        serial, serial_jobs = phase(run_config, args.cores, every_core)
+        side, side_jobs = phase(run_config, args.cores, [])
     print(f"{'job':<42} {'all cores s':>12} {'side by side s':>15}")
     for job in serial_jobs:
         print(f"{job:<42} {serial_jobs[job]:>12.1f} {side_jobs.get(job, float('nan')):>15.1f}")

@@ -93,8 +93,16 @@ def test_precision_is_detected_recorded_and_refused_where_not_native(monkeypatch
     assert resolve_precision("auto", cpu) == "bf16" and resolve_precision("fp32", cpu) == "fp32"
     model = GroupedAlexNet(ModelConfig(**TINY))
     x, y = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (32,))
-    history = fit_stage(model, 1, x, y, TrainConfig(epochs=1, batch_size=16, schedule="constant", precision="auto", distill=0.0), seed=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        history = fit_stage(
+            model, 1, x, y, TrainConfig(epochs=1, batch_size=16, schedule="constant", precision="auto", distill=0.0), seed=0
+        )
+    finally:
+        torch.set_num_threads(threads)
     assert history[-1]["precision"] == "bf16" and history[-1]["channels_last"] is True
+    assert history[-1]["threads"] == 1, "the weights depend on the thread count: every epoch names it"
     assert checkpoint(Technique("dynamic", [model], model.cfg), TrainConfig(), 0, history, stage=1)["precision"] == "bf16"
 
 
