@@ -39,7 +39,7 @@ from dyndnn.learn.data import load_split, normalize
 from dyndnn.learn.evaluate import predict
 from dyndnn.learn.model import GroupedAlexNet
 from dyndnn.learn.technique import load_technique
-from dyndnn.learn.train import cross_entropy_loss, distillation_loss, fit, fit_stage
+from dyndnn.learn.train import cross_entropy_loss, distillation_loss, fit_stage
 from dyndnn.schema import read_yaml
 
 RECIPES = {
@@ -52,6 +52,7 @@ HEAD_DROPOUT = {"headdrop": ("features", 0.5), "groupdrop": ("samples", 0.5)}
 SHORT_STAGE1 = "short_stage1"  # group 1 retrained with half the epochs (the run's recipe otherwise)
 GROUPED = "grouped"  # group 2 reads only its own channels (block-diagonal); group 1 is the same network
 AUX = "aux"  # deep supervision: group 2's features alone also feed a training-only head, with its own CE loss
+PARTS = (*RECIPES, *HEAD_DROPOUT, GROUPED, SHORT_STAGE1, AUX)  # what a variant is made of, joined by +
 
 
 def regrouped(net: GroupedAlexNet, connectivity: str, seed: int = 0) -> GroupedAlexNet:
@@ -88,7 +89,7 @@ def aux_stage(net: GroupedAlexNet, k: int, x, y, cfg: TrainConfig, targets: dict
     be a classifier of its own, not only a correction of the frozen groups' logits."""
     torch.manual_seed(1)
     aux = torch.nn.Linear(net.heads[0].in_features, net.cfg.num_classes)
-    objective = distillation_loss if targets is not None else cross_entropy_loss
+    objective = distillation_loss if cfg.distill > 0 else cross_entropy_loss
 
     def loss_fn(model, xb, yb, cfg, soft):
         hs = model.forward_features(xb)
@@ -97,11 +98,7 @@ def aux_stage(net: GroupedAlexNet, k: int, x, y, cfg: TrainConfig, targets: dict
         own = F.cross_entropy(aux(hs[-1]), yb, label_smoothing=cfg.label_smoothing)
         return main + weight * own, logits
 
-    net.train()
-    params = net.prepare_stage(k) + list(aux.parameters())
-    history = fit(net, params, x, y, cfg, k, None, tag={"stage": k}, loss_fn=loss_fn, views_seed=0, targets=targets)
-    net.frozen_groups = 0
-    return history
+    return fit_stage(net, k, x, y, cfg, 0, None, targets=targets, loss_fn=loss_fn, extra_params=aux.parameters())
 
 
 def stage2(run: Path, cfg: TrainConfig, variant: str) -> dict:
@@ -183,16 +180,17 @@ def main() -> None:
         "--variants",
         nargs="+",
         default=["base"],
-        help=f"each one of {[*RECIPES, *HEAD_DROPOUT, GROUPED, SHORT_STAGE1, AUX]} or several joined by +",
+        help=f"each one of {list(PARTS)} or several joined by +",
     )
     ap.add_argument("--features", action="store_true", help="only read the run's stage checkpoints")
     ap.add_argument("--ensembles", action="store_true", help="only combine the run's 25 %% models (no training)")
     ap.add_argument("--out", type=Path, default=Path("later_groups.jsonl"))
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
-    known = {*RECIPES, *HEAD_DROPOUT, GROUPED, SHORT_STAGE1, AUX}
-    if bad := [v for v in args.variants if not set(v.split("+")) <= known]:
-        ap.error(f"unknown variant(s) {bad}: each part must be one of {sorted(known)}")
+    if bad := [v for v in args.variants if not set(v.split("+")) <= set(PARTS)]:
+        ap.error(f"unknown variant(s) {bad}: each part must be one of {list(PARTS)}")
+    if mixed := [v for v in args.variants if AUX in v.split("+") and set(v.split("+")) & set(HEAD_DROPOUT)]:
+        ap.error(f"{mixed}: {AUX} computes the logits itself, so it cannot take a head dropout")
     torch.set_num_threads(args.threads)
     config = read_yaml(args.config)
     cfg = from_block(TrainConfig, config["train"]).for_stage(2)

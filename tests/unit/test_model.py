@@ -206,3 +206,32 @@ def test_group_one_is_the_same_network_under_every_connectivity(head):
     nested.set_active_groups(2)
     grouped.set_active_groups(2)
     assert not torch.allclose(nested(x), grouped(x))  # group 2 differs: it reads group 1 only when nested
+
+
+def test_a_stage_with_its_own_objective_trains_its_extra_parameters_and_keeps_the_invariant():
+    """`fit_stage(loss_fn=..., extra_params=...)` (what `benchmarks/later_groups.py --variants
+    aux` trains with): the extra parameters learn, the earlier groups' predictions stay."""
+    model = tiny("nested", "per_config")
+    x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)
+    y = torch.randint(0, 10, (32,))
+    probe = torch.randn(8, 3, 32, 32)
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.1, schedule="constant", distill=0.0)
+    fit_stage(model, 1, x, y, cfg, seed=0)
+    with model.at_groups(1):
+        before = model(probe)
+    aux = torch.nn.Linear(model.heads[0].in_features, 10)
+    aux_before = aux.weight.detach().clone()
+    calls = []
+
+    def loss_fn(net, xb, yb, cfg, soft):
+        calls.append(len(xb))
+        hs = net.forward_features(xb)
+        logits = net.heads[len(hs) - 1](torch.cat(hs, dim=1))
+        loss = torch.nn.functional.cross_entropy(logits, yb) + torch.nn.functional.cross_entropy(aux(hs[-1]), yb)
+        return loss, logits
+
+    fit_stage(model, 2, x, y, cfg, seed=0, loss_fn=loss_fn, extra_params=aux.parameters())
+    assert calls == [16, 16], "the stage must train with the objective it was given"
+    assert not torch.equal(aux.weight, aux_before), "the extra parameters must be optimised"
+    with model.at_groups(1):
+        assert torch.equal(before, model(probe)), "stage 2 changed the 1-group predictions"

@@ -173,12 +173,16 @@ def fit_stage(
     resume_path: str | Path | None = None,
     teacher: torch.nn.Module | None = None,
     targets: dict | None = None,
+    loss_fn=None,
+    extra_params=(),
 ) -> list[dict]:
     """Train incremental stage k (groups < k frozen) with the stage's recipe (`cfg`, which is
     `TrainConfig.for_stage(k)` of the run's recipe); resumable.
     With cfg.distill > 0 the stage also matches the teacher's softened outputs: `targets`
     (`teacher_targets`, shared by the stages), or computed here from `teacher`. Every stage
-    of a seed sees the same views in a given epoch (views seed = `seed`)."""
+    of a seed sees the same views in a given epoch (views seed = `seed`).
+    `loss_fn` (default: the recipe's distillation or cross-entropy loss) and `extra_params`
+    (trained beside group k) let a study change the stage's objective, nothing else."""
     if cfg.stage_epochs or cfg.stage_lr:  # the workflow passes each stage its own recipe once (common.smk)
         raise ValueError(f"fit_stage takes stage {k}'s recipe (TrainConfig.for_stage({k})), not the stage lists")
     recipe = cfg
@@ -187,7 +191,7 @@ def fit_stage(
             raise ValueError("train.distill > 0 needs a teacher model (the static baseline's 100 % model)")
         targets = teacher_targets(teacher, x, recipe, seed, recipe.epochs)
     model.train()
-    params = model.prepare_stage(k)
+    params = model.prepare_stage(k) + list(extra_params)
     distilled = cfg.distill > 0
     history = fit(
         model,
@@ -198,7 +202,7 @@ def fit_stage(
         seed * 1000 + k,
         resume_path,
         tag={"stage": k},
-        loss_fn=distillation_loss if distilled else cross_entropy_loss,
+        loss_fn=loss_fn or (distillation_loss if distilled else cross_entropy_loss),
         views_seed=seed,
         targets=targets if distilled else None,
     )
