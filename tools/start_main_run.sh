@@ -3,26 +3,43 @@
 # a clone of this checkout's HEAD (so the code it runs stays fixed while work on main goes on),
 # its own .venv, `make reproduce` on the offline archive, niced, in its own process session.
 #
-#   tools/start_main_run.sh [RUNS_DIR]      # default: ../runs beside the checkout
-#   DATA=/path/to/cifar10-jpeg.tar.gz tools/start_main_run.sh
+#   tools/start_main_run.sh [RUNS_DIR]   # a new run of HEAD in RUNS_DIR/main-<commit> (default ../runs)
+#   tools/start_main_run.sh RUN_DIR      # resume that run (a clone this script made) at its own commit
+#   DATA=/path/to/cifar10-jpeg.tar.gz tools/start_main_run.sh ...
 #
-# Run it again after a lost sitting: the same clone is reused (same commit), Snakemake's lock
-# is released, finished jobs are kept and a training job resumes from its last epoch; the
-# record lists every sitting. The log is <run dir>/run.log (appended per sitting).
+# After a lost sitting, start it again (HEAD unchanged, or name the run directory): the same
+# clone is reused, Snakemake's lock is released, finished jobs are kept and a training job
+# resumes from its last epoch; the record lists every sitting. The log is <run dir>/run.log
+# (appended per sitting).
 set -euo pipefail
 here=$(git rev-parse --show-toplevel)
-sha=$(git -C "$here" rev-parse --short HEAD)
-runs=$(realpath -m "${1:-$here/../runs}")
-dir=$runs/main-$sha
-data=$(realpath "${DATA:-$here/../shared/data/cifar10-jpeg.tar.gz}")
-test -f "$data" || { echo "no archive at $data (set DATA=)" >&2; exit 2; }
-if [ -n "$(git -C "$here" status --porcelain --untracked-files=no)" ]; then
-    echo "note: uncommitted changes in $here are not in the run (it runs commit $sha)" >&2
+target=$(realpath -m "${1:-$here/../runs}")
+if [ -f "$target/Snakefile" ] && [ -d "$target/.git" ]; then  # an existing run: resume it
+    dir=$target
+    sha=$(git -C "$dir" rev-parse --short HEAD)
+else
+    sha=$(git -C "$here" rev-parse --short HEAD)
+    dir=$target/main-$sha
 fi
-mkdir -p "$runs"
-test -d "$dir" || git clone --quiet "$here" "$dir"
+data=$(realpath -m "${DATA:-$here/../shared/data/cifar10-jpeg.tar.gz}")
+test -f "$data" || { echo "no archive at $data (set DATA=)" >&2; exit 2; }
+if [ ! -d "$dir" ]; then
+    if [ -n "$(git -C "$here" status --porcelain --untracked-files=no)" ]; then
+        echo "note: uncommitted changes in $here are not in the run (it runs commit $sha)" >&2
+    fi
+    mkdir -p "$(dirname "$dir")"
+    git clone --quiet "$here" "$dir"
+fi
 cd "$dir"
-test -z "$(git status --porcelain)" || { echo "$dir has local changes: refusing to run a dirty clone" >&2; exit 2; }
+test -z "$(git status --porcelain --untracked-files=no)" || { echo "$dir has local changes: refusing to run a dirty clone" >&2; exit 2; }  # run.log is untracked
+# A sitting holds run.lock for as long as it runs (released when it ends, however it ends).
+if ! flock -n run.lock true; then
+    echo "$dir: a sitting is still running (pid $(cat run.pid 2>/dev/null)); not starting another" >&2
+    exit 2
+fi
+# MAIN_JOB_CMD: what a sitting runs (the tests replace it with a quick command).
+cmd=${MAIN_JOB_CMD:-"make unlock && make reproduce DATA='$data'"}
 printf '\n== sitting started %s on %s\n' "$(date -u +%FT%TZ)" "$(hostname)" >> run.log
-setsid nice -n 10 bash -c "make unlock && make reproduce DATA='$data'" >> run.log 2>&1 < /dev/null &
+setsid flock -n run.lock nice -n 10 bash -c "$cmd" >> run.log 2>&1 < /dev/null &
+echo $! > run.pid
 echo "main job of $sha running in $dir (pid $!; log: $dir/run.log)"

@@ -1,0 +1,96 @@
+"""tools/start_main_run.sh: a run of HEAD in its own clone, resumed in the same clone (also after
+HEAD moved on, by naming the run directory), never two sittings at once, never a dirty clone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from helpers import REPO
+
+SCRIPT = REPO / "tools/start_main_run.sh"
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env={**os.environ, **GIT_ENV}).stdout.strip()
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    repo = tmp_path / "checkout"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "Snakefile").write_text("# a workflow\n")
+    git(repo, "add", "Snakefile")
+    git(repo, "commit", "-qm", "first")
+    archive = tmp_path / "archive.tar.gz"
+    archive.write_bytes(b"data")
+    return repo, archive
+
+
+def start(repo: Path, archive: Path, *args: str, cmd: str = "echo ran >> ran.txt") -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATA": str(archive), "MAIN_JOB_CMD": cmd}
+    return subprocess.run(["bash", str(SCRIPT), *args], cwd=repo, capture_output=True, text=True, env=env, timeout=60)
+
+
+def wait_for(path: Path, lines: int) -> None:
+    for _ in range(200):
+        if path.is_file() and len(path.read_text().splitlines()) >= lines:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not reach {lines} lines")
+
+
+def test_a_run_of_head_resumes_in_its_own_clone(checkout, tmp_path):
+    repo, archive = checkout
+    runs = tmp_path / "runs"
+    sha = git(repo, "rev-parse", "--short", "HEAD")
+    first = start(repo, archive, str(runs))
+    assert first.returncode == 0, first.stderr
+    run = runs / f"main-{sha}"
+    wait_for(run / "ran.txt", 1)
+    assert git(run, "rev-parse", "--short", "HEAD") == sha
+    # HEAD moves on: naming the run directory resumes that run at its own commit, and its
+    # untracked run.log / run.pid do not count as local changes
+    (repo / "Snakefile").write_text("# changed\n")
+    git(repo, "commit", "-qam", "second")
+    again = start(repo, archive, str(run))
+    assert again.returncode == 0, again.stderr
+    wait_for(run / "ran.txt", 2)
+    assert git(run, "rev-parse", "--short", "HEAD") == sha
+    assert (run / "run.log").read_text().count("== sitting started") == 2
+    assert sorted(p.name for p in runs.iterdir()) == [f"main-{sha}"]
+
+
+def test_a_running_sitting_or_a_dirty_clone_is_refused(checkout, tmp_path):
+    repo, archive = checkout
+    runs = tmp_path / "runs"
+    busy = start(repo, archive, str(runs), cmd="sleep 30")
+    assert busy.returncode == 0, busy.stderr
+    run = next(runs.iterdir())
+    pid = int((run / "run.pid").read_text())
+    try:
+        second = start(repo, archive, str(run))
+        assert second.returncode == 2 and "still running" in second.stderr
+    finally:
+        os.killpg(pid, signal.SIGTERM)  # its own process session: the whole sitting
+    for _ in range(100):
+        if subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0:
+            break
+        time.sleep(0.05)
+    (run / "Snakefile").write_text("# edited in the run\n")
+    dirty = start(repo, archive, str(run))
+    assert dirty.returncode == 2 and "local changes" in dirty.stderr
+    assert not (run / "ran.txt").exists()
+
+
+def test_a_missing_archive_is_named(checkout, tmp_path):
+    repo, _ = checkout
+    proc = start(repo, tmp_path / "absent.tar.gz", str(tmp_path / "runs"))
+    assert proc.returncode == 2 and "no archive at" in proc.stderr
+    assert not (tmp_path / "runs").exists()
