@@ -21,6 +21,9 @@ else
     sha=$(git -C "$here" rev-parse --short HEAD)
     dir=$target/main-$sha
 fi
+case "$dir/" in
+    "$here"/*) echo "$dir is inside this checkout ($here): a run needs its own directory outside it" >&2; exit 2 ;;
+esac
 data=$(realpath -m "${DATA:-$here/../shared/data/cifar10-jpeg.tar.gz}")
 test -f "$data" || { echo "no archive at $data (set DATA=)" >&2; exit 2; }
 if [ ! -d "$dir" ]; then

@@ -94,3 +94,13 @@ def test_a_missing_archive_is_named(checkout, tmp_path):
     proc = start(repo, tmp_path / "absent.tar.gz", str(tmp_path / "runs"))
     assert proc.returncode == 2 and "no archive at" in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("where", [".", "runs"])
+def test_a_run_inside_the_checkout_is_refused(checkout, where):
+    # "." would run the main job in the checkout itself (it has a Snakefile and .git), "runs"
+    # would clone into it: either way work on main would change the code under a running job
+    repo, archive = checkout
+    proc = start(repo, archive, where)
+    assert proc.returncode == 2 and "inside this checkout" in proc.stderr
+    assert not (repo / "ran.txt").exists() and not (repo / "runs").exists()
