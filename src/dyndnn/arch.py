@@ -28,8 +28,10 @@ __all__ = [
 
 CONNECTIVITIES = ("nested", "grouped")
 # sum: logits_k = sum_{j<=k} W_j h_j + b (one head slice per group);
-# per_config: logits_k = H_k [h_1..h_k] (one head per configuration, trained at stage k).
-HEADS = ("sum", "per_config")
+# per_config: logits_k = H_k [h_1..h_k] (one head per configuration, trained at stage k);
+# ensemble: logits_k = mean_{j<=k} H_j h_j, head j trained at stage j on group j's features alone
+#   (its own loss): every group is a classifier of its own, configuration k averages groups 1..k.
+HEADS = ("sum", "per_config", "ensemble")
 POOL_AFTER = (0, 1, 4)  # max-pool after conv1, conv2, conv5 (32 -> 16 -> 8 -> 4)
 # How a nested layer of a materialised k-group network executes:
 # split: one op per output group over the input prefix it reads, outputs concatenated

@@ -12,7 +12,9 @@ from dyndnn.learn.anytime import IncrementalRunner
 from dyndnn.learn.model import GroupedAlexNet, ModelConfig
 
 
-@pytest.mark.parametrize("connectivity,head,batch", list(itertools.product(["nested", "grouped"], ["sum", "per_config"], [1, 64])))
+@pytest.mark.parametrize(
+    "connectivity,head,batch", list(itertools.product(["nested", "grouped"], ["sum", "per_config", "ensemble"], [1, 64]))
+)
 def test_upgrade_equals_fresh_forward(connectivity, head, batch):
     torch.manual_seed(0)
     model = GroupedAlexNet(ModelConfig(connectivity=connectivity, head=head, **TINY)).eval()

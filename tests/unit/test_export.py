@@ -19,7 +19,7 @@ def tiny(connectivity, head):
     return GroupedAlexNet(ModelConfig(groups=G, connectivity=connectivity, head=head, **TINY)).eval()
 
 
-@pytest.mark.parametrize("head", ["sum", "per_config"])
+@pytest.mark.parametrize("head", ["sum", "per_config", "ensemble"])
 def test_split_export_executes_only_the_connected_macs(head):
     """Nested, layout split: the MACs counted from the ONNX graph equal the connected MACs
     (the dynamic model's per-group layers); layout dense executes the dense widths'."""

@@ -14,7 +14,7 @@ from dyndnn.learn.export import onnx_parity, to_onnx_bytes, to_torchscript, torc
 from dyndnn.learn.model import LAYOUTS, GroupedAlexNet, ModelConfig
 from dyndnn.learn.train import fit_stage
 
-VARIANTS = list(itertools.product(["nested", "grouped"], ["sum", "per_config"]))
+VARIANTS = list(itertools.product(["nested", "grouped"], ["sum", "per_config", "ensemble"]))
 G = 4
 
 
@@ -192,7 +192,7 @@ def test_distilled_stages_keep_the_invariant_and_leave_the_teacher_untouched(pre
     assert all(torch.equal(t, teacher.state_dict()[n]) for n, t in teacher_state.items()), "training changed the teacher"
 
 
-@pytest.mark.parametrize("head", ["sum", "per_config"])
+@pytest.mark.parametrize("head", ["sum", "per_config", "ensemble"])
 def test_group_one_is_the_same_network_under_every_connectivity(head):
     """Group 1 reads only itself: its modules carry over between connectivities unchanged
     (what `benchmarks/later_groups.py --variants grouped` relies on)."""
@@ -235,3 +235,21 @@ def test_a_stage_with_its_own_objective_trains_its_extra_parameters_and_keeps_th
     assert not torch.equal(aux.weight, aux_before), "the extra parameters must be optimised"
     with model.at_groups(1):
         assert torch.equal(before, model(probe)), "stage 2 changed the 1-group predictions"
+
+
+def test_an_ensemble_stage_trains_group_k_as_a_classifier_of_its_own_and_configurations_average():
+    """head `ensemble`: stage k's objective sees head k on group k's features alone, and
+    configuration k predicts with the mean of heads 1..k on their own groups' features."""
+    model = tiny("nested", "ensemble")
+    x = torch.randn(4, 3, 32, 32)
+    for k in range(1, G + 1):
+        with model.at_groups(k):
+            hs = model.forward_features(x)
+            own = [model.heads[j](hs[j]) for j in range(k)]
+            torch.testing.assert_close(model(x), sum(own) / k, rtol=0, atol=1e-6)
+            torch.testing.assert_close(model.stage_logits(x), own[-1], rtol=0, atol=0)
+    seen = []
+    model.stage_logits = lambda xb: seen.append(len(xb)) or GroupedAlexNet.stage_logits(model, xb)
+    images = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)
+    fit_stage(model, 1, images, torch.randint(0, 10, (32,)), TrainConfig(epochs=1, batch_size=16, schedule="constant", distill=0.0), seed=0)
+    assert seen == [16, 16], "the stage must learn from stage_logits"

@@ -4,7 +4,8 @@ Scope: `IncrementalRunner` answers an input at k groups, keeps the activations o
 groups 1..k of every layer, and upgrades the same input to k+1 groups by computing
 only group k+1's share: its own conv/FC outputs (which read the cached groups 1..k)
 and its head term (sum head: logits_{k+1} = logits_k + W_{k+1} h_{k+1}; per-config
-head: head k+1 over the cached features). Valid because, with nested connectivity,
+head: head k+1 over the cached features; ensemble head: the running mean of the groups'
+own logits). Valid because, with nested connectivity,
 groups 1..k never read group k+1. Grouped connectivity works the same way (group
 k+1 reads only itself). Inference only; no training.
 """
@@ -70,6 +71,9 @@ class IncrementalRunner:
         if m.cfg.head == "sum":
             term = m.heads[j](last[j])
             self.logits = term if self.logits is None else self.logits + term
+        elif m.cfg.head == "ensemble":  # running mean of the groups' own logits
+            term = m.heads[j](last[j])
+            self.logits = term if self.logits is None else self.logits + (term - self.logits) / (j + 1)
         else:
             self.logits = m.heads[j](torch.cat(last, dim=1))
         return self.logits

@@ -49,10 +49,10 @@ def config_params(model: GroupedAlexNet, k: int) -> tuple[int, int]:
     """(parameters, weight bytes) that the k-group configuration needs resident.
 
     Counts each group's own tensors (no zero padding); bytes include BN running
-    statistics. The head: group slices 1..k for `sum`, head k alone for `per_config`.
+    statistics. The head: group slices 1..k for `sum` and `ensemble`, head k alone for `per_config`.
     """
     modules = [m for j in range(k) for m in model.group_modules(j) if m not in model.heads]
-    modules += list(model.heads[:k]) if model.cfg.head == "sum" else [model.heads[k - 1]]
+    modules += [model.heads[k - 1]] if model.cfg.head == "per_config" else list(model.heads[:k])
     params = sum(p.numel() for m in modules for p in m.parameters())
     buffers = sum(b.numel() for m in modules for n, b in m.named_buffers() if n != "num_batches_tracked")
     return params, (params + buffers) * BYTES_PER_VALUE

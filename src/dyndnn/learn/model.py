@@ -106,6 +106,8 @@ class GroupedAlexNet(Switchable, nn.Module):
             in_per_group = out_g
         if cfg.head == "sum":  # the bias belongs to group 1, so logits_1 is a complete classifier
             self.heads = nn.ModuleList(nn.Linear(in_per_group, cfg.num_classes, bias=j == 0) for j in range(G))
+        elif cfg.head == "ensemble":  # every group a complete classifier of its own features
+            self.heads = nn.ModuleList(nn.Linear(in_per_group, cfg.num_classes) for _ in range(G))
         else:
             self.heads = nn.ModuleList(nn.Linear((j + 1) * in_per_group, cfg.num_classes) for j in range(G))
         self.active_groups = G
@@ -185,7 +187,18 @@ class GroupedAlexNet(Switchable, nn.Module):
         hs = self.forward_features(x)
         if self.cfg.head == "sum":
             return sum(head(h) for head, h in zip(self.heads, hs))
+        if self.cfg.head == "ensemble":
+            return sum(head(h) for head, h in zip(self.heads, hs)) / len(hs)
         return self.heads[len(hs) - 1](torch.cat(hs, dim=1))
+
+    def stage_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits a training stage learns from at the active configuration k: the
+        configuration's own (`forward`), except for the `ensemble` head, where stage k trains
+        group k's classifier alone (head k on group k's features), not the average it joins."""
+        if self.cfg.head != "ensemble":
+            return self(x)
+        hs = self.forward_features(x)
+        return self.heads[len(hs) - 1](hs[-1])
 
     # -- static sub-networks ----------------------------------------------------
     def materialize(self, k: int | None = None, layout: str = "split") -> "StaticAlexNet":
@@ -286,10 +299,11 @@ class StaticAlexNet(nn.Module):
                 fc = _dense_from_blocks(nn.Linear, [f.weight for f in fcs[:k]], bias=True)
                 fc.bias.copy_(torch.cat([f.bias for f in fcs[:k]]))
             classifier += [fc, nn.ReLU(inplace=True), nn.Dropout(cfg.dropout)]
-        if cfg.head == "sum":
+        if cfg.head in ("sum", "ensemble"):  # one linear head over [h_1..h_k]: the sum (or mean) of the slices
+            scale = 1 / k if cfg.head == "ensemble" else 1
             head = nn.Linear(sum(h.in_features for h in net.heads[:k]), cfg.num_classes)
-            head.weight.copy_(torch.cat([h.weight for h in net.heads[:k]], dim=1))
-            head.bias.copy_(net.heads[0].bias)
+            head.weight.copy_(torch.cat([h.weight for h in net.heads[:k]], dim=1) * scale)
+            head.bias.copy_(sum(h.bias for h in net.heads[:k] if h.bias is not None) * scale)
         else:
             head = _copy_linear(net.heads[k - 1])
         classifier.append(head)

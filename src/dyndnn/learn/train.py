@@ -193,6 +193,12 @@ def fit_stage(
     model.train()
     params = model.prepare_stage(k) + list(extra_params)
     distilled = cfg.distill > 0
+    if loss_fn is None:  # the recipe's objective on the logits the stage learns from (`GroupedAlexNet.stage_logits`)
+        objective = distillation_loss if distilled else cross_entropy_loss
+
+        def loss_fn(model, xb, yb, cfg, soft):
+            return objective(model.stage_logits, xb, yb, cfg, soft)
+
     history = fit(
         model,
         params,
@@ -202,7 +208,7 @@ def fit_stage(
         seed * 1000 + k,
         resume_path,
         tag={"stage": k},
-        loss_fn=loss_fn or (distillation_loss if distilled else cross_entropy_loss),
+        loss_fn=loss_fn,
         views_seed=seed,
         targets=targets if distilled else None,
     )
