@@ -24,27 +24,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-import yaml
 
 from dyndnn.arch import ModelConfig
 from dyndnn.config import TrainConfig, from_block
-from dyndnn.learn.data import fetch, prepare
+from dyndnn.learn.data import cached_archive
 from dyndnn.learn.evaluate import predict
 from dyndnn.learn.recipe import cpu_has_native_bf16, resolve_precision
 from dyndnn.learn.slimmable import SlimmableAlexNet, width_config
 from dyndnn.learn.train import fit
-from dyndnn.schema import read_yaml
-
-
-def load_data(archive: str, cache: Path) -> dict:
-    """Full train / test splits decoded once into uint8 tensors (cached beside the output)."""
-    if cache.is_file():
-        return torch.load(cache, weights_only=True)
-    splits, _ = prepare(fetch("images", archive, cache.parent), {"train": None, "test": None}, seed=0)
-    tmp = cache.with_suffix(".tmp")
-    torch.save(splits, tmp)
-    tmp.replace(cache)
-    return splits
+from dyndnn.schema import read_yaml, with_overrides
 
 
 def main() -> None:
@@ -60,14 +48,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    config = read_yaml(args.config)
-    for item in args.set:
-        key, value = item.split("=", 1)
-        section, name = key.split(".", 1)
-        config.setdefault(section, {})[name] = yaml.safe_load(value)
+    config = with_overrides(read_yaml(args.config), args.set)
     model_cfg = ModelConfig(**config["model"])
     recipe = from_block(TrainConfig, config["train"]).for_baseline()
-    data = load_data(args.data, out.parent / "cifar10-full.pt")
+    data = cached_archive(args.data, out.parent / "cifar10-full.pt")
     (x, y), (xt, yt) = (data["train"]["images"], data["train"]["labels"]), (data["test"]["images"], data["test"]["labels"])
     done = set()
     if out.is_file():

@@ -11,7 +11,7 @@ import yaml
 
 from dyndnn.config import ConfigError
 
-__all__ = ["MOVED", "non_finite", "validate_schema", "read_yaml"]
+__all__ = ["MOVED", "non_finite", "validate_schema", "read_yaml", "with_overrides"]
 
 
 # Run-time settings that used to sit in the recipe: (section, key, where they are now).
@@ -86,3 +86,15 @@ def read_yaml(path: str | Path) -> dict:
             mark = e.problem_mark or e.context_mark
             where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
             raise ConfigError(f"{where}: YAML syntax error: {e.problem or e}") from None
+
+
+def with_overrides(config: dict, items: list[str]) -> dict:
+    """`config` with `SECTION.KEY=VALUE` overrides applied (values read as YAML), as the studies
+    in benchmarks/ take them on their command line (`--set train.lr=0.2 model.head=ensemble`)."""
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not (sep and dot and section and name):
+            raise ConfigError(f"override {item!r}: expected SECTION.KEY=VALUE, e.g. train.lr=0.2")
+        config.setdefault(section, {})[name] = yaml.safe_load(value)
+    return config

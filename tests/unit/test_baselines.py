@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from helpers import TINY
@@ -13,7 +15,7 @@ from dyndnn.learn.model import GroupedAlexNet, ModelConfig
 from dyndnn.learn.slimmable import SlimmableAlexNet, l1_prune, width_config
 from dyndnn.learn.technique import Technique
 
-SMALL = ModelConfig(groups=2, conv_channels=(4, 4, 4, 4, 4), fc_features=(4,), head="sum")  # the hand counts below: one summed head
+SMALL = ModelConfig(groups=2, connectivity="nested", conv_channels=(4, 4, 4, 4, 4), fc_features=(4,), head="sum")  # the hand counts below
 CFG4 = ModelConfig(groups=4, **TINY)
 
 
@@ -71,6 +73,10 @@ def test_memory_accounting_matches_hand_counts():
     assert Technique("slimmable", [SlimmableAlexNet(SMALL, switchable_bn=True)], SMALL).resident_bytes() == 4 * 1114
     # dynamic nested: conv 2*54 + 4*(36 + 72) = 540; BN 80; FC (32*2+2) + (64*2+2) = 196; heads 30 + 20
     assert Technique("dynamic", [GroupedAlexNet(SMALL)], SMALL).resident_bytes() == 4 * 866
+    # dynamic grouped, ensemble head (the main job's design): conv 2*54 + 4*2*36 = 396; BN 80; FC 2*(32*2+2) = 132;
+    # heads 2*(2*10+10) = 60: every group keeps its own classifier
+    ensemble = replace(SMALL, connectivity="grouped", head="ensemble")
+    assert Technique("dynamic", [GroupedAlexNet(ensemble)], ensemble).resident_bytes() == 4 * 668
 
 
 @pytest.mark.parametrize("kind", ["static", "slimmable", "truncated", "pruned", "dynamic"])

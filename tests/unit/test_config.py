@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from dyndnn.config import ConfigError, load
-from dyndnn.schema import read_yaml, validate_schema
+from dyndnn.schema import read_yaml, validate_schema, with_overrides
 
 
 @pytest.fixture
@@ -451,3 +451,11 @@ def test_the_default_config_is_the_schemas_defaults(repo):
     from dyndnn.arch import ModelConfig
 
     assert ModelConfig().to_dict() == ModelConfig(**config["model"]).to_dict()  # ModelConfig() is the main job's network
+
+
+def test_overrides_of_the_studies_apply_yaml_values_and_name_a_malformed_one():
+    config = with_overrides({"train": {"lr": 0.1}}, ["train.lr=0.2", "model.head=ensemble", "train.stage_epochs=[8, 8, 4, 4]"])
+    assert config == {"train": {"lr": 0.2, "stage_epochs": [8, 8, 4, 4]}, "model": {"head": "ensemble"}}
+    for bad in ("train.lr", "lr=0.2", ".lr=0.2", "train.=1"):
+        with pytest.raises(ConfigError, match="SECTION.KEY=VALUE"):
+            with_overrides({}, [bad])

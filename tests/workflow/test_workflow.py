@@ -42,9 +42,10 @@ def test_dry_run_of_the_default_config(tmp_path):
     jobs = job_counts(proc.stdout + proc.stderr)
     techniques = 1 + jobs["train_baseline"]  # the dynamic DNN and the four existing works
     assert jobs["train_increment"] == 4 and jobs["train_baseline"] == 4 and jobs["evaluate"] == techniques
-    # one job per technique (its four configurations), plus the dynamic DNN in the naive dense layout (dynamic-dense)
-    assert jobs["export"] == techniques + 1 and jobs["profile_board"] == 1 and jobs["report"] == 1
-    assert "results/onnx/dynamic-dense/g4.onnx" in proc.stdout + proc.stderr
+    # one job per technique (its four configurations); the default's groups are grouped convolutions,
+    # so there is no naive dense layout of nested layers to export beside them (dynamic-dense)
+    assert jobs["export"] == techniques and jobs["profile_board"] == 1 and jobs["report"] == 1
+    assert "results/onnx/dynamic/g4.onnx" in proc.stdout + proc.stderr and "dynamic-dense" not in proc.stdout + proc.stderr
     # The default design distils every stage from the static 100 % model: its logits of every
     # epoch's views are computed once (teacher_targets, from the width-4 job alone), and the
     # stages wait for them; the static widths are jobs of their own.
@@ -303,6 +304,8 @@ def test_baselines_flow_through_the_same_rules(tmp_path, cifar_archive):
             "data.test_subset": 200,
             "model.conv_channels": [16, 32, 32, 32, 32],
             "model.fc_features": [64, 64],
+            "model.connectivity": "grouped",  # the main job's design (quick.yaml keeps nested: split export, naive layout)
+            "model.head": "ensemble",
             "baselines": {
                 "static": {"enabled": True},
                 "slimmable": {"enabled": True},
@@ -320,7 +323,7 @@ def test_baselines_flow_through_the_same_rules(tmp_path, cifar_archive):
     accuracy = table_with(parser.tables, "groups", "width_pct", "top1")
     assert {r["model"] for r in accuracy} == {"dynamic", "static", "slimmable", "truncated", "pruned"}
     latency = table_with(parser.tables, "groups", "mapping", "p90_ms")
-    assert {r["model"] for r in latency} == {"dynamic", "static", "slimmable", "truncated", "pruned", "dynamic-dense"}  # + the naive layout
+    assert {r["model"] for r in latency} == {"dynamic", "static", "slimmable", "truncated", "pruned"}  # grouped: no naive layout
     claims = {r["claim"]: r for r in table_with(parser.tables, "claim", "verdict", "reason")}
     time_claim = claims["Up to 2.73x wider dynamic range in time than existing works"]
     assert time_claim["verdict"] in ("holds", "does not hold"), time_claim

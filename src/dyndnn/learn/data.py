@@ -201,6 +201,18 @@ def prepare(fetched: dict, subsets: dict[str, int | None], seed: int) -> tuple[d
     return splits, meta
 
 
+def cached_archive(archive: str | Path, cache: Path) -> dict[str, dict]:
+    """Every image of an image-folder archive's train and test splits, decoded once into uint8
+    tensors and cached at `cache` (the studies in benchmarks/, which run outside the pipeline)."""
+    if cache.is_file():
+        return torch.load(cache, weights_only=True)
+    splits, _ = prepare(fetch("images", str(archive), cache.parent), {"train": None, "test": None}, seed=0)
+    tmp = cache.with_suffix(".tmp")
+    torch.save(splits, tmp)
+    tmp.replace(cache)
+    return splits
+
+
 def load_split(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     d = torch.load(path, weights_only=True)
     return d["images"], d["labels"]
