@@ -1,5 +1,8 @@
 """What do the dynamic DNN's later groups add? Stage-2 variants from a finished run's stage 1.
 
+A study of the design the main job had before 34d304f (nested groups, one head per
+configuration); `benchmarks/group_designs.py` trains other designs from scratch.
+
 A main-job run (`make reproduce`) leaves every stage's checkpoint in its results folder. This
 study takes that run's stage-1 model (group 1 trained, frozen from here on) and trains
 stage 2 again with one change of recipe per variant, through the package's own `fit_stage`
@@ -101,10 +104,23 @@ def aux_stage(net: GroupedAlexNet, k: int, x, y, cfg: TrainConfig, targets: dict
     return fit_stage(net, k, x, y, cfg, 0, None, targets=targets, loss_fn=loss_fn, extra_params=aux.parameters())
 
 
+def per_config_model(path: Path) -> GroupedAlexNet:
+    """A run's stage checkpoint of the design this study is about (nested groups, one head per
+    configuration: reference/main before 34d304f); other designs are refused by name."""
+    tech, _ = load_technique(path, torch.device("cpu"))
+    net = tech.nets[0]
+    if (net.cfg.connectivity, net.cfg.head) != ("nested", "per_config"):
+        raise SystemExit(
+            f"{path}: model {net.cfg.connectivity} + {net.cfg.head}; this study takes a nested + per_config run "
+            "(benchmarks/group_designs.py compares designs)"
+        )
+    return net
+
+
 def stage2(run: Path, cfg: TrainConfig, variant: str) -> dict:
-    tech, _ = load_technique(run / "models/dynamic/seed0/stage1.pt", torch.device("cpu"))
+    net = per_config_model(run / "models/dynamic/seed0/stage1.pt")
     parts = variant.split("+")  # variants combine: grouped+groupdrop
-    net = regrouped(tech.nets[0], GROUPED) if GROUPED in parts else tech.nets[0]
+    net = regrouped(net, GROUPED) if GROUPED in parts else net
     change = {k: v for part in parts for k, v in RECIPES.get(part, {}).items()}
     cfg = replace(cfg, lr=cfg.lr * change.pop("lr_scale", 1.0), **change)
     x, y = load_split(run / "data/train.pt")
@@ -130,8 +146,7 @@ def stage2(run: Path, cfg: TrainConfig, variant: str) -> dict:
 
 @torch.no_grad()
 def features(run: Path, k: int) -> dict:
-    tech, _ = load_technique(run / f"models/dynamic/seed0/stage{k}.pt", torch.device("cpu"))
-    net = tech.nets[0].eval()
+    net = per_config_model(run / f"models/dynamic/seed0/stage{k}.pt").eval()
     net.set_active_groups(k)
     xt, yt = load_split(run / "data/test.pt")
     parts = [net.forward_features(normalize(xt[i : i + 1000])) for i in range(0, len(yt), 1000)]
