@@ -65,7 +65,7 @@ def test_count_macs_matches_the_layer_formulas(k):
 def test_config_params_counts_each_groups_own_tensors(k):
     """Nested, head sum: conv weights (no bias) + BN affine, FC weight + bias, the head slices
     (its bias belongs to group 1); weight bytes add the BN running statistics, 4 bytes each."""
-    cfg = ModelConfig(groups=G, **TINY)
+    cfg = ModelConfig(groups=G, connectivity="nested", head="sum", **TINY)
     conv, fc = list(cfg.conv_channels), list(cfg.fc_features)
     params, bn_stats, c_in = 0, 0, None
     for c_out in conv:

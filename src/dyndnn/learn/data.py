@@ -24,7 +24,18 @@ import torch.nn.functional as F
 
 from dyndnn.provenance import sha256_file  # noqa: F401 (part of this module's interface: archives are checked with it)
 
-__all__ = ["CLASSES", "fetch", "prepare", "sha256_file", "load_split", "augment", "apply_views", "draw_views", "normalize"]
+__all__ = [
+    "CLASSES",
+    "fetch",
+    "prepare",
+    "cached_archive",
+    "sha256_file",
+    "load_split",
+    "augment",
+    "apply_views",
+    "draw_views",
+    "normalize",
+]
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
