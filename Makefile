@@ -18,7 +18,7 @@ REF    ?= reference/quick
 RUN    ?= results/record
 FROM   ?= results/record
 
-.PHONY: install reproduce quick test test-fast lint unlock replay compare reference-quick reference-main clean
+.PHONY: install reproduce quick test test-fast lint unlock replay compare reference-quick reference-main readme-tables clean
 
 install: $(VENV)/.installed
 
@@ -56,6 +56,10 @@ reference-main:               ## ship a finished main job's record: FROM=<run di
 	test -f $(FROM)/manifest.json
 	$(BIN)/dyndnn replay $(FROM) results/replay-check
 	rm -rf reference/main && mkdir -p reference && cp -r $(FROM) reference/main
+	$(BIN)/dyndnn summary reference/main --readme README.md
+
+readme-tables: install       ## rewrite the README's tables of the shipped records from them (<!-- record PATH: NAME --> blocks)
+	for r in $$(sed -n 's/^<!-- record \([^:]*\): .*/\1/p' README.md | sort -u); do $(BIN)/dyndnn summary $$r --readme README.md || exit 1; done
 
 unlock: install               ## after a killed run: release Snakemake's lock on results/ (then rerun; training resumes)
 	$(BIN)/snakemake --unlock --cores 1

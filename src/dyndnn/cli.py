@@ -98,9 +98,19 @@ def _replay(args) -> int:
 
 
 def _summary(args) -> int:
-    from dyndnn.results.summary import summarize  # only for this subcommand
+    from dyndnn.results.summary import summarize, update_readme  # only for this subcommand
 
-    print(summarize(args.record))
+    if args.readme is None:
+        print(summarize(args.record))
+        return 0
+    stale = update_readme(args.readme, args.record, check=args.check)
+    if args.check:
+        print(f"{args.readme}: blocks of {args.record} " + (f"stale: {', '.join(stale)}" if stale else "up to date"))
+        return 1 if stale else 0
+    print(
+        f"{args.readme}: "
+        + (f"rewrote the blocks {', '.join(stale)} from {args.record}" if stale else f"blocks of {args.record} already up to date")
+    )
     return 0
 
 
@@ -141,6 +151,8 @@ def main(argv=None) -> int:
         "summary", help="a record as Markdown tables: provenance and sittings, top-1 by configuration, claims, time per rule"
     )
     s.add_argument("record")
+    s.add_argument("--readme", help="rewrite this file's blocks that name the record (<!-- record PATH: NAME --> ... <!-- end record -->)")
+    s.add_argument("--check", action="store_true", help="with --readme: write nothing; exit 1 when a block is stale")
     args = ap.parse_args(argv)
     commands = {"manager": _manager, "compare": _compare, "replay": _replay, "summary": _summary}
     try:

@@ -408,3 +408,45 @@ def test_summary_prints_a_records_own_numbers(capsys, tmp_path):
     (results / "tables").mkdir(parents=True)
     shutil.copy(RECORD / "tables/accuracy.meta.json", results / "tables")
     assert main(["summary", str(results)]) == 2
+
+
+def test_the_readmes_record_blocks_equal_what_the_shipped_records_render():
+    """Every README block of a record (<!-- record PATH: NAME -->) is what `dyndnn summary
+    --readme` renders from that verified record: a re-made record without its README blocks
+    re-rendered fails here."""
+    from dyndnn.results.summary import BLOCK, update_readme
+
+    readme = REPO / "README.md"
+    records = {m["record"] for m in BLOCK.finditer(readme.read_text())}
+    assert "reference/main" in records
+    for record in sorted(records):
+        assert update_readme(readme, REPO / record, check=True) == [], f"README blocks of {record} are stale: make readme-tables"
+
+
+def test_readme_blocks_are_checked_then_rewritten_from_the_record(tmp_path, capsys):
+    """--check names a stale block and writes nothing (exit 1); without it the blocks are
+    rewritten from the record's own numbers and a second check passes; a README with no block
+    for the record, or an unknown block, is refused (exit 2)."""
+    readme = tmp_path / "README.md"
+    record = REPO / "reference/main"  # a marker's path may be absolute (else relative to the README's folder)
+    text = f"intro\n<!-- record {record}: accuracy -->\n| stale |\n<!-- end record -->\nmiddle\n<!-- record {record}: targets -->\n<!-- end record -->\nend\n"
+    readme.write_text(text)
+    assert main(["summary", str(record), "--readme", str(readme), "--check"]) == 1
+    assert "stale: accuracy, targets" in capsys.readouterr().out and readme.read_text() == text
+    assert main(["summary", str(record), "--readme", str(readme)]) == 0
+    out = readme.read_text()
+    assert out.startswith(f"intro\n<!-- record {record}: accuracy -->\n| technique |") and "| stale |" not in out
+    assert out.endswith("<!-- end record -->\nend\n")
+    seeds = pd.read_csv(record / "tables/seed_summary.csv").sort_values("groups")
+    dyn, static = (seeds[seeds.model == m].top1_mean for m in ("dynamic", "static"))
+    assert "| dynamic (ours) | " + " / ".join(f"{100 * v:.2f}" for v in dyn) + " |" in out
+    assert f"| {100 * static.iloc[-1]:.2f} % | {'holds' if static.iloc[-1] >= 0.85 else 'missed'} |" in out
+    gap = 100 * (static.iloc[-1] - dyn.iloc[-1])
+    assert f"({gap:.2f} points below) | {'holds' if gap <= 1.5 else 'missed'} |" in out
+    assert main(["summary", str(record), "--readme", str(readme), "--check"]) == 0
+    readme.write_text(f"<!-- record {record}: colours -->\n<!-- end record -->\n")
+    assert main(["summary", str(record), "--readme", str(readme)]) == 2
+    assert "unknown block(s) colours" in capsys.readouterr().err
+    readme.write_text("no blocks\n")
+    assert main(["summary", str(record), "--readme", str(readme), "--check"]) == 2
+    assert "no block names" in capsys.readouterr().err

@@ -1,20 +1,32 @@
 """A record in a few Markdown tables, for a README or a note: where it comes from (commit,
 config files, sittings, host, precision), every technique's top-1 by configuration (the mean
 over its training seeds) with its MACs and resident bytes, every claim's verdict, and the wall
-time per rule. Every number is read from the record's verified files; nothing is typed by hand."""
+time per rule. Every number is read from the record's verified files; nothing is typed by hand.
+
+The README's numbers of a shipped record live in blocks the same code writes:
+
+    <!-- record reference/main: accuracy -->
+    ...
+    <!-- end record -->
+
+`update_readme` renders every block that names a record (`BLOCKS`: provenance, accuracy, jobs,
+claims, targets) and rewrites it, or with `check` lists the stale ones; a test keeps the
+README's blocks equal to the shipped records."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from dyndnn.provenance import write_atomic
 from dyndnn.results.claims import evaluate_claims
 from dyndnn.results.record import RecordError, record_path
 from dyndnn.results.runs import load_run
 
-__all__ = ["summarize"]
+__all__ = ["BLOCKS", "MAIN_JOB_TARGETS", "summarize", "update_readme"]
 
 
 def _md(df: pd.DataFrame) -> str:
@@ -120,3 +132,158 @@ def summarize(path: str | Path) -> str:
             _job_times(path, run.manifest),
         ]
     )
+
+
+# The main job's targets (issue 25): what `targets` checks a record against.
+MAIN_JOB_TARGETS = {"wall_s": 9000.0, "static_top1": 0.85, "dynamic_gap_pts": 1.5}
+LABELS = {"dynamic": "dynamic (ours)", "static": "static (one dense model per width)"}
+
+
+def _top1(run) -> pd.Series:
+    """Top-1 by (model, groups): the mean over the record's seeds."""
+    seeds = run.tables.get("seed_summary", pd.DataFrame())
+    if not seeds.empty:
+        return seeds.set_index(["model", "groups"]).top1_mean
+    return run.tables["accuracy"].groupby(["model", "groups"]).top1.mean()
+
+
+def _n_seeds(run) -> int:
+    return int(run.tables["accuracy"].get("seed", pd.Series([0])).nunique())
+
+
+def _width(run, model: str, groups: int) -> str:
+    acc = run.tables["accuracy"]
+    return f"{acc[(acc.model == model) & (acc.groups == groups)].width_pct.iloc[0]:g}"
+
+
+def _block_accuracy(run) -> str:
+    """One row per technique: top-1 at every configuration, MACs, resident MB."""
+    acc = run.tables["accuracy"]
+    top1 = _top1(run)
+    first = acc[acc.model == acc.model.iloc[0]].drop_duplicates("groups").sort_values("groups")
+    widths = " / ".join(f"{w:g}" for w in first.width_pct)
+    seeds = _n_seeds(run)
+    header = f"top-1 (%) at {widths} %" + (f" (mean of {seeds} seeds)" if seeds > 1 else "")
+    macs = {m: tuple(g.drop_duplicates("groups").sort_values("groups").macs) for m, g in acc.groupby("model", sort=False)}
+    finetune = (run.config.get("baselines", {}).get("pruned") or {}).get("finetune_epochs")
+    labels = {**LABELS, "pruned": f"pruned (L1 + {finetune} fine-tuning epochs)" if finetune else "pruned"}
+    rows = []
+    for model, g in acc.groupby("model", sort=False):
+        groups = sorted(g.groups.unique())
+        same = model != "static" and macs.get("static") == macs[model]
+        rows.append(
+            [
+                labels.get(model, model),
+                " / ".join(f"{100 * top1[(model, k)]:.2f}" for k in groups),
+                "same as static" if same else " / ".join(f"{m / 1e6:.1f}" for m in macs[model]),
+                f"{g.resident_bytes.max() / 1e6:.1f}",
+            ]
+        )
+    return _md(pd.DataFrame(rows, columns=["technique", header, "MMACs", "resident MB"]))
+
+
+def _block_jobs(path: Path, run) -> str:
+    """Wall time per job (the jobs' benchmark files), a rule's targets side by side."""
+    f = record_path(path, run.manifest, "tables/job_times.csv", required=False)
+    if f is None or f.stat().st_size <= 1:
+        return "(no job times in this record)\n"
+    jobs = pd.read_csv(f, keep_default_na=False)
+    one_seed = _n_seeds(run) == 1
+    rows = []
+    for rule, g in jobs.groupby("job", sort=False):
+        targets = [str(t).split("/")[-1] if one_seed else str(t) for t in g.target]
+        each = len(g) <= 5 and len(g) > 1
+        rows.append(
+            [
+                rule,
+                " / ".join(targets) if each else (targets[0] if len(g) == 1 else f"{len(g)} jobs"),
+                " / ".join(f"{w:,.0f}" for w in g.wall_s) if each else "",
+                f"{g.wall_s.sum():,.0f}",
+            ]
+        )
+    rows.append(["all jobs", f"{len(jobs)} jobs", "", f"{jobs.wall_s.sum():,.0f}"])
+    return _md(pd.DataFrame(rows, columns=["job", "targets", "wall s each", "wall s"]))
+
+
+def _block_targets(run) -> str:
+    """The main job's targets (MAIN_JOB_TARGETS) against this record."""
+    t = MAIN_JOB_TARGETS
+    top1 = _top1(run)
+    sittings = run.manifest.get("sittings") or []
+    bf16 = bool(sittings) and all(s.get("native_bf16") for s in sittings)
+    wall = float(run.manifest.get("wall_s") or 0)
+    verdict = lambda ok: "holds" if ok else "missed"  # noqa: E731
+    rows = [
+        [
+            "wall time (AVX512_BF16 host)",
+            f"at most {t['wall_s']:,.0f} s in one sitting",
+            f"{wall:,.0f} s in {len(sittings)} sitting(s), {'bf16' if bf16 else 'fp32 (not an AVX512_BF16 host)'}",
+            verdict(wall <= t["wall_s"] and len(sittings) == 1) if bf16 else "not applicable",
+        ]
+    ]
+    models = {m for m, _ in top1.index}
+    if {"static", "dynamic"} <= models:
+        static = top1["static"].sort_index()
+        dyn = top1["dynamic"].sort_index()
+        s_top, d_top = static.iloc[-1], dyn.iloc[-1]
+        gap = 100 * (s_top - d_top)
+        steps = 100 * dyn.diff().dropna()
+        rows += [
+            [
+                f"static {_width(run, 'static', static.index[-1])} % model",
+                f"top-1 at least {100 * t['static_top1']:.2f} %",
+                f"{100 * s_top:.2f} %",
+                verdict(s_top >= t["static_top1"]),
+            ],
+            [
+                f"dynamic DNN, {dyn.index[-1]} groups",
+                f"within {t['dynamic_gap_pts']} points of the static 100 % model",
+                f"{100 * d_top:.2f} % ({abs(gap):.2f} points {'below' if gap >= 0 else 'above'})",
+                verdict(gap <= t["dynamic_gap_pts"]),
+            ],
+            [
+                "dynamic DNN, each added group",
+                "top-1 rises",
+                " / ".join(f"{100 * v:.2f}" for v in dyn) + " (" + ", ".join(f"{v:+.2f}" for v in steps) + ")",
+                verdict(bool((steps > 0).all())),
+            ],
+        ]
+    return _md(pd.DataFrame(rows, columns=["target", "goal", "measured", "verdict"]))
+
+
+BLOCKS = {
+    "provenance": lambda path, run: _provenance(path, run.manifest),
+    "accuracy": lambda path, run: _block_accuracy(run),
+    "jobs": _block_jobs,
+    "claims": lambda path, run: _claims(run),
+    "targets": lambda path, run: _block_targets(run),
+}
+BLOCK = re.compile(r"(?P<open><!-- record (?P<record>\S+): (?P<name>\S+) -->\n)(?P<body>.*?)(?P<close><!-- end record -->)", re.S)
+
+
+def update_readme(readme: str | Path, record: str | Path, check: bool = False) -> list[str]:
+    """Render every block of `readme` that names `record` (a path relative to the README's
+    folder) from the verified record and rewrite them (atomically); with `check`, write
+    nothing. Returns the names of the blocks that were (or, with check, are) stale."""
+    readme, record = Path(readme), Path(record)
+    text = readme.read_text()
+    mine = [m for m in BLOCK.finditer(text) if (readme.parent / m["record"]).resolve() == record.resolve()]
+    if not mine:
+        raise ValueError(f"{readme}: no block names {record} (<!-- record {record}: NAME --> ... <!-- end record -->)")
+    unknown = sorted({m["name"] for m in mine} - set(BLOCKS))
+    if unknown:
+        raise ValueError(f"{readme}: unknown block(s) {', '.join(unknown)} for {record} (known: {', '.join(BLOCKS)})")
+    run = load_run(record)
+    if run.manifest is None:
+        raise RecordError(f"{record}: not a record (no manifest.json): README blocks are made from records")
+    stale, out, at = [], [], 0
+    for m in mine:
+        body = BLOCKS[m["name"]](record, run)
+        body = body if body.endswith("\n") else body + "\n"
+        if body != m["body"]:
+            stale.append(m["name"])
+        out += [text[at : m.start("body")], body]
+        at = m.end("body")
+    if stale and not check:
+        write_atomic(readme, "".join(out) + text[at:])
+    return stale
