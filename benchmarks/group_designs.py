@@ -41,9 +41,9 @@ def top1(net: GroupedAlexNet, k: int, xt, yt) -> dict:
     logits, own = [], []
     for i in range(0, len(yt), 1000):
         xb = normalize(xt[i : i + 1000])
-        logits.append(net(xb))
+        hs = net.forward_features(xb)
+        logits.append(net.head_logits(hs))
         if net.cfg.head != "per_config":
-            hs = net.forward_features(xb)
             own.append(torch.stack([net.heads[j](hs[j]) for j in range(k)]))
     row = {"k": k, "top1": round((torch.cat(logits).argmax(1) == yt).float().mean().item(), 4)}
     if own:

@@ -81,7 +81,7 @@ def head_dropout(net, how: str, p: float) -> None:
             else:
                 keep = (torch.rand(hs[0].shape[0], 1, device=hs[0].device) >= p).to(hs[0].dtype)
                 hs = [h * keep if j < f else h for j, h in enumerate(hs)]
-        return net.heads[len(hs) - 1](torch.cat(hs, dim=1))
+        return net.head_logits(hs)
 
     net.forward = forward
 
@@ -96,7 +96,7 @@ def aux_stage(net: GroupedAlexNet, k: int, x, y, cfg: TrainConfig, targets: dict
 
     def loss_fn(model, xb, yb, cfg, soft):
         hs = model.forward_features(xb)
-        logits = model.heads[len(hs) - 1](torch.cat(hs, dim=1))
+        logits = model.head_logits(hs)
         main, _ = objective(lambda _: logits, xb, yb, cfg, soft)
         own = F.cross_entropy(aux(hs[-1]), yb, label_smoothing=cfg.label_smoothing)
         return main + weight * own, logits

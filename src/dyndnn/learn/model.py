@@ -184,12 +184,16 @@ class GroupedAlexNet(Switchable, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, 32, 32) -> (B, num_classes) logits of the active configuration."""
-        hs = self.forward_features(x)
-        if self.cfg.head == "sum":
-            return sum(head(h) for head, h in zip(self.heads, hs))
-        if self.cfg.head == "ensemble":
-            return sum(head(h) for head, h in zip(self.heads, hs)) / len(hs)
-        return self.heads[len(hs) - 1](torch.cat(hs, dim=1))
+        return self.head_logits(self.forward_features(x))
+
+    def head_logits(self, hs: list[torch.Tensor]) -> torch.Tensor:
+        """The configuration's logits from its groups' features `hs` (`forward_features`):
+        per_config, its head over their concatenation; sum, the sum of every group's head on
+        its own features; ensemble, their mean."""
+        if self.cfg.head == "per_config":
+            return self.heads[len(hs) - 1](torch.cat(hs, dim=1))
+        total = sum(head(h) for head, h in zip(self.heads, hs))
+        return total / len(hs) if self.cfg.head == "ensemble" else total
 
     def stage_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The logits a training stage learns from at the active configuration k: the
