@@ -398,6 +398,9 @@ def test_summary_prints_a_records_own_numbers(capsys, tmp_path):
     out = capsys.readouterr().out
     manifest = json.loads((RECORD / "manifest.json").read_text())
     assert manifest["git_commit"] in out and f"{manifest['wall_s']} s in {len(manifest['sittings'])} sitting(s)" in out
+    train, data = manifest["config"]["train"], manifest["config"]["data"]
+    assert f"{train['epochs']} epochs per technique and stage, batch {train['batch_size']}" in out
+    assert f"({data['train_subset']:,} training / {data['test_subset']:,} test images)" in out
     seeds = pd.read_csv(RECORD / "tables/seed_summary.csv")
     for row in seeds.itertuples():
         assert f"| {row.model} | {row.groups} | {row.n_seeds} | {100 * row.top1_mean:.2f} |" in out

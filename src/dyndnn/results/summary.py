@@ -45,6 +45,8 @@ def _provenance(path: Path, manifest: dict) -> str:
         f"training precision {manifest.get('precision')}.",
         "",
     ]
+    if manifest.get("config"):
+        lines[1:1] = ["", _recipe(manifest["config"])]
     if sittings:
         rows = pd.DataFrame(
             [
@@ -62,6 +64,22 @@ def _provenance(path: Path, manifest: dict) -> str:
         )
         lines.append(_md(rows))
     return "\n".join(lines)
+
+
+def _recipe(config: dict) -> str:
+    """What of the record's config decides its numbers, in one line."""
+    data, train, model = config.get("data", {}), config.get("train", {}), config.get("model", {})
+    seeds = config.get("seeds") or [config.get("seed", 0)]
+    subset = lambda n: "all" if n is None else f"{n:,}"  # noqa: E731
+    kd = train.get("distill") or 0
+    return (
+        f"Config: data {data.get('source')} ({subset(data.get('train_subset'))} training / {subset(data.get('test_subset'))} test images); "
+        f"{model.get('groups')} groups, connectivity {model.get('connectivity')}, head {model.get('head')}; "
+        f"{train.get('epochs')} epochs per technique and stage, batch {train.get('batch_size')}, {train.get('schedule')} schedule "
+        f"to lr {train.get('lr')}, label smoothing {train.get('label_smoothing')}, "
+        + (f"distillation {kd} (T {train.get('distill_temperature')})" if kd else "no distillation")
+        + f", precision {train.get('precision')}; seeds {', '.join(map(str, seeds))}."
+    )
 
 
 def _accuracy(run) -> str:
@@ -251,12 +269,13 @@ def _block_targets(run) -> str:
     return _md(pd.DataFrame(rows, columns=["target", "goal", "measured", "verdict"]))
 
 
+# name -> render(record folder, its Run, the record as the README names it)
 BLOCKS = {
-    "provenance": lambda path, run: _provenance(path, run.manifest),
-    "accuracy": lambda path, run: _block_accuracy(run),
-    "jobs": _block_jobs,
-    "claims": lambda path, run: _claims(run),
-    "targets": lambda path, run: _block_targets(run),
+    "provenance": lambda path, run, label: _provenance(Path(label), run.manifest),
+    "accuracy": lambda path, run, label: _block_accuracy(run),
+    "jobs": lambda path, run, label: _block_jobs(path, run),
+    "claims": lambda path, run, label: _claims(run),
+    "targets": lambda path, run, label: _block_targets(run),
 }
 BLOCK = re.compile(r"(?P<open><!-- record (?P<record>\S+): (?P<name>\S+) -->\n)(?P<body>.*?)(?P<close><!-- end record -->)", re.S)
 
@@ -278,7 +297,7 @@ def update_readme(readme: str | Path, record: str | Path, check: bool = False) -
         raise RecordError(f"{record}: not a record (no manifest.json): README blocks are made from records")
     stale, out, at = [], [], 0
     for m in mine:
-        body = BLOCKS[m["name"]](record, run)
+        body = BLOCKS[m["name"]](record, run, m["record"])
         body = body if body.endswith("\n") else body + "\n"
         if body != m["body"]:
             stale.append(m["name"])
