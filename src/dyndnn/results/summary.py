@@ -26,7 +26,7 @@ from dyndnn.results.claims import evaluate_claims
 from dyndnn.results.record import RecordError, record_path
 from dyndnn.results.runs import load_run
 
-__all__ = ["BLOCKS", "MAIN_JOB_TARGETS", "summarize", "update_readme"]
+__all__ = ["BLOCK", "BLOCKS", "MAIN_JOB_TARGETS", "summarize", "update_readme"]
 
 
 def _md(df: pd.DataFrame) -> str:
