@@ -121,11 +121,19 @@ def _value(v) -> str:
     return "-" if v is None else str(v)
 
 
-def _job_times(path: Path, manifest: dict) -> str:
+NO_JOB_TIMES = "(no job times in this record)\n"
+
+
+def _read_job_times(path: Path, manifest: dict) -> pd.DataFrame | None:
+    """The record's tables/job_times.csv (None where it ships none, or an empty one)."""
     f = record_path(path, manifest, "tables/job_times.csv", required=False)
-    if f is None or f.stat().st_size <= 1:
-        return "(no job times in this record)\n"
-    jobs = pd.read_csv(f)
+    return None if f is None or f.stat().st_size <= 1 else pd.read_csv(f, keep_default_na=False)
+
+
+def _job_times(path: Path, manifest: dict) -> str:
+    jobs = _read_job_times(path, manifest)
+    if jobs is None:
+        return NO_JOB_TIMES
     per_rule = jobs.groupby("job", sort=False).agg(jobs=("wall_s", "size"), wall_s=("wall_s", "sum"), max_rss_mb=("max_rss_mb", "max"))
     per_rule = per_rule.reset_index()
     per_rule["wall_s"] = per_rule.wall_s.map("{:.0f}".format)
@@ -133,12 +141,18 @@ def _job_times(path: Path, manifest: dict) -> str:
     return _md(per_rule)
 
 
-def summarize(path: str | Path) -> str:
-    """The record at `path` (verified against its manifest) as Markdown."""
-    path = Path(path)
+def _load_record(path: Path):
+    """The record at `path`, verified against its manifest; a results folder is refused."""
     run = load_run(path)
     if run.manifest is None:
         raise RecordError(f"{path}: not a record (no manifest.json): summarize a record, e.g. reference/quick")
+    return run
+
+
+def summarize(path: str | Path) -> str:
+    """The record at `path` (verified against its manifest) as Markdown."""
+    path = Path(path)
+    run = _load_record(path)
     return "\n".join(
         [
             _provenance(path, run.manifest),
@@ -202,10 +216,9 @@ def _block_accuracy(run) -> str:
 
 def _block_jobs(path: Path, run) -> str:
     """Wall time per job (the jobs' benchmark files), a rule's targets side by side."""
-    f = record_path(path, run.manifest, "tables/job_times.csv", required=False)
-    if f is None or f.stat().st_size <= 1:
-        return "(no job times in this record)\n"
-    jobs = pd.read_csv(f, keep_default_na=False)
+    jobs = _read_job_times(path, run.manifest)
+    if jobs is None:
+        return NO_JOB_TIMES
     one_seed = _n_seeds(run) == 1
     rows = []
     for rule, g in jobs.groupby("job", sort=False):
@@ -292,9 +305,7 @@ def update_readme(readme: str | Path, record: str | Path, check: bool = False) -
     unknown = sorted({m["name"] for m in mine} - set(BLOCKS))
     if unknown:
         raise ValueError(f"{readme}: unknown block(s) {', '.join(unknown)} for {record} (known: {', '.join(BLOCKS)})")
-    run = load_run(record)
-    if run.manifest is None:
-        raise RecordError(f"{record}: not a record (no manifest.json): README blocks are made from records")
+    run = _load_record(record)
     stale, out, at = [], [], 0
     for m in mine:
         body = BLOCKS[m["name"]](record, run, m["record"])
