@@ -237,10 +237,11 @@ def test_a_stage_with_its_own_objective_trains_its_extra_parameters_and_keeps_th
         assert torch.equal(before, model(probe)), "stage 2 changed the 1-group predictions"
 
 
-def test_an_ensemble_stage_trains_group_k_as_a_classifier_of_its_own_and_configurations_average():
+@pytest.mark.parametrize("connectivity", ["nested", "grouped"])
+def test_an_ensemble_stage_trains_group_k_as_a_classifier_of_its_own_and_configurations_average(connectivity):
     """head `ensemble`: stage k's objective sees head k on group k's features alone, and
     configuration k predicts with the mean of heads 1..k on their own groups' features."""
-    model = tiny("nested", "ensemble")
+    model = tiny(connectivity, "ensemble")
     x = torch.randn(4, 3, 32, 32)
     for k in range(1, G + 1):
         with model.at_groups(k):
@@ -253,3 +254,26 @@ def test_an_ensemble_stage_trains_group_k_as_a_classifier_of_its_own_and_configu
     images = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)
     fit_stage(model, 1, images, torch.randint(0, 10, (32,)), TrainConfig(epochs=1, batch_size=16, schedule="constant", distill=0.0), seed=0)
     assert seen == [16, 16], "the stage must learn from stage_logits"
+
+
+def test_a_grouped_stage_computes_only_the_group_it_trains():
+    """grouped + ensemble: stage k's logits need group k alone (it reads no other group), so the
+    frozen groups are not run, and the logits equal those of the full forward bit for bit, in
+    training mode too; nested groups read the groups before them and refuse to skip any."""
+    model = tiny("grouped", "ensemble")
+    x = torch.randn(4, 3, 32, 32)
+    ran = []
+    for layer in (*model.convs, *model.fcs):
+        for j, m in enumerate(layer):
+            m.register_forward_hook(lambda _m, _i, _o, j=j: ran.append(j))
+    model.train()
+    for k in range(1, G + 1):
+        model.prepare_stage(k)
+        torch.manual_seed(0)
+        full = model.heads[k - 1](model.forward_features(x)[-1])
+        ran.clear()
+        torch.manual_seed(0)
+        torch.testing.assert_close(model.stage_logits(x), full, rtol=0, atol=0)
+        assert set(ran) == {k - 1}, f"stage {k} ran groups {sorted(set(ran))}"
+    with pytest.raises(ValueError, match="nested groups read the groups before them"):
+        tiny("nested", "ensemble").forward_features(x, first=1)

@@ -157,13 +157,17 @@ class GroupedAlexNet(Switchable, nn.Module):
             parts = [F.dropout(h, p, training=True) if r.start + i < self.frozen_groups else h for i, h in enumerate(parts)]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Per-group last hidden features, each (B, fc_features[-1] / G)."""
+    def forward_features(self, x: torch.Tensor, first: int = 0) -> list[torch.Tensor]:
+        """Per-group last hidden features, each (B, fc_features[-1] / G), of groups
+        first..k-1 (0-based; k = the active configuration). Only `grouped` connectivity may
+        skip groups (`first` > 0): there a group reads no other group's features."""
         k = self.active_groups
+        if first and self.cfg.connectivity != "grouped":
+            raise ValueError(f"{self.cfg.connectivity} groups read the groups before them: compute from group 0")
         xs: list[torch.Tensor] | None = None
         for layer, (convs, bns) in enumerate(zip(self.convs, self.bns)):
-            outs = []
-            for j in range(k):
+            outs: list = [None] * first  # skipped groups (grouped: never read)
+            for j in range(first, k):
                 with torch.no_grad() if j < self.frozen_groups else nullcontext():
                     h = x if xs is None else self._group_inputs(xs, j)  # (B, C_in_j, H, W)
                     h = F.relu(bns[j](convs[j](h)))
@@ -171,16 +175,16 @@ class GroupedAlexNet(Switchable, nn.Module):
                         h = F.max_pool2d(h, 2)
                 outs.append(h)
             xs = outs
-        xs = [h.flatten(1) for h in xs]  # (B, C_g * 4 * 4): channel-major, so groups stay contiguous
+        xs = [None if h is None else h.flatten(1) for h in xs]  # (B, C_g * 4 * 4): channel-major, so groups stay contiguous
         for fcs in self.fcs:
-            outs = []
-            for j in range(k):
+            outs = [None] * first
+            for j in range(first, k):
                 with torch.no_grad() if j < self.frozen_groups else nullcontext():
                     h = F.relu(fcs[j](self._group_inputs(xs, j)))
                     h = F.dropout(h, self.cfg.dropout, training=fcs[j].training)
                 outs.append(h)
             xs = outs
-        return xs
+        return xs[first:]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, 32, 32) -> (B, num_classes) logits of the active configuration."""
@@ -198,11 +202,14 @@ class GroupedAlexNet(Switchable, nn.Module):
     def stage_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The logits a training stage learns from at the active configuration k: the
         configuration's own (`forward`), except for the `ensemble` head, where stage k trains
-        group k's classifier alone (head k on group k's features), not the average it joins."""
+        group k's classifier alone (head k on group k's features), not the average it joins.
+        With `grouped` connectivity group k reads no frozen group, so only group k is computed
+        (the same ops on the same inputs: the logits are bit-identical, at 1/k of the work)."""
         if self.cfg.head != "ensemble":
             return self(x)
-        hs = self.forward_features(x)
-        return self.heads[len(hs) - 1](hs[-1])
+        k = self.active_groups
+        first = k - 1 if self.cfg.connectivity == "grouped" else 0
+        return self.heads[k - 1](self.forward_features(x, first)[-1])
 
     # -- static sub-networks ----------------------------------------------------
     def materialize(self, k: int | None = None, layout: str = "split") -> "StaticAlexNet":
