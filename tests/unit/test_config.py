@@ -437,12 +437,18 @@ def test_the_default_config_is_the_schemas_defaults(repo):
     value it gives that differs from the schema's default would be a second default."""
     config = read_yaml(repo / "config/config.yaml")
     differ = []
+    # One per-stage list cannot be a default (it has one entry per group, and a config that
+    # sets epochs means every stage): the main job's stage epochs are config.yaml's alone, and
+    # the presets that set epochs set them back to null (test_presets_that_set_epochs_...).
+    main_job_only = {"train.stage_epochs"}
 
     def walk(block, path):
         for key, value in block.items():
             prop = _schema_node(*path, key)
             if isinstance(value, dict) and "properties" in prop:
                 walk(value, (*path, key))
+            elif ".".join((*path, key)) in main_job_only:
+                continue
             elif "default" in prop and _plain(prop["default"]) != _plain(value):
                 differ.append((".".join((*path, key)), value, prop["default"]))
 
@@ -451,6 +457,18 @@ def test_the_default_config_is_the_schemas_defaults(repo):
     from dyndnn.arch import ModelConfig
 
     assert ModelConfig().to_dict() == ModelConfig(**config["model"]).to_dict()  # ModelConfig() is the main job's network
+
+
+def test_presets_that_set_epochs_train_every_stage_for_those_epochs(repo):
+    """Every preset is read over config.yaml: one that sets train.epochs must also set the main
+    job's per-stage epochs back to null, or its stages would train config.yaml's 12 epochs."""
+    main = read_yaml(repo / "config/config.yaml")
+    assert len(main["train"]["stage_epochs"]) == main["model"]["groups"]
+    presets = [p for p in sorted((repo / "config").glob("*.yaml")) if p.name != "config.yaml"]
+    for path in presets:
+        train = (read_yaml(path) or {}).get("train", {})
+        if "epochs" in train:
+            assert "stage_epochs" in train, f"{path.name} sets train.epochs but inherits config.yaml's stage_epochs"
 
 
 def test_overrides_of_the_studies_apply_yaml_values_and_name_a_malformed_one():
