@@ -413,6 +413,17 @@ def test_summary_prints_a_records_own_numbers(capsys, tmp_path):
     assert main(["summary", str(results)]) == 2
 
 
+def test_the_config_line_names_per_stage_epochs_and_lr_where_a_record_sets_them():
+    """A record whose stages train other epochs (or LR) than its baselines says so: the README's
+    provenance line must not claim one budget for every technique and stage."""
+    from dyndnn.results.summary import _recipe
+
+    train = {"epochs": 10, "batch_size": 256, "schedule": "onecycle", "lr": 0.1, "distill": 0.5}
+    assert "10 epochs per technique and stage, batch 256" in _recipe({"train": train})
+    staged = _recipe({"train": {**train, "stage_epochs": [12, 12, 12, 14], "stage_lr": [0.1, 0.2, 0.2, 0.2]}})
+    assert "10 epochs per baseline, 12 / 12 / 12 / 14 per incremental stage, stages' peak lr 0.1 / 0.2 / 0.2 / 0.2, batch 256" in staged
+
+
 def test_the_readmes_record_blocks_equal_what_the_shipped_records_render():
     """Every README block of a record (<!-- record PATH: NAME -->) is what `dyndnn summary
     --readme` renders from that verified record: a re-made record without its README blocks

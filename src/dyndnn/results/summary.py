@@ -72,10 +72,14 @@ def _recipe(config: dict) -> str:
     seeds = config.get("seeds") or [config.get("seed", 0)]
     subset = lambda n: "all" if n is None else f"{n:,}"  # noqa: E731
     kd = train.get("distill") or 0
+    slashed = lambda values: " / ".join(map(str, values))  # noqa: E731
+    stages, stage_lr = train.get("stage_epochs"), train.get("stage_lr")
+    budget = f"{train.get('epochs')} epochs per " + (f"baseline, {slashed(stages)} per incremental stage" if stages else "technique and stage")
+    budget += f", stages' peak lr {slashed(stage_lr)}" if stage_lr else ""
     return (
         f"Config: data {data.get('source')} ({subset(data.get('train_subset'))} training / {subset(data.get('test_subset'))} test images); "
         f"{model.get('groups')} groups, connectivity {model.get('connectivity')}, head {model.get('head')}; "
-        f"{train.get('epochs')} epochs per technique and stage, batch {train.get('batch_size')}, {train.get('schedule')} schedule "
+        f"{budget}, batch {train.get('batch_size')}, {train.get('schedule')} schedule "
         f"to lr {train.get('lr')}, label smoothing {train.get('label_smoothing')}, "
         + (f"distillation {kd} (T {train.get('distill_temperature')})" if kd else "no distillation")
         + f", precision {train.get('precision')}; seeds {', '.join(map(str, seeds))}."
