@@ -74,7 +74,9 @@ def _recipe(config: dict) -> str:
     kd = train.get("distill") or 0
     slashed = lambda values: " / ".join(map(str, values))  # noqa: E731
     stages, stage_lr = train.get("stage_epochs"), train.get("stage_lr")
-    budget = f"{train.get('epochs')} epochs per " + (f"baseline, {slashed(stages)} per incremental stage" if stages else "technique and stage")
+    budget = f"{train.get('epochs')} epochs per " + (
+        f"baseline, {slashed(stages)} per incremental stage" if stages else "technique and stage"
+    )
     budget += f", stages' peak lr {slashed(stage_lr)}" if stage_lr else ""
     return (
         f"Config: data {data.get('source')} ({subset(data.get('train_subset'))} training / {subset(data.get('test_subset'))} test images); "
