@@ -71,10 +71,21 @@ def test_training_jobs_share_the_cores_when_baselines_train_beside_the_chain(tmp
     stage = _job_block(out, "train_increment", "results/models/dynamic/seed0/stage2.pt")
     assert f"threads: {2 if side_by_side else 4}" in stage
     if side_by_side:
-        assert "priority: 2" in stage
-        assert "priority: 2" in _job_block(out, "train_static_width", "results/models/static/seed0/w4.pt")
-        assert "priority:" not in _job_block(out, "train_static_width", "results/models/static/seed0/w1.pt")
-        assert "priority: 1" in _job_block(out, "train_baseline", "results/models/slimmable/seed0/final.pt")
+        # longest first: the chain, the slimmable network, the other widths widest first, pruned;
+        # evaluations last
+        priority = {
+            ("train_increment", "results/models/dynamic/seed0/stage2.pt"): 5,
+            ("train_static_width", "results/models/static/seed0/w4.pt"): 5,
+            ("train_baseline", "results/models/slimmable/seed0/final.pt"): 4,
+            ("train_static_width", "results/models/static/seed0/w3.pt"): 3,
+            ("train_static_width", "results/models/static/seed0/w2.pt"): 2,
+            ("train_static_width", "results/models/static/seed0/w1.pt"): 1,
+            ("train_baseline", "results/models/pruned/seed0/final.pt"): 1,
+            ("evaluate", "results/eval/seed0/static.csv"): 0,
+        }
+        for (rule, output), expected in priority.items():
+            block = _job_block(out, rule, output)
+            assert (f"priority: {expected}" in block) if expected else ("priority:" not in block), (rule, output)
         assert "threads: 2" in _job_block(out, "evaluate", "results/eval/seed0/static.csv")
 
 
