@@ -1,11 +1,12 @@
-"""Shared fixtures: repository paths, the offline CIFAR-10 archive, fake data."""
+"""Shared fixtures: repository paths, the real CIFAR-10 (an offline archive or the cached
+official release), fake data."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from helpers import REPO, SHARED_CIFAR, make_image_tar, snakemake, write_config
+from helpers import DATA_ENV, REPO, make_image_tar, real_cifar, snakemake, write_config
 
 
 @pytest.fixture(scope="session")
@@ -14,10 +15,15 @@ def repo() -> Path:
 
 
 @pytest.fixture(scope="session")
-def cifar_archive() -> Path:
-    if not SHARED_CIFAR.is_file():
-        pytest.skip(f"offline CIFAR-10 archive not found at {SHARED_CIFAR} (see README: data sources)")
-    return SHARED_CIFAR
+def cifar_data() -> dict:
+    """Config edits that point a run at the real CIFAR-10 (see helpers.real_cifar)."""
+    edits = real_cifar()
+    if edits is None:
+        pytest.skip(
+            f"no real CIFAR-10: give an offline archive (`make test DATA=<archive.tar.gz>` or ${DATA_ENV}), "
+            "or download the official release once (`make data`)"
+        )
+    return edits
 
 
 @pytest.fixture
@@ -26,9 +32,9 @@ def image_tar(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def quick_run(tmp_path_factory, cifar_archive):
+def quick_run(tmp_path_factory, cifar_data):
     """One local run of config/quick.yaml (real CIFAR-10 subset), shared by every test that reads it."""
     workdir = tmp_path_factory.mktemp("quick")
-    cfg = write_config(workdir / "quick.yaml", **{"data.path": str(cifar_archive)})
+    cfg = write_config(workdir / "quick.yaml", **cifar_data)
     proc = snakemake(workdir, "--configfile", str(cfg))
     return workdir, cfg, proc

@@ -14,8 +14,26 @@ import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+DATA_ENV = "DYNDNN_DATA"  # an offline image-folder archive of the real CIFAR-10 (the Makefile's DATA sets it)
 TINY = dict(conv_channels=(8, 16, 16, 16, 16), fc_features=(32, 32))
+
+
+def real_cifar() -> dict[str, str | None] | None:
+    """The real CIFAR-10 the tests train and evaluate on, as config edits (data.source, data.path):
+    the archive named by $DYNDNN_DATA, else the official release in the per-user cache
+    (`make data`); None when neither is there. A $DYNDNN_DATA that names nothing is an error."""
+    import os
+
+    if os.environ.get(DATA_ENV):
+        path = Path(os.environ[DATA_ENV]).expanduser().resolve()
+        if not path.exists():
+            raise FileNotFoundError(f"${DATA_ENV} (the Makefile's DATA) names {path}, which does not exist")
+        return {"data.source": "images", "data.path": str(path)}
+    from dyndnn.learn.official import cached, official_release
+
+    if cached(official_release()):
+        return {"data.source": "torchvision", "data.path": None}
+    return None
 
 
 def free_port() -> int:

@@ -1,5 +1,6 @@
 """Command line: `dyndnn manager` answers a budget query from a results table; `dyndnn
-compare` checks a run against a reference record; `dyndnn replay` re-renders a record."""
+compare` checks a run against a reference record; `dyndnn replay` re-renders a record;
+`dyndnn summary` prints one; `dyndnn data` downloads the official CIFAR-10 into the cache."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def _compare(args) -> int:
 
     import yaml
 
-    from dyndnn.results.compare import DIFFERS, NOT_COMPARABLE, REPRODUCED, compare  # only for this subcommand
+    from dyndnn.results.compare import DIFFERS, INCONCLUSIVE, NOT_COMPARABLE, REPRODUCED, compare  # only for this subcommand
     from dyndnn.results.runs import Tolerances, load_run  # only for this subcommand
 
     reference, run = load_run(args.reference), load_run(args.run)
@@ -81,7 +82,10 @@ def _compare(args) -> int:
         print(f"dyndnn compare: reference {args.reference} ({reference.provenance}), run {args.run} ({run.provenance}); tolerances {tol}")
         print(shown.to_string(index=False) if not shown.empty else "(every compared number reproduced; --all lists them)")
     counts = rows.status.value_counts()
-    print(f"{counts.get(REPRODUCED, 0)} reproduced, {counts.get(DIFFERS, 0)} differ, {counts.get(NOT_COMPARABLE, 0)} not comparable")
+    print(
+        f"{counts.get(REPRODUCED, 0)} reproduced, {counts.get(DIFFERS, 0)} differ, {counts.get(INCONCLUSIVE, 0)} inconclusive, "
+        f"{counts.get(NOT_COMPARABLE, 0)} not comparable"
+    )
     if args.csv:
         rows.to_csv(args.csv, index=False)
     return 1 if counts.get(DIFFERS, 0) else 0
@@ -111,6 +115,15 @@ def _summary(args) -> int:
         f"{args.readme}: "
         + (f"rewrote the blocks {', '.join(stale)} from {args.record}" if stale else f"blocks of {args.record} already up to date")
     )
+    return 0
+
+
+def _data(args) -> int:
+    from dyndnn.learn import official  # only for this subcommand
+
+    release = official.official_release()
+    archive = official.download(release)
+    print(f"{archive}: the official CIFAR-10 release, MD5 {release.md5} verified (every clone of this user reads it from here)")
     return 0
 
 
@@ -153,8 +166,9 @@ def main(argv=None) -> int:
     s.add_argument("record")
     s.add_argument("--readme", help="rewrite this file's blocks that name the record (<!-- record PATH: NAME --> ... <!-- end record -->)")
     s.add_argument("--check", action="store_true", help="with --readme: write nothing; exit 1 when a block is stale")
+    sub.add_parser("data", help="download the official CIFAR-10 release once into the per-user cache ($DYNDNN_CACHE or ~/.cache/dyndnn)")
     args = ap.parse_args(argv)
-    commands = {"manager": _manager, "compare": _compare, "replay": _replay, "summary": _summary}
+    commands = {"manager": _manager, "compare": _compare, "replay": _replay, "summary": _summary, "data": _data}
     try:
         return commands[args.command](args)
     except (OSError, ValueError) as e:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["git_state", "package_versions", "collect", "sha256_file", "write_atomic", "write_table", "read_meta"]
+__all__ = ["git_state", "package_versions", "collect", "portable_config", "sha256_file", "write_atomic", "write_table", "read_meta"]
 
 PACKAGES = ("dyndnn", "snakemake", "torch", "torchvision", "onnx", "onnxruntime", "numpy", "pandas", "seaborn", "jinja2")
 
@@ -48,6 +48,15 @@ def package_versions(names=PACKAGES) -> dict:
     return out
 
 
+def portable_config(config: dict) -> dict:
+    """The config as a record states it: the data named by its file (the sha256 is in the
+    dataset description), never by a path of the machine that ran it."""
+    data = config.get("data") if isinstance(config, dict) else None
+    if not isinstance(data, dict) or not data.get("path"):
+        return config
+    return {**config, "data": {**data, "path": Path(str(data["path"])).name}}
+
+
 def collect(repo_dir: str | Path, config: dict | None = None, dataset: dict | None = None, **extra) -> dict:
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -60,7 +69,7 @@ def collect(repo_dir: str | Path, config: dict | None = None, dataset: dict | No
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
         },
-        "config": config or {},
+        "config": portable_config(config or {}),
         "dataset": dataset or {},
         **extra,
     }

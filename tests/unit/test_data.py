@@ -13,7 +13,7 @@ from dyndnn.learn.data import CLASSES, augment, fetch, prepare, sha256_file
 
 
 def test_archive_source_stratified_and_deterministic(image_tar, tmp_path):
-    fetched = fetch("images", str(image_tar), root=tmp_path, sha256=sha256_file(image_tar))
+    fetched = fetch("images", str(image_tar), sha256=sha256_file(image_tar))
     splits, meta = prepare(fetched, {"train": 30, "test": None}, seed=3)
     assert meta["splits"]["train"]["per_class"] == [3] * 10
     assert meta["splits"]["test"]["count"] == 30
@@ -28,26 +28,26 @@ def test_archive_source_stratified_and_deterministic(image_tar, tmp_path):
 def test_folder_source_equals_archive_source(image_tar, tmp_path):
     with tarfile.open(image_tar) as tar:
         tar.extractall(tmp_path / "unpacked", filter="data")
-    a, _ = prepare(fetch("images", str(image_tar), tmp_path), {"test": None}, seed=0)
-    b, _ = prepare(fetch("images", str(tmp_path / "unpacked"), tmp_path), {"test": None}, seed=0)
+    a, _ = prepare(fetch("images", str(image_tar)), {"test": None}, seed=0)
+    b, _ = prepare(fetch("images", str(tmp_path / "unpacked")), {"test": None}, seed=0)
     assert np.array_equal(a["test"]["images"].numpy(), b["test"]["images"].numpy())
 
 
 def test_checksum_mismatch_and_missing_path_are_errors(image_tar, tmp_path):
     with pytest.raises(ValueError, match="does not match"):
-        fetch("images", str(image_tar), tmp_path, sha256="0" * 64)
+        fetch("images", str(image_tar), sha256="0" * 64)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        fetch("images", str(tmp_path / "absent.tar.gz"), tmp_path)
+        fetch("images", str(tmp_path / "absent.tar.gz"))
 
 
 def test_too_large_subset_is_an_error(image_tar, tmp_path):
     with pytest.raises(ValueError, match="fewer than"):
-        prepare(fetch("images", str(image_tar), tmp_path), {"test": 100}, seed=0)
+        prepare(fetch("images", str(image_tar)), {"test": 100}, seed=0)
 
 
-def test_real_cifar10_archive_subset(cifar_archive, tmp_path):
-    """The offline mirror: class order, balance and decodable real images."""
-    fetched = fetch("images", str(cifar_archive), tmp_path)
+def test_real_cifar10_subset(cifar_data):
+    """The real data (offline archive or official release): class order, balance and decodable real images."""
+    fetched = fetch(cifar_data["data.source"], cifar_data["data.path"])
     splits, meta = prepare(fetched, {"test": 100}, seed=0)
     assert meta["splits"]["test"]["per_class"] == [10] * len(CLASSES)
     assert splits["test"]["images"].float().std() > 20  # real photographs, not blank
@@ -57,20 +57,7 @@ def test_truncated_archive_names_the_file_and_the_key(image_tar, tmp_path):
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(image_tar.read_bytes()[: image_tar.stat().st_size // 2])
     with pytest.raises(ValueError, match=r"data.path .*cut.tar.gz: the archive is corrupt or truncated .*data.sha256"):
-        prepare(fetch("images", str(cut), tmp_path), {"test": None}, seed=0)
-
-
-def test_offline_torchvision_download_says_what_to_do(tmp_path, monkeypatch):
-    import urllib.error
-
-    import torchvision.datasets
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
-    with pytest.raises(RuntimeError, match=r"could not download CIFAR-10 .*make reproduce DATA=../shared/data/cifar10-jpeg.tar.gz"):
-        fetch("torchvision", None, tmp_path)
+        prepare(fetch("images", str(cut)), {"test": None}, seed=0)
 
 
 def test_batch_augmentation_equals_the_per_image_crop_and_flip():
@@ -120,14 +107,14 @@ def test_a_data_set_that_is_not_whole_is_refused_naming_the_member(image_tar, tm
     ]
     for name, blob, says in cases:
         with pytest.raises(ValueError, match=says):
-            prepare(fetch("images", str(_add(image_tar, name, blob)), tmp_path), {"test": None}, seed=0)
+            prepare(fetch("images", str(_add(image_tar, name, blob))), {"test": None}, seed=0)
     partial = tmp_path / "nine.tar"
     with tarfile.open(image_tar) as src, tarfile.open(partial, "w") as dst:
         for m in src:
             if "/truck/" not in m.name:
                 dst.addfile(m, src.extractfile(m))
     with pytest.raises(ValueError, match="the test split has no images of class truck"):
-        prepare(fetch("images", str(partial), tmp_path), {"test": None}, seed=0)
+        prepare(fetch("images", str(partial)), {"test": None}, seed=0)
 
 
 def test_a_link_out_of_the_data_folder_is_not_followed(image_tar, tmp_path):
@@ -138,7 +125,7 @@ def test_a_link_out_of_the_data_folder_is_not_followed(image_tar, tmp_path):
     (tmp_path / "unpacked/fake-cifar/test/cat/0000.jpg").unlink()
     (tmp_path / "unpacked/fake-cifar/test/cat/0000.jpg").symlink_to(outside)
     with pytest.raises(ValueError, match=r"data member fake-cifar/test/cat/0000.jpg: a link to .*elsewhere.jpg, outside the data folder"):
-        prepare(fetch("images", str(tmp_path / "unpacked"), tmp_path), {"test": None}, seed=0)
+        prepare(fetch("images", str(tmp_path / "unpacked")), {"test": None}, seed=0)
 
 
 def test_a_checksum_for_a_folder_is_refused_before_any_job(tmp_path):

@@ -1,7 +1,8 @@
 """CIFAR-10: fetch from one of two sources, decode once into uint8 tensors.
 
 Sources:
-* ``torchvision`` (default): the official download, with torchvision's MD5 check;
+* ``torchvision`` (default): the official release (torchvision's URL and MD5), downloaded
+  once into the per-user cache and read from its archive (`dyndnn.learn.official`);
 * ``images``: a folder or ``.tar.gz`` in image-folder layout
   (``<top>/{train,test}/<class>/<file>.jpg``), e.g. the offline JPEG mirror.
 
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dyndnn.learn import official
 from dyndnn.provenance import sha256_file  # noqa: F401 (part of this module's interface: archives are checked with it)
 
 __all__ = [
@@ -48,28 +50,21 @@ def sha256_tensors(*tensors: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-def fetch(source: str, path: str | None, root: str | Path, sha256: str | None = None) -> dict:
-    """Make the raw data available and describe where it is; raises on a checksum mismatch."""
+def fetch(source: str, path: str | None = None, sha256: str | None = None, cache: str | Path | None = None) -> dict:
+    """Make the raw data available and describe it: the file to read (`path`, for this
+    machine only) and what a record names it by (`file` and `sha256`, never a path).
+    `torchvision`: the official release from the per-user cache, downloaded once (`official`);
+    `images`: a folder or .tar.gz, checked against `sha256` when given."""
     if source == "torchvision":
-        from torchvision.datasets import CIFAR10
-
-        for train in (True, False):  # download=True verifies torchvision's MD5 sums
-            try:
-                CIFAR10(str(root), train=train, download=True)
-            except OSError as e:  # URLError, socket errors, a full disk
-                raise RuntimeError(
-                    f"data.source torchvision: could not download CIFAR-10 into {root} ({e}). Without internet, use an "
-                    "offline image-folder archive: `make reproduce DATA=../shared/data/cifar10-jpeg.tar.gz`, or set "
-                    "data.source: images and data.path in the config"
-                ) from None
-        return {"source": "torchvision", "path": str(Path(root).resolve()), "checksum": "torchvision md5 verified"}
+        archive = official.download(official.official_release(), Path(cache) if cache else None)
+        return {"source": "torchvision", "path": str(archive), "file": archive.name, "sha256": sha256_file(archive)}
     src = Path(path).resolve()
     if not src.exists():
         raise FileNotFoundError(f"data.path {src} does not exist (source=images needs a folder or .tar.gz)")
     digest = sha256_file(src) if src.is_file() else None
     if sha256 and digest != sha256:
         raise ValueError(f"{src}: sha256 {digest} does not match data.sha256 {sha256}")
-    return {"source": "images", "path": str(src), "sha256": digest}
+    return {"source": "images", "path": str(src), "file": src.name, "sha256": digest}
 
 
 def _class_of(parts: tuple[str, ...], split: str) -> str | None:
@@ -183,21 +178,19 @@ def _decode_split(path: Path, split: str, n: int | None, seed: int) -> tuple[np.
     return images, labels[keep]
 
 
-def _torchvision_split(root: str, split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from torchvision.datasets import CIFAR10
-
-    ds = CIFAR10(root, train=split == "train", download=False)
-    labels = np.asarray(ds.targets, dtype=np.int64)
+def _official_split(archive: str, split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = official.read_split(archive, split)
     keep = _stratified(labels, n, seed)
-    return ds.data[keep], labels[keep]
+    return images[keep], labels[keep]
 
 
 def prepare(fetched: dict, subsets: dict[str, int | None], seed: int) -> tuple[dict[str, dict], dict]:
     """Decode each split once. Returns ({split: {"images", "labels"}}, sidecar dict)."""
-    splits, meta = {}, {"source": fetched["source"], "origin": fetched, "seed": seed, "classes": list(CLASSES), "splits": {}}
+    origin = {k: v for k, v in fetched.items() if k != "path"}  # a record names its data by file and sha256, not by a path
+    splits, meta = {}, {"source": fetched["source"], "origin": origin, "seed": seed, "classes": list(CLASSES), "splits": {}}
     for split, n in subsets.items():
         if fetched["source"] == "torchvision":
-            images, labels = _torchvision_split(fetched["path"], split, n, seed)
+            images, labels = _official_split(fetched["path"], split, n, seed)
         else:
             images, labels = _images_split(Path(fetched["path"]), split, n, seed)
         x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))  # (N, 3, 32, 32) uint8
@@ -217,7 +210,7 @@ def cached_archive(archive: str | Path, cache: Path) -> dict[str, dict]:
     tensors and cached at `cache` (the studies in benchmarks/, which run outside the pipeline)."""
     if cache.is_file():
         return torch.load(cache, weights_only=True)
-    splits, _ = prepare(fetch("images", str(archive), cache.parent), {"train": None, "test": None}, seed=0)
+    splits, _ = prepare(fetch("images", str(archive)), {"train": None, "test": None}, seed=0)
     tmp = cache.with_suffix(".tmp")
     torch.save(splits, tmp)
     tmp.replace(cache)

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dyndnn.boards.onboard.runner import NATIVE_BF16_FLAGS, cpu_identity
+from dyndnn.provenance import portable_config
 from dyndnn.provenance import sha256_file as sha256
 
 __all__ = [
@@ -207,8 +208,8 @@ def make_record(
         "record_version": RECORD_VERSION,
         "git_commit": git.get("commit"),
         "git_dirty": git.get("dirty"),
-        "config": config,
-        "configfiles": list(configfiles),
+        "config": portable_config(config),
+        "configfiles": [c if not Path(c).is_absolute() else Path(c).name for c in configfiles],
         "started": sittings[0]["started"] if sittings else None,
         "finished": _iso(finished),
         "wall_s": round(sum(s["wall_s"] for s in sittings), 1) if sittings else None,  # the sittings' sum
