@@ -81,9 +81,16 @@ def test_config_params_counts_each_groups_own_tensors(k):
     assert config_params(GroupedAlexNet(cfg), k) == (params, 4 * (params + bn_stats))
 
 
+PROB_ATOL = 1e-6  # the bound evaluation guarantees across thread counts (measured: 0 on AMD, 1.5e-8 on Intel AVX512)
+
+
 @pytest.mark.parametrize("net", ["grouped", "slimmable"])
 def test_predictions_do_not_depend_on_the_thread_count(net):
-    """The evaluate job takes every core it is given: its numbers must not depend on how many."""
+    """The evaluate job takes every core it is given: its numbers must not depend on how many.
+    oneDNN and the BLAS split their reductions by thread on some CPUs (Intel AVX512: the last
+    bit of a probability moves), so the guarantee is a bound, not bit identity: probabilities
+    within PROB_ATOL, and the same top-1 wherever the top two are further apart than twice that
+    (top-1 and the summed confidence of the test set then agree to 1e-6 per image)."""
     from dyndnn.learn.evaluate import predict
 
     torch.manual_seed(0)
@@ -97,4 +104,8 @@ def test_predictions_do_not_depend_on_the_thread_count(net):
             out[n] = predict(model, x, batch_size=32)
     finally:
         torch.set_num_threads(before)
-    assert torch.equal(out[1], out[2])
+    assert (out[1] - out[2]).abs().max().item() <= PROB_ATOL
+    top2 = out[1].topk(2, dim=1).values
+    decided = top2[:, 0] - top2[:, 1] > 2 * PROB_ATOL
+    assert decided.float().mean() > 0.9  # the sample tests something: nearly every image has a clear top-1
+    assert torch.equal(out[1].argmax(1)[decided], out[2].argmax(1)[decided])
