@@ -7,7 +7,7 @@ subset of the real images and fewer epochs, in two fresh folders, and prints eac
 time of the training phase (the data jobs run first, untimed) and their ratio. The jobs and their
 work are the same in both; only threads and order differ.
 
-    python benchmarks/bench_schedule.py --data ../shared/data/cifar10-jpeg.tar.gz [--images 10000] [--epochs 1]
+    python benchmarks/bench_schedule.py --data <cifar10 image-folder archive.tar.gz> [--images 10000] [--epochs 1]
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def phase(config: Path, cores: int, set_threads: list[str]) -> tuple[float, dict
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, type=Path, help="the CIFAR-10 JPEG archive (../shared/data/cifar10-jpeg.tar.gz)")
+    ap.add_argument("--data", required=True, type=Path, help="the CIFAR-10 JPEG archive (an image-folder .tar.gz)")
     ap.add_argument("--config", default=REPO / "config/config.yaml", type=Path)
     ap.add_argument("--images", type=int, default=10000, help="training images (a stratified subset)")
     ap.add_argument("--epochs", type=int, default=1, help="per stage and per baseline; pruned fine-tunes for 1")

@@ -9,7 +9,7 @@ after every stage reports top-1 of configuration k on every test image, and, for
 that teacher's logits (a main-job run's `results/models/dynamic/seed0/teacher_targets.pt`).
 One JSON line per stage is appended to `--out` as soon as the stage ends.
 
-    python benchmarks/group_designs.py --data ../shared/data/cifar10-jpeg.tar.gz --out designs.jsonl \
+    python benchmarks/group_designs.py --data <cifar10 image-folder archive.tar.gz> --out designs.jsonl \
         --set model.connectivity=grouped model.head=ensemble [--targets <run>/results/models/dynamic/seed0/teacher_targets.pt]
 """
 
@@ -54,7 +54,7 @@ def top1(net: GroupedAlexNet, k: int, xt, yt) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="image-folder archive of CIFAR-10 (e.g. ../shared/data/cifar10-jpeg.tar.gz)")
+    ap.add_argument("--data", required=True, help="image-folder archive of CIFAR-10 (e.g. the offline JPEG mirror, .tar.gz)")
     ap.add_argument("--config", default="config/config.yaml")
     ap.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="model or train overrides (YAML values)")
     ap.add_argument("--targets", type=Path, help="a teacher's targets (teacher_targets.pt): distil from it (else no distillation)")

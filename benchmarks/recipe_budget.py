@@ -9,7 +9,7 @@ gets its full schedule (warm-up and decay fitted to that budget), not a prefix o
 longer run. One CSV row per budget is appended to `--out` as soon as it finishes; a
 killed study resumes from the last finished epoch of the budget it was in.
 
-    python benchmarks/recipe_budget.py --data ../shared/data/cifar10-jpeg.tar.gz \
+    python benchmarks/recipe_budget.py --data <cifar10 image-folder archive.tar.gz> \
         --epochs 5 8 12 --out recipe_budget.csv [--config config/config.yaml] [--set train.lr=0.1 ...]
 """
 
@@ -37,7 +37,7 @@ from dyndnn.schema import read_yaml, with_overrides
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="image-folder archive of CIFAR-10 (e.g. ../shared/data/cifar10-jpeg.tar.gz)")
+    ap.add_argument("--data", required=True, help="image-folder archive of CIFAR-10 (e.g. the offline JPEG mirror, .tar.gz)")
     ap.add_argument("--config", default="config/config.yaml")
     ap.add_argument("--epochs", type=int, nargs="+", required=True, help="budgets to measure")
     ap.add_argument("--set", nargs="*", default=[], metavar="train.KEY=VALUE", help="recipe overrides (YAML values)")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start (or resume) the main job in the background, in a run directory outside this checkout:
 # a clone of this checkout's HEAD (so the code it runs stays fixed while work on main goes on),
-# its own .venv, `make reproduce` on the offline archive, niced, in its own process session.
+# its own .venv, `make reproduce` (on the offline archive DATA when set, else the official
+# release from the per-user cache), niced, in its own process session.
 #
 #   tools/start_main_run.sh [RUNS_DIR]   # a new run of HEAD in RUNS_DIR/main-<commit> (default ../runs)
 #   tools/start_main_run.sh RUN_DIR      # resume that run (a clone this script made) at its own commit
@@ -24,8 +25,11 @@ fi
 case "$dir/" in
     "$here"/*) echo "$dir is inside this checkout ($here): a run needs its own directory outside it" >&2; exit 2 ;;
 esac
-data=$(realpath -m "${DATA:-$here/../shared/data/cifar10-jpeg.tar.gz}")
-test -f "$data" || { echo "no archive at $data (set DATA=)" >&2; exit 2; }
+data=
+if [ -n "${DATA:-}" ]; then
+    data=$(realpath -m "$DATA")
+    test -f "$data" || { echo "DATA=$DATA: no such archive" >&2; exit 2; }
+fi
 if [ ! -d "$dir" ]; then
     if [ -n "$(git -C "$here" status --porcelain --untracked-files=no)" ]; then
         echo "note: uncommitted changes in $here are not in the run (it runs commit $sha)" >&2
@@ -41,7 +45,7 @@ if ! flock -n run.lock true; then
     exit 2
 fi
 # MAIN_JOB_CMD: what a sitting runs (the tests replace it with a quick command).
-cmd=${MAIN_JOB_CMD:-"make unlock && make reproduce DATA='$data'"}
+cmd=${MAIN_JOB_CMD:-"make unlock && make reproduce${data:+ DATA='$data'}"}
 printf '\n== sitting started %s on %s\n' "$(date -u +%FT%TZ)" "$(hostname)" >> run.log
 setsid flock -n run.lock nice -n 10 bash -c "$cmd" >> run.log 2>&1 < /dev/null &
 echo $! > run.pid

@@ -1,4 +1,4 @@
-"""The invariants that make the method true (DESIGN.md, Contracts: Model)."""
+"""The invariants that make the method true (docs/design.md, Contracts: Model)."""
 
 from __future__ import annotations
 

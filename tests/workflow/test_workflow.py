@@ -62,10 +62,10 @@ def _job_block(out: str, rule: str, output: str) -> str:
 
 
 @pytest.mark.parametrize("config, side_by_side", [("config.yaml", True), ("quick.yaml", False)])
-def test_training_jobs_share_the_cores_when_baselines_train_beside_the_chain(tmp_path, config, side_by_side, cifar_archive):
+def test_training_jobs_share_the_cores_when_baselines_train_beside_the_chain(tmp_path, config, side_by_side):
     """With baselines, two training jobs run side by side (half the cores each) and the dynamic
     DNN's chain goes first; without them (the quick run: the chain alone) a job takes every core."""
-    cfg = write_config(tmp_path / "run.yaml", config, **{"data.source": "images", "data.path": str(cifar_archive)})
+    cfg = write_config(tmp_path / "run.yaml", config)  # the official release: a dry run downloads nothing
     proc = snakemake(tmp_path, "-n", "--configfile", str(cfg), cores="4")
     out = proc.stdout + proc.stderr
     stage = _job_block(out, "train_increment", "results/models/dynamic/seed0/stage2.pt")
@@ -96,16 +96,16 @@ def test_training_jobs_share_the_cores_when_baselines_train_beside_the_chain(tmp
         ({"ablation": {"warp": {"train": {"schedule": "warp"}}}}, "ablation.warp.train.schedule: 'warp' is not one of"),
         ({"ablation": {"zero": {"train": {"epochs": 0}}}}, "ablation.zero.train.epochs: 0 is less than the minimum of 1"),
         ({"simulate": {"board": "nosuch"}}, "simulate.board 'nosuch' is not a profiled board"),
-        ({"data.path": "/nonexistent/cifar.tar.gz"}, "data.path /nonexistent/cifar.tar.gz does not exist"),
-        ({"data.sha256": "0" * 64}, "does not match data.sha256"),
+        ({"data.source": "images", "data.path": "/nonexistent/cifar.tar.gz"}, "data.path /nonexistent/cifar.tar.gz does not exist"),
+        ({"data.source": "images", "data.path": "IMAGE_TAR", "data.sha256": "0" * 64}, "does not match data.sha256"),
         (
             {"report": {"title": "t", "top1_floor": 0.2, "reference": "reference/nosuch"}},
             "report.reference 'reference/nosuch': ",
         ),
     ],
 )
-def test_bad_config_is_rejected_before_any_job(tmp_path, edits, message, cifar_archive):
-    edits = {"data.path": str(cifar_archive), **edits}
+def test_bad_config_is_rejected_before_any_job(tmp_path, edits, message, image_tar):
+    edits = {k: str(image_tar) if v == "IMAGE_TAR" else v for k, v in edits.items()}
     cfg = write_config(tmp_path / "bad.yaml", **edits)
     proc = snakemake(tmp_path, "-n", "--configfile", str(cfg), check=False)
     assert proc.returncode != 0
@@ -113,14 +113,12 @@ def test_bad_config_is_rejected_before_any_job(tmp_path, edits, message, cifar_a
     assert not (tmp_path / "results").exists()
 
 
-def test_a_tampered_reference_record_stops_the_dry_run(tmp_path, cifar_archive):
+def test_a_tampered_reference_record_stops_the_dry_run(tmp_path):
     """report.reference is verified at parse time, not in the last job."""
     record = tmp_path / "tampered"
     shutil.copytree(REPO / "reference/quick", record)
     (record / "tables/accuracy.csv").write_text((record / "tables/accuracy.csv").read_text().replace("0.", "0.9", 1))
-    cfg = write_config(
-        tmp_path / "ref.yaml", **{"data.path": str(cifar_archive), "report": {"title": "t", "top1_floor": 0.2, "reference": str(record)}}
-    )
+    cfg = write_config(tmp_path / "ref.yaml", **{"report": {"title": "t", "top1_floor": 0.2, "reference": str(record)}})
     proc = snakemake(tmp_path, "-n", "--configfile", str(cfg), check=False)
     assert proc.returncode != 0
     assert "tables/accuracy.csv: sha256" in proc.stdout + proc.stderr and "does not match the manifest" in proc.stdout + proc.stderr
@@ -171,17 +169,14 @@ def test_quick_run_report_has_accuracy_and_latency_for_every_configuration(quick
     assert [float(r["confidence_norm"]) for r in confidence][-1] == 1.0
     latency = table_with(parser.tables, "groups", "mapping", "p90_ms")
     for mapping in ("one-core", "all-cores"):
-        for model in ("dynamic", "dynamic-dense"):  # the shipped layout and the naive reference
-            rows = [r for r in latency if r["mapping"] == mapping and r["model"] == model]
-            assert sorted(int(r["groups"]) for r in rows) == [1, 2, 3, 4]
-            assert all(float(r["p50_ms"]) > 0 for r in rows)
-    layouts = table_with(parser.tables, "layout", "dynamic_ms", "naive_ms", "dynamic_macs_executed")
-    assert len(layouts) == 8 and {r["layout"] for r in layouts} == {"split"}
+        rows = [r for r in latency if r["mapping"] == mapping and r["model"] == "dynamic"]
+        assert sorted(int(r["groups"]) for r in rows) == [1, 2, 3, 4]
+        assert all(float(r["p50_ms"]) > 0 for r in rows)
+    assert {r["model"] for r in latency} == {"dynamic"}  # the main job's design: grouped, so no naive layout
     exports = pd.read_csv(workdir / "results/tables/exports.csv").set_index(["model", "groups"])["macs_executed"]
     evaluated = pd.read_csv(workdir / "results/tables/accuracy.csv").set_index(["model", "groups"])
-    for k in (1, 2, 3, 4):  # the split graph executes the connected MACs; the naive one more from k = 2
+    for k in (1, 2, 3, 4):  # the exported graph executes exactly the connected MACs
         assert exports["dynamic", k] == evaluated.loc[("dynamic", k), "macs"] == evaluated.loc[("dynamic", k), "macs_executed"]
-        assert (exports["dynamic-dense", k] > exports["dynamic", k]) == (k > 1)
     from dyndnn.results.figures import FIGURES
 
     assert html.count("data:image/png;base64,") == len(FIGURES)
@@ -192,11 +187,32 @@ def test_quick_run_report_has_accuracy_and_latency_for_every_configuration(quick
 
 
 @pytest.mark.slow
+def test_nested_design_exports_the_split_layout_and_measures_its_naive_reference(tmp_path, cifar_data):
+    """The nested design (tests/configs/nested.yaml, tiny): each output group's own op over the
+    inputs it reads (split layout) and, beside it, the dense layout with zero blocks (dynamic-dense)."""
+    cfg = write_config(tmp_path / "quick.yaml", **cifar_data)
+    snakemake(tmp_path, "--configfile", str(cfg), str(REPO / "tests/configs/nested.yaml"))
+    parser = Tables()
+    parser.feed((tmp_path / "results/report/index.html").read_text())
+    latency = table_with(parser.tables, "groups", "mapping", "p90_ms")
+    for mapping in ("one-core", "all-cores"):
+        for model in ("dynamic", "dynamic-dense"):  # the shipped layout and the naive reference
+            rows = [r for r in latency if r["mapping"] == mapping and r["model"] == model]
+            assert sorted(int(r["groups"]) for r in rows) == [1, 2, 3, 4]
+            assert all(float(r["p50_ms"]) > 0 for r in rows)
+    layouts = table_with(parser.tables, "layout", "dynamic_ms", "naive_ms", "dynamic_macs_executed")
+    assert len(layouts) == 8 and {r["layout"] for r in layouts} == {"split"}
+    exports = pd.read_csv(tmp_path / "results/tables/exports.csv").set_index(["model", "groups"])["macs_executed"]
+    evaluated = pd.read_csv(tmp_path / "results/tables/accuracy.csv").set_index(["model", "groups"])
+    for k in (1, 2, 3, 4):  # the split graph executes the connected MACs; the naive one more from k = 2
+        assert exports["dynamic", k] == evaluated.loc[("dynamic", k), "macs"] == evaluated.loc[("dynamic", k), "macs_executed"]
+        assert (exports["dynamic-dense", k] > exports["dynamic", k]) == (k > 1)
+
+
+@pytest.mark.slow
 def test_editing_a_measurement_setting_reruns_only_profiling_and_after(quick_run, tmp_path):
     workdir, cfg, _ = quick_run
-    edited = write_config(
-        tmp_path / "edited.yaml", **{"data.path": yaml.safe_load(cfg.read_text())["data"]["path"], "profile.min_runs": 31}
-    )
+    edited = write_config(tmp_path / "edited.yaml", **{"data": yaml.safe_load(cfg.read_text())["data"], "profile.min_runs": 31})
     proc = snakemake(workdir, "-n", "--configfile", str(edited))
     jobs = job_counts(proc.stdout + proc.stderr)
     from dyndnn.results.figures import FIGURES
@@ -210,11 +226,11 @@ def test_editing_a_measurement_setting_reruns_only_profiling_and_after(quick_run
 def test_editing_one_stage_reruns_that_stage_and_what_follows_only(quick_run, tmp_path):
     """Stage k's job sees stage k's epochs and LR only: a new stage-4 value reruns stage 4, not 1-3."""
     workdir, cfg, _ = quick_run
-    data = yaml.safe_load(cfg.read_text())["data"]["path"]
-    same = write_config(tmp_path / "same.yaml", **{"data.path": data, "train.stage_epochs": [1, 1, 1, 1], "train.stage_lr": [0.05] * 4})
+    data = yaml.safe_load(cfg.read_text())["data"]
+    same = write_config(tmp_path / "same.yaml", **{"data": data, "train.stage_epochs": [1, 1, 1, 1], "train.stage_lr": [0.05] * 4})
     proc = snakemake(workdir, "-n", "--configfile", str(same))  # the same recipe written per stage: no stage reruns
     assert "train_increment" not in job_counts(proc.stdout + proc.stderr)
-    edited = write_config(tmp_path / "edited.yaml", **{"data.path": data, "train.stage_epochs": [1, 1, 1, 2]})
+    edited = write_config(tmp_path / "edited.yaml", **{"data": data, "train.stage_epochs": [1, 1, 1, 2]})
     proc = snakemake(workdir, "-n", "--configfile", str(edited))
     out = proc.stdout + proc.stderr
     assert job_counts(out)["train_increment"] == 1 and "output: results/models/dynamic/seed0/stage4.pt" in out
@@ -224,8 +240,8 @@ def test_editing_one_stage_reruns_that_stage_and_what_follows_only(quick_run, tm
 def test_editing_provenance_only_settings_reruns_only_the_report_and_the_record(quick_run, tmp_path):
     """A title (or where training runs) changes no number: no table or figure is remade."""
     workdir, cfg, _ = quick_run
-    data = yaml.safe_load(cfg.read_text())["data"]["path"]
-    edited = write_config(tmp_path / "edited.yaml", **{"data.path": data, "report.title": "another title", "runtime": {"device": "cpu"}})
+    data = yaml.safe_load(cfg.read_text())["data"]
+    edited = write_config(tmp_path / "edited.yaml", **{"data": data, "report.title": "another title", "runtime": {"device": "cpu"}})
     proc = snakemake(workdir, "-n", "--configfile", str(edited))
     assert set(job_counts(proc.stdout + proc.stderr)) == {"report", "record", "all"}
 
@@ -239,10 +255,12 @@ def test_unchanged_config_has_nothing_to_do(quick_run):
 
 @pytest.mark.slow
 def test_a_later_copy_of_the_archive_keeps_finished_jobs_and_other_bytes_rerun_them(tmp_path):
-    """A run resumed after ../shared was copied afresh (same bytes, newer timestamp) keeps its
+    """A run resumed after the archive was copied afresh (same bytes, newer timestamp) keeps its
     jobs; an archive with other images reruns the data jobs and everything after them."""
     archive = make_image_tar(tmp_path / "images.tar.gz", {"train": 2, "test": 1})
-    cfg = write_config(tmp_path / "c.yaml", **{"data.path": str(archive), "data.train_subset": None, "data.test_subset": None})
+    cfg = write_config(
+        tmp_path / "c.yaml", **{"data.source": "images", "data.path": str(archive), "data.train_subset": None, "data.test_subset": None}
+    )
     # Snakemake compares the bytes of inputs up to 1 MB itself; the real archive (19 MB) is over
     # that, so its timestamp alone decided until the rule keyed it by content: emulate the size.
     target = ("--max-checksum-file-size", "0", "--configfile", str(cfg), "--", "results/data/dataset.json")
@@ -304,19 +322,17 @@ def test_snakemake_own_report(quick_run):
 
 
 @pytest.mark.slow
-def test_baselines_flow_through_the_same_rules(tmp_path, cifar_archive):
+def test_baselines_flow_through_the_same_rules(tmp_path, cifar_data):
     """Tiny widths and data, every baseline on: each is trained, evaluated, exported
     (parity-checked), profiled, and the claims against existing works become measurable."""
     cfg = write_config(
         tmp_path / "tiny.yaml",
         **{
-            "data.path": str(cifar_archive),
+            **cifar_data,
             "data.train_subset": 500,
             "data.test_subset": 200,
             "model.conv_channels": [16, 32, 32, 32, 32],
             "model.fc_features": [64, 64],
-            "model.connectivity": "grouped",  # the main job's design (quick.yaml keeps nested: split export, naive layout)
-            "model.head": "ensemble",
             "baselines": {
                 "static": {"enabled": True},
                 "slimmable": {"enabled": True},

@@ -76,7 +76,7 @@ wildcard_constraints:
 
 def data_archive(wildcards):
     """An offline image archive is an input whose bytes, not its timestamp, count: a copy
-    of the same file made later (a fresh ../shared) keeps every finished job, while other
+    of the same file made later (a fresh copy of the archive) keeps every finished job, while other
     bytes change ARCHIVE_SHA256, download_data's parameter, and rerun what was made from it."""
     return [ancient(CFG.data.path)] if ARCHIVE_SHA256 else []
 
