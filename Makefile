@@ -40,7 +40,7 @@ lock: install                 ## refresh requirements.lock from pyproject.toml a
 		--generate-hashes --custom-compile-command "make lock" --quiet -o requirements.lock
 
 data: install                 ## download the official CIFAR-10 release once into the per-user cache (163 MB)
-	$(BIN)/dyndnn data
+	$(BIN)/python -m dyndnn.learn.official
 
 reproduce: install            ## full paper reproduction on the local host (config/config.yaml)
 	$(BIN)/snakemake --cores $(CORES) $(DATA_CONFIG)

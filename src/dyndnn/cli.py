@@ -1,6 +1,6 @@
 """Command line: `dyndnn manager` answers a budget query from a results table; `dyndnn
 compare` checks a run against a reference record; `dyndnn replay` re-renders a record;
-`dyndnn summary` prints one; `dyndnn data` downloads the official CIFAR-10 into the cache."""
+`dyndnn summary` prints one."""
 
 from __future__ import annotations
 
@@ -118,15 +118,6 @@ def _summary(args) -> int:
     return 0
 
 
-def _data(args) -> int:
-    from dyndnn.learn import official  # only for this subcommand
-
-    release = official.official_release()
-    archive = official.download(release)
-    print(f"{archive}: the official CIFAR-10 release, MD5 {release.md5} verified (every clone of this user reads it from here)")
-    return 0
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="dyndnn", description="dyndnn command line")
     ap.add_argument("--version", action="version", version=f"dyndnn {_version()}")
@@ -166,9 +157,8 @@ def main(argv=None) -> int:
     s.add_argument("record")
     s.add_argument("--readme", help="rewrite this file's blocks that name the record (<!-- record PATH: NAME --> ... <!-- end record -->)")
     s.add_argument("--check", action="store_true", help="with --readme: write nothing; exit 1 when a block is stale")
-    sub.add_parser("data", help="download the official CIFAR-10 release once into the per-user cache ($DYNDNN_CACHE or ~/.cache/dyndnn)")
     args = ap.parse_args(argv)
-    commands = {"manager": _manager, "compare": _compare, "replay": _replay, "summary": _summary, "data": _data}
+    commands = {"manager": _manager, "compare": _compare, "replay": _replay, "summary": _summary}
     try:
         return commands[args.command](args)
     except (OSError, ValueError) as e:

@@ -117,16 +117,22 @@ class ExportConfig:
 @dataclass(frozen=True)
 class MeasureSettings:
     """The measurement protocol (MLPerf SingleStream): warm-up discarded, then at
-    least `min_runs` timed inferences and at least `min_seconds` per point."""
+    least `min_runs` timed inferences and at least `min_seconds` per point, spread over
+    `rounds` interleaved, randomised rounds in `workers` processes."""
 
     warmup: int = default("profile", "warmup")
     min_runs: int = default("profile", "min_runs")
     min_seconds: float = default("profile", "min_seconds")
+    rounds: int = default("profile", "rounds")
+    workers: int = default("profile", "workers")
+    visit_warmup: int = default("profile", "visit_warmup")
+    shuffle: bool = default("profile", "shuffle")
     seed: int = default("profile", "seed")
     parity_images: int = default("profile", "parity_images")
     parity_atol: float = default("profile", "parity_atol")
     max_others_share: float = default("profile", "max_others_share")
     max_median_spread: float = default("profile", "max_median_spread")
+    max_control_spread: float = default("profile", "max_control_spread")
     refuse_busy: bool = default("profile", "refuse_busy")
     busy_probe_s: float = default("profile", "busy_probe_s")
 

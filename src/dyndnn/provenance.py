@@ -17,7 +17,17 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["git_state", "package_versions", "collect", "portable_config", "sha256_file", "write_atomic", "write_table", "read_meta"]
+__all__ = [
+    "PACKAGES",
+    "git_state",
+    "package_versions",
+    "collect",
+    "portable_config",
+    "sha256_file",
+    "write_atomic",
+    "write_table",
+    "read_meta",
+]
 
 PACKAGES = ("dyndnn", "snakemake", "torch", "torchvision", "onnx", "onnxruntime", "numpy", "pandas", "seaborn", "jinja2")
 

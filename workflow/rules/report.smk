@@ -24,6 +24,8 @@ rule aggregate:
         per_class="results/tables/per_class.csv",
         latency_samples="results/tables/latency_samples.csv",
         latency_summary="results/tables/latency_summary.csv",
+        latency_ratios="results/tables/latency_ratios.csv",
+        latency_control="results/tables/latency_control.csv",
         operating_points="results/tables/operating_points.csv",
         ranges="results/tables/ranges.csv",
         footprint="results/tables/footprint.csv",
@@ -136,6 +138,8 @@ rule report:
         seed_summary=rules.aggregate.output.seed_summary,
         ablation=rules.aggregate.output.ablation,
         layouts=rules.aggregate.output.layouts,
+        latency_ratios=rules.aggregate.output.latency_ratios,
+        latency_control=rules.aggregate.output.latency_control,
         job_times="results/tables/job_times.csv",
         claims=CLAIMS,
         reference=[f"{REFERENCE}/manifest.json"] if REFERENCE else [],
@@ -154,6 +158,7 @@ rule report:
         configfiles=report_configfiles(),
         max_others_share=CFG.measure.max_others_share,
         max_median_spread=CFG.measure.max_median_spread,
+        max_control_spread=CFG.measure.max_control_spread,
         reference=REFERENCE,
     script:
         "../scripts/report.py"

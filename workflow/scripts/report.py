@@ -11,4 +11,5 @@ with log_to(snakemake.log[0]):
         max_others_share=snakemake.params.max_others_share,
         reference=snakemake.params.reference,
         max_median_spread=snakemake.params.max_median_spread,
+        max_control_spread=snakemake.params.max_control_spread,
     )

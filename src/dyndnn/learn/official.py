@@ -159,3 +159,19 @@ def read_split(archive: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]
     if y.min() < 0 or y.max() > 9:
         raise ValueError(f"{archive}: labels outside 0..9 in the {split} split")
     return x, y
+
+
+def main() -> int:
+    """`python -m dyndnn.learn.official` (make data): the release into the per-user cache."""
+    release = official_release()
+    try:
+        archive = download(release)
+    except DownloadError as e:
+        print(f"make data: {e}")
+        return 2
+    print(f"{archive}: the official CIFAR-10 release, MD5 {release.md5} verified (every clone of this user reads it from here)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from dyndnn import provenance
-from dyndnn.results import analysis
+from dyndnn.results import analysis, latency
 
 __all__ = ["concat_csv", "board_facts_table", "export_table", "aggregate", "job_times", "job_times_table"]
 
@@ -63,7 +63,8 @@ def aggregate(inputs: dict, outputs: dict, repo: str, config: dict, primary_seed
     dataset = json.loads(Path(inputs["dataset"]).read_text())
     histories = {Path(p).parents[1].name: pd.read_csv(p) for p in _as_list(inputs.get("histories", []))}
     meta = provenance.collect(repo, config=config, dataset=dataset, training_precision=training_precision(inputs))
-    evaluated, summary = concat_csv(inputs["eval"]), concat_csv(inputs["summary"])
+    evaluated, samples = concat_csv(inputs["eval"]), concat_csv(inputs["samples"])
+    summary = latency.with_intervals(concat_csv(inputs["summary"]), samples)
     models = list(models) if models is not None else list(evaluated["model"].unique())
     every_seed = evaluated[evaluated["model"].isin(models)].reset_index(drop=True)
     accuracy = every_seed[every_seed["seed"] == primary_seed].reset_index(drop=True)
@@ -82,13 +83,18 @@ def aggregate(inputs: dict, outputs: dict, repo: str, config: dict, primary_seed
             [*_as_list(inputs["eval"]), *_as_list(inputs.get("histories", []))],
         ),
         "per_class": (per_class[per_class["seed"] == primary_seed].reset_index(drop=True), inputs["per_class"]),
-        "latency_summary": (summary, inputs["summary"]),
+        "latency_summary": (summary, [*_as_list(inputs["summary"]), *_as_list(inputs["samples"])]),
+        "latency_ratios": (latency.ratio_table(samples), inputs["samples"]),
+        "latency_control": (
+            latency.control_table(summary, exports),
+            [*_as_list(inputs["summary"]), *_as_list(inputs["samples"]), *_as_list(inputs.get("exports", []))],
+        ),
         "exports": (exports, inputs.get("exports", [])),
         "layouts": (analysis.layout_table(summary, exports), [*_as_list(inputs["summary"]), *_as_list(inputs.get("exports", []))]),
         "operating_points": (derived["operating_points"], measured),
         "ranges": (derived["ranges"], measured),
         "footprint": (derived["footprint"], inputs["eval"]),
-        "latency_samples": (concat_csv(inputs["samples"]), inputs["samples"]),
+        "latency_samples": (samples, inputs["samples"]),
         "boards": (board_facts_table(inputs["facts"]), inputs["facts"]),
     }
     for name, (df, sources) in tables.items():

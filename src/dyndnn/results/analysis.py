@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from dyndnn.arch import DYNAMIC
+from dyndnn.results import latency
 
 __all__ = [
     "DYNAMIC",
@@ -41,22 +42,9 @@ def dynamic_range(values) -> float:
 
 
 def latency_summary(samples: pd.DataFrame) -> pd.DataFrame:
-    """Per (board, model, groups, mapping, frequency): n, median, p90, p99, mean, std (ms)."""
-    keys = ["board", "model", "groups", "mapping", "frequency"]
-    if samples.empty:
-        return pd.DataFrame(columns=[*keys, "n", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms"])
-    g = samples.groupby(keys, sort=True)["latency_ms"]
-    out = pd.DataFrame(
-        {
-            "n": g.size(),
-            "p50_ms": g.median(),
-            "p90_ms": g.quantile(0.9),
-            "p99_ms": g.quantile(0.99),
-            "mean_ms": g.mean(),
-            "std_ms": g.std(),
-        }
-    )
-    return out.reset_index()
+    """Per (board, model, groups, mapping, frequency): rounds, n, the median with its 95 %
+    interval, p90, p99, mean and std (ms): `latency.summary`."""
+    return latency.summary(samples)
 
 
 def top_frequency(points: pd.DataFrame) -> pd.DataFrame:

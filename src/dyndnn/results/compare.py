@@ -2,8 +2,8 @@
 
 Scope: read two runs (a record folder with a manifest, verified first, or a pipeline's
 `results/` folder), and give one row per compared number with the reference's value,
-the run's, the difference, the tolerance and a status: reproduced, differs, or not
-comparable (with the reason). Compared: top-1 and normalised confidence of every
+the run's, the difference, the tolerance and a status: reproduced, differs, inconclusive (a
+latency whose interval straddles the tolerance) or not comparable (with the reason). Compared: top-1 and normalised confidence of every
 technique and configuration (each run's mean over its seeds); per board and mapping the
 latency ratio g1/gG and the median latencies (on the same CPU identity only); resident bytes and recoverable
 compression per technique (exact); every claim's verdict. Pure pandas: no torch.
@@ -15,13 +15,14 @@ import math
 
 import pandas as pd
 
-from dyndnn.results import analysis
+from dyndnn.results import analysis, latency
 from dyndnn.results.claims import NOT_MEASURABLE, evaluate_claims
 from dyndnn.results.runs import Run, Tolerances
 
-__all__ = ["compare", "host_difference", "REPRODUCED", "DIFFERS", "NOT_COMPARABLE"]
+__all__ = ["compare", "host_difference", "REPRODUCED", "DIFFERS", "INCONCLUSIVE", "NOT_COMPARABLE", "STATUSES"]
 
-REPRODUCED, DIFFERS, NOT_COMPARABLE = "reproduced", "differs", "not comparable"
+REPRODUCED, DIFFERS, INCONCLUSIVE, NOT_COMPARABLE = "reproduced", "differs", "inconclusive", "not comparable"
+STATUSES = (REPRODUCED, DIFFERS, INCONCLUSIVE, NOT_COMPARABLE)
 COLUMNS = ["kind", "key", "reference", "run", "difference", "tolerance", "status", "reason"]
 
 
@@ -131,6 +132,22 @@ def _within(ratio: float, rel: float) -> bool:
     return math.isfinite(ratio) and ratio > 0 and max(ratio, 1 / ratio) - 1 <= rel + 1e-12
 
 
+def _by_interval(ratio: float, lo: float, hi: float, rel: float) -> tuple[str, str]:
+    """(status, how) of a timing ratio run / reference with its 95 % interval against a relative
+    tolerance: reproduced when the whole interval lies within [1/(1+rel), 1+rel], differs when it
+    lies wholly outside, inconclusive when it straddles a bound. Without an interval (a record
+    made before the rounds) the ratio itself decides."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return (REPRODUCED if _within(ratio, rel) else DIFFERS), "no interval (a record without rounds): the ratio alone"
+    low, high = 1 / (1 + rel), 1 + rel
+    how = f"95 % interval {lo:.3f}-{hi:.3f}"
+    if low - 1e-12 <= lo and hi <= high + 1e-12:
+        return REPRODUCED, how
+    if hi < low or lo > high:
+        return DIFFERS, how
+    return INCONCLUSIVE, how + " straddles the tolerance (measure longer: profile.rounds, min_seconds)"
+
+
 def host_difference(a: dict, b: dict) -> str:
     """Why two boards' timings cannot be compared ('' when their CPU identities are equal): the
     first of CPU model, ISA flags, logical CPUs and runtime that differs, or an identity that is
@@ -194,26 +211,29 @@ def _latency_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
                     )
                 )
                 continue
+            cis = {side: _intervals(d) for side, d in (("ref", x), ("run", y))}
             x, y = x.set_index("groups")["p50_ms"], y.set_index("groups")["p50_ms"]
             lo, hi = x.index.min(), x.index.max()
             if lo in y.index and hi in y.index and hi != lo:
-                ra, rb = x[lo] / x[hi], y[lo] / y[hi]
-                rel = rb / ra - 1
+                (ra, ra_lo, ra_hi), (rb, rb_lo, rb_hi) = (_ratio(r, board, mapping, model, lo, hi, s) for r, s in ((ref, x), (run, y)))
+                status, how = _by_interval(rb / ra, *latency.interval_of_ratio(ra, ra_lo, ra_hi, rb, rb_lo, rb_hi), tol.ratio_rel)
                 rows.append(
                     _row(
                         "latency_ratio",
                         f"{key}: g{lo}/g{hi}",
                         round(ra, 4),
                         round(rb, 4),
-                        round(rel, 4) if not different else None,
+                        round(rb / ra - 1, 4) if not different else None,
                         f"{tol.ratio_rel:.0%}" if not different else None,
-                        NOT_COMPARABLE if different else REPRODUCED if _within(rb / ra, tol.ratio_rel) else DIFFERS,
+                        NOT_COMPARABLE if different else status,
                         f"{different}: latency ratios are compared on the same CPU identity only (how much a smaller configuration gains depends on the vector units)"
                         if different
-                        else "",
+                        else how,
                     )
                 )
             for g in sorted(set(x.index) & set(y.index)):
+                (xa, xa_lo, xa_hi), (yb, yb_lo, yb_hi) = cis["ref"].get(g, (x[g], NAN, NAN)), cis["run"].get(g, (y[g], NAN, NAN))
+                status, how = _by_interval(y[g] / x[g], *latency.interval_of_ratio(xa, xa_lo, xa_hi, yb, yb_lo, yb_hi), tol.latency_rel)
                 rows.append(
                     _row(
                         "latency_ms",
@@ -222,11 +242,32 @@ def _latency_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
                         y[g],
                         round(y[g] / x[g] - 1, 4) if not different else None,
                         f"{tol.latency_rel:.0%}" if not different else None,
-                        NOT_COMPARABLE if different else REPRODUCED if _within(y[g] / x[g], tol.latency_rel) else DIFFERS,
-                        f"{different}: absolute times are compared on the same CPU identity only" if different else "",
+                        NOT_COMPARABLE if different else status,
+                        f"{different}: absolute times are compared on the same CPU identity only" if different else how,
                     )
                 )
     return rows
+
+
+NAN = float("nan")
+
+
+def _intervals(points: pd.DataFrame) -> dict:
+    """groups -> (median, 95 % low, 95 % high) of one technique's points on one mapping."""
+    if not {"p50_lo_ms", "p50_hi_ms"} <= set(points):
+        return {}
+    return {int(r.groups): (r.p50_ms, float(r.p50_lo_ms), float(r.p50_hi_ms)) for r in points.itertuples()}
+
+
+def _ratio(run: Run, board, mapping, model, small, large, medians: pd.Series) -> tuple[float, float, float]:
+    """g_small / g_large of a technique on a mapping at the top frequency, with its paired 95 %
+    interval from the run's latency_ratios table where it has one."""
+    r = run.tables.get("latency_ratios", pd.DataFrame())
+    if not r.empty:
+        hit = r[(r.board == board) & (r.mapping == mapping) & (r.model == model) & (r.g_small == small) & (r.g_large == large)]
+        if len(hit) == 1:
+            return float(hit.ratio.iloc[0]), float(hit.ratio_lo.iloc[0]), float(hit.ratio_hi.iloc[0])
+    return float(medians[small] / medians[large]), NAN, NAN
 
 
 def _footprint_rows(ref: Run, run: Run) -> list[dict]:

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from dyndnn.results import latency  # noqa: E402
 from dyndnn.results.analysis import DYNAMIC, NAIVE, pareto_mask, top_frequency  # noqa: E402
 
 __all__ = ["theme", "PLOTS", "save"]
@@ -90,29 +91,32 @@ def fig3_confidence(t: dict) -> plt.Figure:
 
 def fig4_latency(t: dict) -> plt.Figure:
     """Paper Fig. 4: single-image inference time per configuration, one panel per board and
-    mapping (its highest DVFS level): the dynamic DNN in its shipped layout, the static dense
+    mapping (its highest DVFS level): the median of each point with its 95 % interval from the
+    measurement's rounds (error bars), for the dynamic DNN in its shipped layout, the static dense
     models of the same widths and the dense-with-zeros layout (naive reference)."""
     theme()
     samples = t["latency_samples"]
     if samples.empty:
         return _empty("no latency measurements")
-    d = top_frequency(samples.assign(configuration=_configuration(samples)))
+    d = top_frequency(latency.summary(samples))
+    d = d.assign(configuration=_configuration(d))
     shown = [m for m in (DYNAMIC, "static", NAIVE) if m in set(d["model"])] or sorted(d["model"].unique())
-    d = d[d.model.isin(shown)].assign(model=lambda x: x.model.replace({NAIVE: f"{NAIVE} (naive layout)"}))
+    d = d[d.model.isin(shown)]
     panels = sorted({(b, m) for b, m in zip(d["board"], d["mapping"])})
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
     order = sorted(d["configuration"].unique(), key=lambda c: int(c.split()[0]))
+    width = 0.8 / len(shown)
     for ax, (board, mapping) in zip(axes[0], panels):
-        sns.boxplot(
-            d[(d.board == board) & (d.mapping == mapping)],
-            x="configuration",
-            y="latency_ms",
-            hue="model",
-            order=order,
-            ax=ax,
-            showfliers=False,
-        )
-        ax.set(ylabel="latency per image (ms)", title=f"{board}: {mapping}", yscale="log")
+        panel = d[(d.board == board) & (d.mapping == mapping)]
+        for i, model in enumerate(shown):
+            m = panel[panel.model == model].set_index("configuration").reindex(order)
+            x = [j - 0.4 + width * (i + 0.5) for j in range(len(order))]
+            lo, hi = (m.p50_ms - m.p50_lo_ms).clip(lower=0), (m.p50_hi_ms - m.p50_ms).clip(lower=0)
+            label = f"{NAIVE} (naive layout)" if model == NAIVE else model
+            ax.bar(x, m.p50_ms, width=width * 0.9, label=label, color=sns.color_palette()[i], alpha=0.8)
+            ax.errorbar(x, m.p50_ms, yerr=[lo.fillna(0), hi.fillna(0)], fmt="none", ecolor="black", capsize=2, lw=0.8)
+        ax.set_xticks(range(len(order)), order)
+        ax.set(xlabel="configuration", ylabel="median latency per image (ms)", title=f"{board}: {mapping}", ylim=(0, None))
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dyndnn.defaults import default
 from dyndnn.results import plots
 from dyndnn.results.figures import FIGURES
 from dyndnn.results.record import RecordError, record_path, verify
@@ -64,6 +65,7 @@ def replay(record: str | Path, out: str | Path, repo: str | Path) -> Path:
         manifest.get("configfiles", []),
         max_others_share=config["profile"]["max_others_share"],
         max_median_spread=config["profile"]["max_median_spread"],
+        max_control_spread=config["profile"].get("max_control_spread", default("profile", "max_control_spread")),  # older records lack it
         reference=reference,
     )
     return html

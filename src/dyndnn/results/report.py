@@ -184,13 +184,25 @@ def regenerate_command(name: str, configfiles: list[str]) -> str:
 
 
 def load_warnings(
-    boards: list[dict], max_others_share: float, samples: pd.DataFrame | None = None, max_median_spread: float = 0.1
+    boards: list[dict],
+    max_others_share: float,
+    samples: pd.DataFrame | None = None,
+    max_median_spread: float = 0.1,
+    control: pd.DataFrame | None = None,
+    max_control_spread: float = 0.05,
 ) -> list[str]:
     """One line per board whose measurement shared its CPUs with other processes beyond
-    `max_others_share` (profile.max_others_share), and per board whose points' medians moved
-    by more than `max_median_spread` within their own runs (thirds of the timed runs): its
-    latencies may be inflated or unstable."""
+    `max_others_share` (profile.max_others_share), per board whose points' medians moved
+    by more than `max_median_spread` within their own runs (thirds of the timed runs), and per
+    board where techniques running the same graph differ by more than `max_control_spread`
+    (the negative control): its latencies may be inflated or unstable."""
     out = []
+    if control is not None and not control.empty:
+        for board, g in control[control.spread > max_control_spread].groupby("board"):
+            worst = g.loc[g.spread.idxmax()]
+            out.append(f"Board {board}: techniques that run the same graph differ in median latency by more than {max_control_spread:.0%} at "
+                       f"{len(g)} of {int((control.board == board).sum())} configurations (profile.max_control_spread; worst {worst.spread:.0%}: "
+                       f"{worst.techniques} g{worst.groups} on {worst.mapping}); differences between techniques below that are the instrument's.")  # fmt: skip
     if samples is not None and not samples.empty:
         spread = analysis.median_spread(samples)
         for board, g in spread[spread.median_spread > max_median_spread].groupby("board"):
@@ -243,6 +255,7 @@ def reference_context(
         "counts": {
             "reproduced": int(counts.get(REPRODUCED, 0)),
             "differs": int(counts.get("differs", 0)),
+            "inconclusive": int(counts.get("inconclusive", 0)),
             "not_comparable": int(counts.get(NOT_COMPARABLE, 0)),
         },
         "table": {"columns": list(shown.columns), "rows": records(shown, list(shown.columns)) if not shown.empty else []},
@@ -258,6 +271,7 @@ def report_from_files(
     max_others_share: float = 0.25,
     reference: str | None = None,
     max_median_spread: float = 0.1,
+    max_control_spread: float = 0.05,
 ) -> None:
     """Load the aggregated tables named in `inputs`, evaluate the claims, render the report."""
     import yaml
@@ -275,7 +289,9 @@ def report_from_files(
     claims = evaluate_claims(claim_list, tables)
     dataset = json.loads(Path(inputs["dataset"]).read_text())
     context = build_context(title, tables, claims, boards, figures, read_meta(inputs["accuracy"]), dataset)
-    context["warnings"] = load_warnings(boards, max_others_share, tables["latency_samples"], max_median_spread)
+    context["warnings"] = load_warnings(
+        boards, max_others_share, tables["latency_samples"], max_median_spread, tables.get("latency_control"), max_control_spread
+    )
     if reference:
         context["reference"], per_claim = reference_context(
             reference, claim_list, tables, boards, context["provenance"].get("config", {}), claims

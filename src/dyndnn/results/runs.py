@@ -83,6 +83,7 @@ class Run:
 
 
 TABLES = ("accuracy", "latency_summary", "boards", "seed_summary", "operating_points", "ranges", "footprint")
+OPTIONAL = ("latency_ratios",)  # tables of newer records: absent from older ones, read when present
 
 
 def load_run(path: str | Path) -> Run:
@@ -104,7 +105,10 @@ def load_run(path: str | Path) -> Run:
         except (json.JSONDecodeError, AttributeError) as e:
             raise RecordError(f"{meta}: malformed ({e})") from None
     tables = {}
-    for name in TABLES:  # a record's files only through its manifest (listed and verified)
+    for name in TABLES + OPTIONAL:  # a record's files only through its manifest (listed and verified)
+        if name in OPTIONAL and not (listed(manifest, f"tables/{name}.csv") if manifest else (path / "tables" / f"{name}.csv").is_file()):
+            tables[name] = pd.DataFrame()
+            continue
         f = record_path(path, manifest, f"tables/{name}.csv") if manifest else path / "tables" / f"{name}.csv"
         if not f.is_file():
             raise RecordError(f"{f}: missing table")

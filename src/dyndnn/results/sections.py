@@ -25,7 +25,23 @@ SECTIONS = {  # figure -> (heading, table columns)
     ),
     "fig4_latency": (
         "Inference time per configuration and mapping (paper Fig. 4)",
-        ["board", "model", "groups", "mapping", "device", "frequency", "n", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms"],
+        [
+            "board",
+            "model",
+            "groups",
+            "mapping",
+            "device",
+            "frequency",
+            "rounds",
+            "n",
+            "p50_ms",
+            "p50_lo_ms",
+            "p50_hi_ms",
+            "p90_ms",
+            "p99_ms",
+            "mean_ms",
+            "std_ms",
+        ],
     ),
     "fig5_tradeoffs": (
         "Energy, power and time against accuracy (paper Fig. 5)",
@@ -119,6 +135,23 @@ TABLE_SECTIONS = {  # table without a figure -> (heading, columns, what it shows
         "resident_bytes what must be stored to serve every configuration (per-configuration heads included); train_s the summed epoch "
         "times of all stages (on whatever host trained it).",
         "No ablation designs in this run's config (key ablation).",
+    ),
+    "latency_ratios": (
+        "Latency ratios with their intervals",
+        ["board", "model", "mapping", "frequency", "g_small", "g_large", "ratio", "ratio_lo", "ratio_hi"],
+        "Per technique and mapping: the smallest configuration's median latency over the largest's (g1/gG, what the time claims rest "
+        "on), with its 95 % interval (ratio_lo, ratio_hi): a bootstrap over the measurement's rounds, the same rounds resampled for "
+        "both configurations, so a slow round moves both.",
+        "No latency rounds in this run (a record made before the interleaved rounds).",
+    ),
+    "latency_control": (
+        "The instrument's negative control: techniques that run the same graph",
+        ["board", "mapping", "frequency", "groups", "techniques", "min_ms", "max_ms", "spread"],
+        "Techniques whose exported graphs are the same computation at a configuration (equal layout and executed MACs: the static "
+        "widths, the slimmable and pruned networks' widths and the truncated model run the same dense layers) must time the same. "
+        "spread = slowest / fastest median - 1 is what the instrument disagrees with itself by; the report warns above "
+        "profile.max_control_spread.",
+        "No two techniques ran the same graph in this run (it measured the dynamic DNN alone, or no board).",
     ),
 }
 

@@ -2,12 +2,21 @@
 
 Usage: python runner.py PLAN.json OUT_DIR
 
-Scope: for every mapping (CPU affinity + thread count, or the GPU), every DVFS
-level of the mapping's frequency domain, and every model in the plan, time
-single-image inference (SingleStream: warm-up discarded, then at
-least `min_runs` inferences and `min_seconds`), keep every raw sample, measure
-energy with the board's power backend, and write samples.csv, summary.csv and
-board.json into OUT_DIR. It knows nothing about the network, groups or
+Scope: for every point (model x mapping, i.e. CPU affinity + thread count or the GPU, x
+DVFS level of the mapping's frequency domain), time single-image inference (SingleStream:
+warm-up discarded, then at least `min_runs` inferences and `min_seconds` per point), keep
+every raw sample, measure energy with the board's power backend, and write samples.csv,
+summary.csv and board.json into OUT_DIR.
+
+The points are measured in `rounds` interleaved, randomised rounds: each round visits every
+point once, in an order drawn from the plan's seed and the round, setting affinity, threads
+and frequency per visit, with a short warm-up (`visit_warmup`) and 1/rounds of the point's
+runs and seconds. Rounds alternate between `workers` worker processes (this script with
+--worker, started once each; one measures while the others wait), so a slow episode of the
+host, or the state of one process and its thread pool, is spread over every point instead of
+landing on whichever point was running. Every sample keeps its round, its position in the
+round, its worker and the time its visit started: the host computes each median's
+confidence interval from the rounds. It knows nothing about the network, groups or
 accuracy (the plan carries opaque labels). Imports only the standard library,
 numpy, the board's runtime and its sibling `power` module, so it runs on a
 board without torch. Affinity is restored after each mapping, and every DVFS
@@ -35,9 +44,9 @@ _now_ns = getattr(time, "perf_counter_ns", None) or (lambda: int(time.perf_count
 
 __all__ = ["SAMPLE_FIELDS", "SUMMARY_FIELDS", "ISA_FLAGS", "NATIVE_BF16_FLAGS", "cpu_identity", "main"]
 
-SAMPLE_FIELDS = ["label", "mapping", "frequency", "run_idx", "latency_ms"]
+SAMPLE_FIELDS = ["label", "mapping", "frequency", "run_idx", "latency_ms", "round", "position", "worker", "t_s"]
 SUMMARY_FIELDS = [
-    "label", "mapping", "device", "dvfs_domain", "frequency", "frequency_readback", "threads", "cpus", "n", "duration_s",
+    "label", "mapping", "device", "dvfs_domain", "frequency", "frequency_readback", "threads", "cpus", "rounds", "n", "duration_s",
     "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms",
     "power_backend", "power_w", "energy_mj", "energy_window", "power_samples",
 ]  # fmt: skip
@@ -327,14 +336,6 @@ def mapping_levels(mapping, plan, notes):
     return [(domain, level) for level in levels]
 
 
-def _trt_timer(trt, engine, settings):
-    return lambda meter: trt.time(engine, settings)  # trtexec's own loop: no window (see energy_per_inference)
-
-
-def _session_timer(run, x, settings):
-    return lambda meter: time_model(lambda: run(x), settings, meter)
-
-
 def energy_per_inference(meter, samples):
     """(energy per inference in J, mean power in W, seconds integrated, what the window was).
 
@@ -347,65 +348,234 @@ def energy_per_inference(meter, samples):
     return meter.power_w * mean_s, meter.power_w, meter.duration_s, "process mean power x mean latency"
 
 
-def make_timers(mapping, plan, x, threads, device, trt):
-    """[(model, timer)] for the mapping's runtime; timer() -> latencies (ms) of one point."""
-    runtime = mapping.get("runtime") or plan.get("runtime", "onnxruntime")
-    settings = plan["settings"]
-    if runtime == "tensorrt":
-        if isinstance(trt, Exception):
-            raise trt
-        return [(m, _trt_timer(trt, trt.engine(m["path"]), settings)) for m in plan["models"]]
-    make = RUNTIMES[runtime]
-    return [(m, _session_timer(make(m["path"], threads, device), x, settings)) for m in plan["models"]]
+def mapping_threads(mapping, cpus):
+    return len(cpus) if mapping.get("threads", "cpus") == "cpus" else int(mapping["threads"])
 
 
-def run_mapping(mapping, plan, x, reader, controller, sample_rows, summary_rows, notes, trt=None):
-    cpus = resolve_cpus(mapping["cpus"])
-    threads = len(cpus) if mapping.get("threads", "cpus") == "cpus" else int(mapping["threads"])
-    device = mapping.get("device", "cpu")
-    original = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, cpus)
-    try:
-        try:
-            timers = make_timers(mapping, plan, x, threads, device, trt)
-        except TensorRTUnavailable as e:
+def points(plan, trt, notes):
+    """Every (mapping, DVFS level, model) the plan asks for, in plan order: dicts with the
+    mapping, its CPUs and threads, the domain and level (or None) and the model. A mapping
+    whose runtime is unavailable is skipped with a note (an error when it is `required`)."""
+    out = []
+    for mapping in plan["mappings"]:
+        cpus = resolve_cpus(mapping["cpus"])
+        runtime = mapping.get("runtime") or plan.get("runtime", "onnxruntime")
+        if runtime == "tensorrt" and isinstance(trt, Exception):
             if mapping.get("required"):
-                raise
-            notes.append("mapping %s not measured: %s" % (mapping["name"], e))
-            return
+                raise trt
+            notes.append("mapping %s not measured: %s" % (mapping["name"], trt))
+            continue
         for domain, level in mapping_levels(mapping, plan, notes):
-            readback = controller.set_level(domain, level) if domain else read_frequency_khz(plan.get("sysfs_root", "/"), cpus[0])
-            frequency = "fixed" if level is None else str(level)
-            for model, timer in timers:
-                with power.EnergyMeter(reader, plan["power"].get("rate_hz", 20)) as meter:
-                    samples = timer(meter)
-                energy_j, power_w, window_s, window = energy_per_inference(meter, samples)
-                for i, v in enumerate(samples):
-                    sample_rows.append(
-                        {"label": model["label"], "mapping": mapping["name"], "frequency": frequency, "run_idx": i, "latency_ms": v}
-                    )
-                measured = reader.name != "none"
-                summary_rows.append(
-                    dict(
-                        summarise(samples),
-                        label=model["label"],
-                        mapping=mapping["name"],
-                        device=device,
-                        dvfs_domain=domain.name if domain else "",
-                        frequency=frequency,
-                        frequency_readback=readback,
-                        threads=threads,
-                        cpus=" ".join(map(str, cpus)),
-                        duration_s=window_s,
-                        power_backend=reader.name,
-                        power_w=power_w if measured else None,
-                        energy_mj=energy_j * 1e3 if measured else None,
-                        energy_window=window if measured else "",
-                        power_samples=meter.samples,
-                    )  # fmt: skip
-                )
+            for model in plan["models"]:
+                out.append(
+                    {"mapping": mapping, "cpus": cpus, "threads": mapping_threads(mapping, cpus), "runtime": runtime,
+                     "domain": domain, "level": level, "frequency": "fixed" if level is None else str(level), "model": model}
+                )  # fmt: skip
+    return out
+
+
+def round_order(n, seed, rnd, shuffle=True):
+    """The visiting order of round `rnd`: a permutation of range(n) drawn from (seed, round)."""
+    import random
+
+    order = list(range(n))
+    if shuffle:
+        random.Random(seed * 1000003 + rnd).shuffle(order)
+    return order
+
+
+def visit_settings(settings, first):
+    """Warm-up and share of the point's runs and seconds for one visit of one round."""
+    rounds = max(1, int(settings.get("rounds", 1)))
+    warmup = settings["warmup"] if first else settings.get("visit_warmup", settings["warmup"])
+    return {"warmup": warmup, "min_runs": -(-int(settings["min_runs"]) // rounds), "min_seconds": float(settings["min_seconds"]) / rounds}
+
+
+class Worker:
+    """Measures whole rounds of visits in this process: one inference session per (model,
+    mapping), made at its first visit and kept; affinity, threads and frequency set per visit;
+    every frequency it set is restored at the end of each round."""
+
+    def __init__(self, plan, x, reader, trt, worker_id=0, t0=None):
+        self.plan, self.x, self.reader, self.trt, self.worker_id = plan, x, reader, trt, worker_id
+        self.t0 = time.time() if t0 is None else t0
+        self.points = points(plan, trt, [])
+        self.runs = {}
+
+    def _run(self, p):
+        key = (p["model"]["label"], p["mapping"]["name"])
+        if key not in self.runs:
+            if p["runtime"] == "tensorrt":
+                engine = self.trt.engine(p["model"]["path"])
+                self.runs[key] = ("tensorrt", engine)
+            else:
+                run = RUNTIMES[p["runtime"]](p["model"]["path"], p["threads"], p["mapping"].get("device", "cpu"))
+                self.runs[key] = ("session", run)
+        return self.runs[key]
+
+    def visit(self, p, settings, first, controller):
+        """(latencies in ms, readback frequency, energy facts) of one visit of point p."""
+        readback = (
+            controller.set_level(p["domain"], p["level"])
+            if p["domain"]
+            else read_frequency_khz(self.plan.get("sysfs_root", "/"), p["cpus"][0])
+        )
+        kind, what = self._run(p)
+        vs = visit_settings(settings, first)
+        with power.EnergyMeter(self.reader, self.plan["power"].get("rate_hz", 20)) as meter:
+            samples = self.trt.time(what, vs) if kind == "tensorrt" else time_model(lambda: what(self.x), vs, meter)
+        return samples, readback, energy_per_inference(meter, samples), meter.samples
+
+    def round(self, rnd):
+        """Every point once, in the round's order; returns (sample rows, visit rows)."""
+        settings = self.plan["settings"]
+        order = round_order(len(self.points), int(settings.get("seed", 0)), rnd, settings.get("shuffle", True))
+        sample_rows, visit_rows = [], []
+        original = os.sched_getaffinity(0)
+        controller = dvfs.DvfsController()
+        try:
+            for position, i in enumerate(order):
+                p = self.points[i]
+                first = (p["model"]["label"], p["mapping"]["name"]) not in self.runs
+                os.sched_setaffinity(0, p["cpus"])
+                t_s = round(time.time() - self.t0, 3)
+                samples, readback, (energy_j, power_w, window_s, window), power_samples = self.visit(p, settings, first, controller)
+                common = {"label": p["model"]["label"], "mapping": p["mapping"]["name"], "frequency": p["frequency"]}
+                for v in samples:
+                    sample_rows.append(dict(common, latency_ms=v, round=rnd, position=position, worker=self.worker_id, t_s=t_s))
+                visit_rows.append(dict(common, point=i, n=len(samples), readback=readback, energy_j=energy_j * len(samples), backend=self.reader.name,
+                                       power_w=power_w, window_s=window_s, window=window, power_samples=power_samples))  # fmt: skip
+        finally:
+            try:
+                controller.restore()
+            finally:
+                os.sched_setaffinity(0, original)
+        return sample_rows, visit_rows
+
+
+def worker_main(plan_path, worker_id, t0):
+    """`runner.py --worker PLAN ID T0`: measure the rounds named on stdin ("round R"), one JSON
+    line of sample and visit rows on stdout per round; stop at "quit" or end of input."""
+    import numpy as np
+
+    with open(plan_path) as f:
+        plan = json.load(f)
+    reader, _ = open_power(plan["power"], plan.get("sysfs_root", "/"))
+    x = np.random.default_rng(plan["settings"]["seed"]).standard_normal(plan["input_shape"]).astype(np.float32)
+    trt = open_tensorrt(plan, os.path.dirname(os.path.abspath(plan_path)))
+    out = sys.stdout
+    sys.stdout = sys.stderr  # only this protocol on the pipe
+    try:
+        with dvfs.signals_raise():
+            worker = Worker(plan, x, reader, trt, worker_id, t0)
+            for line in sys.stdin:
+                cmd = line.split()
+                if not cmd or cmd[0] != "round":
+                    break
+                samples, visits = worker.round(int(cmd[1]))
+                out.write(json.dumps({"samples": samples, "visits": visits}) + "\n")
+                out.flush()
     finally:
-        os.sched_setaffinity(0, original)
+        reader.close()
+    return 0
+
+
+class Workers:
+    """`n` worker processes (this script with --worker), each kept alive for the whole
+    measurement; round r goes to worker r % n, one round at a time."""
+
+    def __init__(self, plan_path, n, t0):
+        import subprocess
+
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", plan_path]
+        self.procs = [
+            subprocess.Popen(cmd + [str(w), repr(t0)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True)
+            for w in range(n)
+        ]
+
+    def round(self, rnd):
+        proc = self.procs[rnd % len(self.procs)]
+        proc.stdin.write("round %d\n" % rnd)
+        proc.stdin.flush()
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("worker %d ended during round %d (exit %s)" % (rnd % len(self.procs), rnd, proc.wait()))
+        reply = json.loads(line)
+        return reply["samples"], reply["visits"]
+
+    def close(self, abort=False):
+        """Let idle workers end (their input closes); on an error or a signal, stop them (a
+        worker restores what it set of DVFS on SIGTERM)."""
+        for proc in self.procs:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            if abort and proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=60)
+            except Exception:  # noqa: BLE001 (a stuck worker must not keep the board)
+                proc.kill()
+
+
+def summarise_points(plan_points, samples, visits):
+    """One summary row per point from every visit of it: latencies pooled over the rounds,
+    energy and power over every visit's window."""
+    by_point = {}
+    for v in visits:
+        by_point.setdefault(v["point"], []).append(v)
+    lat = {}
+    for s in samples:
+        lat.setdefault((s["label"], s["mapping"], s["frequency"]), []).append(s["latency_ms"])
+    rows = []
+    for i, p in enumerate(plan_points):
+        vs = by_point.get(i, [])
+        if not vs:
+            continue
+        key = (p["model"]["label"], p["mapping"]["name"], p["frequency"])
+        n = sum(v["n"] for v in vs)
+        measured = vs[0]["backend"] != "none"
+        windows = [v["window_s"] for v in vs if v["window_s"]]
+        energy_j = sum(v["energy_j"] for v in vs)
+        rows.append(
+            dict(
+                summarise(lat[key]),
+                label=key[0], mapping=key[1], device=p["mapping"].get("device", "cpu"), dvfs_domain=p["domain"].name if p["domain"] else "",
+                frequency=key[2], frequency_readback=vs[-1]["readback"], threads=p["threads"], cpus=" ".join(map(str, p["cpus"])),
+                rounds=len(vs), duration_s=sum(windows) if windows else None,
+                power_backend=vs[0]["backend"], power_w=(sum(v["power_w"] * v["n"] for v in vs) / n) if measured else None,
+                energy_mj=energy_j / n * 1e3 if measured else None, energy_window=vs[0]["window"] if measured else "",
+                power_samples=sum(v["power_samples"] for v in vs),
+            )
+        )  # fmt: skip
+    return rows
+
+
+def measure(plan, plan_path, trt, notes):
+    """Every point of the plan in interleaved, randomised rounds over the worker processes;
+    returns (sample rows, summary rows)."""
+    plan_points = points(plan, trt, notes)
+    settings = plan["settings"]
+    t0 = time.time()
+    workers = Workers(plan_path, max(1, int(settings.get("workers", 1))), t0)
+    sample_rows, visit_rows = [], []
+    done = False
+    try:
+        for rnd in range(max(1, int(settings.get("rounds", 1)))):
+            samples, visits = workers.round(rnd)
+            sample_rows += samples
+            visit_rows += visits
+        done = True
+    finally:
+        workers.close(abort=not done)
+    run_idx = {}
+    for s in sample_rows:  # each point's runs numbered in the order they were timed
+        key = (s["label"], s["mapping"], s["frequency"])
+        s["run_idx"] = run_idx.get(key, 0)
+        run_idx[key] = s["run_idx"] + 1
+    return sample_rows, summarise_points(plan_points, sample_rows, visit_rows)
 
 
 def write_outputs(plan, out):
@@ -522,11 +692,11 @@ def check_idle(plan):
 
 
 def main(argv):
+    if len(argv) == 5 and argv[1] == "--worker":
+        return worker_main(argv[2], int(argv[3]), float(argv[4]))
     if len(argv) != 3:
         sys.stderr.write(__doc__)
         return 2
-    import numpy as np
-
     with open(argv[1]) as f:
         plan = json.load(f)
     out = argv[2]
@@ -534,24 +704,18 @@ def main(argv):
     sysfs_root = plan.get("sysfs_root", "/")
     reader, power_note = open_power(plan["power"], sysfs_root)
     lock = board_lock(plan.get("lock", "/tmp/dyndnn-board.lock"))
-    x = np.random.default_rng(plan["settings"]["seed"]).standard_normal(plan["input_shape"]).astype(np.float32)
     sample_rows, summary_rows, notes = [], [], []
     check_idle(plan)
     load = HostLoad()
-    controller = dvfs.DvfsController()
     trt = open_tensorrt(plan, out)
     try:
-        with dvfs.signals_raise():
+        with dvfs.signals_raise():  # the workers set frequencies and restore them after each round, also when stopped
             if plan.get("parity"):
                 write_outputs(plan, out)
-            for mapping in plan["mappings"]:
-                run_mapping(mapping, plan, x, reader, controller, sample_rows, summary_rows, notes, trt)
+            sample_rows, summary_rows = measure(plan, os.path.abspath(argv[1]), trt, notes)
     finally:
-        try:
-            controller.restore()
-        finally:
-            reader.close()
-            lock.close()
+        reader.close()
+        lock.close()
     facts = board_facts(sysfs_root, plan.get("runtime", "onnxruntime"))
     facts.update(load_facts(load))
     facts["power_backend"] = reader.name
