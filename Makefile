@@ -8,6 +8,8 @@ CORES  ?= all
 # (<top>/{train,test}/<class>/<image>), e.g. `make quick DATA=/data/cifar10-jpeg.tar.gz`.
 # The tests read the same DATA (as $DYNDNN_DATA), else the cached official release.
 DATA   ?=
+# A preset read over config/config.yaml by reproduce, e.g. CONFIGFILE=config/three-seeds.yaml.
+CONFIGFILE ?=
 BIN     = $(VENV)/bin
 comma  := ,
 DATA_CONFIG = $(if $(DATA),--config 'data={source: images$(comma) path: $(abspath $(DATA))}')
@@ -42,8 +44,8 @@ lock: install                 ## refresh requirements.lock from pyproject.toml a
 data: install                 ## download the official CIFAR-10 release once into the per-user cache (163 MB)
 	$(BIN)/python -m dyndnn.learn.official
 
-reproduce: install            ## full paper reproduction on the local host (config/config.yaml)
-	$(BIN)/snakemake --cores $(CORES) $(DATA_CONFIG)
+reproduce: install            ## full paper reproduction on the local host (config/config.yaml [+ CONFIGFILE])
+	$(BIN)/snakemake --cores $(CORES) $(if $(CONFIGFILE),--configfile $(CONFIGFILE)) $(DATA_CONFIG)
 
 quick: install                ## minutes: the main job's design on 5,000 / 1,000 images, 1 epoch per stage
 	$(BIN)/snakemake --cores $(CORES) --configfile config/quick.yaml $(DATA_CONFIG)

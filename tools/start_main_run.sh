@@ -7,6 +7,7 @@
 #   tools/start_main_run.sh [RUNS_DIR]   # a new run of HEAD in RUNS_DIR/main-<commit> (default ../runs)
 #   tools/start_main_run.sh RUN_DIR      # resume that run (a clone this script made) at its own commit
 #   DATA=/path/to/cifar10-jpeg.tar.gz tools/start_main_run.sh ...
+#   CONFIGFILE=config/three-seeds.yaml tools/start_main_run.sh ...   # a preset over config.yaml
 #
 # After a lost sitting, start it again (HEAD unchanged, or name the run directory): the same
 # clone is reused, Snakemake's lock is released, finished jobs are kept and a training job
@@ -45,7 +46,7 @@ if ! flock -n run.lock true; then
     exit 2
 fi
 # MAIN_JOB_CMD: what a sitting runs (the tests replace it with a quick command).
-cmd=${MAIN_JOB_CMD:-"make unlock && make reproduce${data:+ DATA='$data'}"}
+cmd=${MAIN_JOB_CMD:-"make unlock && make reproduce${data:+ DATA='$data'}${CONFIGFILE:+ CONFIGFILE='$CONFIGFILE'}"}
 printf '\n== sitting started %s on %s\n' "$(date -u +%FT%TZ)" "$(hostname)" >> run.log
 setsid flock -n run.lock nice -n 10 bash -c "$cmd" >> run.log 2>&1 < /dev/null &
 echo $! > run.pid

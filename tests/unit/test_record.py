@@ -21,8 +21,14 @@ SHIPPED = [pytest.param(m.parent, id=m.parent.name) for m in sorted((REPO / "ref
 
 
 def as_results(record, dest):
-    """A record's files laid out as a user's results folder (no manifest: editable)."""
+    """A record's files laid out as a user's results folder (no manifest: editable; raw samples a
+    record ships gzipped are unpacked, as the pipeline wrote them)."""
+    import gzip
+
     shutil.copytree(record, dest, ignore=shutil.ignore_patterns("manifest.json"))
+    for packed in dest.rglob("*.csv.gz"):
+        packed.with_suffix("").write_bytes(gzip.decompress(packed.read_bytes()))
+        packed.unlink()
     return dest
 
 

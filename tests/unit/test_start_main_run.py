@@ -92,7 +92,7 @@ def test_a_running_sitting_or_a_dirty_clone_is_refused(checkout, tmp_path):
 def test_a_missing_archive_is_named(checkout, tmp_path):
     repo, _ = checkout
     proc = start(repo, tmp_path / "absent.tar.gz", str(tmp_path / "runs"))
-    assert proc.returncode == 2 and "no archive at" in proc.stderr
+    assert proc.returncode == 2 and "no such archive" in proc.stderr
     assert not (tmp_path / "runs").exists()
 
 
