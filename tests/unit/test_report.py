@@ -56,9 +56,9 @@ def test_latency_summary_uses_raw_samples():
     assert analysis.latency_summary(pd.DataFrame()).empty
 
 
-def summary(latencies: dict[int, float], mapping="one-core", device="cpu", energy=None, board="b") -> pd.DataFrame:
+def summary(latencies: dict[int, float], mapping="one-core", device="cpu", energy=None, board="b", frequency="fixed") -> pd.DataFrame:
     return pd.DataFrame(
-        [{"board": board, "model": "dynamic", "groups": k, "mapping": mapping, "device": device, "frequency": "fixed", "p50_ms": v,
+        [{"board": board, "model": "dynamic", "groups": k, "mapping": mapping, "device": device, "frequency": frequency, "p50_ms": v,
           "power_w": None if energy is None else 2.0, "energy_mj": None if energy is None else energy * v} for k, v in latencies.items()]
     )  # fmt: skip
 
@@ -168,9 +168,9 @@ def test_claims_without_boards_or_baselines_are_not_measurable():
 
 def test_claims_from_measured_points():
     acc = ACC.copy()
-    fast = summary({1: 1.0, 2: 2.0, 3: 3.0, 4: 4.0}, mapping="big", energy=3.0)
-    slow = summary({1: 10.0, 2: 20.0, 3: 30.0, 4: 40.0}, mapping="little", energy=1.0)
-    gpu = summary({1: 0.5, 2: 0.5, 3: 0.6, 4: 0.7}, mapping="gpu", device="gpu")
+    fast = summary({1: 1.0, 2: 2.0, 3: 3.0, 4: 4.0}, mapping="big", energy=3.0, frequency="2000000")
+    slow = summary({1: 10.0, 2: 20.0, 3: 30.0, 4: 40.0}, mapping="little", energy=1.0, frequency="1400000")
+    gpu = summary({1: 0.5, 2: 0.5, 3: 0.6, 4: 0.7}, mapping="gpu", device="gpu", frequency="921600000")
     c = by_id(claim_checks.evaluate_claims(CLAIMS, claim_tables(acc, pd.concat([fast, slow, gpu], ignore_index=True))))
     assert c.loc["pruning_speeds_up_cpu", "verdict"] == claim_checks.HOLDS
     assert c.loc["pruning_speeds_up_gpu", "verdict"] == claim_checks.FAILS  # 0.5 -> 0.5 ms is no speed-up
@@ -179,6 +179,18 @@ def test_claims_from_measured_points():
     assert c.loc["time_range_with_mapping_dvfs", "verdict"] == claim_checks.FAILS
     # energy (no GPU energy): 3..12 mJ (big) and 10..40 mJ (little): 40 / 3 over all, 4x alone
     assert c.loc["energy_range_with_mapping_dvfs", "ours"] == pytest.approx(40 / 3 / 4)
+
+
+def test_claims_that_need_dvfs_are_not_measurable_at_a_fixed_frequency_and_say_what_mapping_alone_gave():
+    """The local host has no DVFS levels: a claim about mapping *and* DVFS cannot be tested there."""
+    fast = summary({1: 1.0, 2: 2.0, 3: 3.0, 4: 4.0}, mapping="all-cores")
+    slow = summary({1: 2.0, 2: 4.0, 3: 6.0, 4: 8.0}, mapping="one-core")
+    c = by_id(claim_checks.evaluate_claims(CLAIMS, claim_tables(ACC.copy(), pd.concat([fast, slow], ignore_index=True))))
+    for cid in ("time_range_with_mapping_dvfs", "mapping_dvfs_finer"):
+        assert c.loc[cid, "verdict"] == claim_checks.NOT_MEASURABLE, cid
+        assert "needs DVFS levels" in c.loc[cid, "reason"] and "mapping alone" in c.loc[cid, "reason"]
+    assert "mapping alone: 2x" in c.loc["time_range_with_mapping_dvfs", "reason"]  # 8 / 1 over all points, 4x on one mapping
+    assert c.loc["pruning_speeds_up_cpu", "verdict"] == claim_checks.HOLDS  # a claim without DVFS stays testable
 
 
 def test_memory_claim_against_a_baseline():

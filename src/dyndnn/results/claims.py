@@ -61,16 +61,28 @@ def _layout_note(r) -> str:
     return f" (dynamic DNN exported in the {'/'.join(sorted(layouts['layout'].dropna().unique()))} layout)"
 
 
+def _without_dvfs(r) -> bool:
+    """True when no board used measured more than one frequency: a claim about DVFS cannot be
+    tested there, whatever the mappings alone give."""
+    pts = r["operating_points"]
+    return pts.empty or not (pts["frequency"].astype(str) != "fixed").any()
+
+
+def _needs_dvfs(r, partial: str):
+    """Raise NotMeasurable (with what was measured as partial evidence) on boards without DVFS."""
+    if _without_dvfs(r):
+        raise NotMeasurable(f"needs DVFS levels; the boards used run at a fixed frequency (partial evidence, {partial})")
+
+
 def _mapping_dvfs_gain(metric, what):
     def compute(r):
         ranges = _dynamic(_ranges(r, metric, what))
         if ranges.empty:
             raise NotMeasurable(f"no {what} of the dynamic DNN measured on the boards used")
         best = ranges.loc[ranges.gain.idxmax()]
-        return (
-            float(best.gain),
-            f"{what} range over all {int(best.points)} points / configurations alone on {best.board} ({best.range_with_mapping_dvfs:.3g}x vs {best.range_configs_alone:.3g}x){_layout_note(r)}",
-        )
+        reason = f"{what} range over all {int(best.points)} points / configurations alone on {best.board} ({best.range_with_mapping_dvfs:.3g}x vs {best.range_configs_alone:.3g}x){_layout_note(r)}"
+        _needs_dvfs(r, f"mapping alone: {best.gain:.3g}x, {reason}")
+        return float(best.gain), reason
 
     return compute
 
@@ -133,9 +145,9 @@ def _pareto_points(r):
         raise NotMeasurable("no latency measured on the boards used")
     counts = {board: int(pareto_mask(g, "p50_ms").sum()) for board, g in pts.groupby("board")}
     board = max(counts, key=counts.get)
-    return counts[
-        board
-    ], f"Pareto-optimal (latency, top-1) points on {board} over {int((pts.board == board).sum())} operating points{_layout_note(r)}"
+    reason = f"Pareto-optimal (latency, top-1) points on {board} over {int((pts.board == board).sum())} operating points{_layout_note(r)}"
+    _needs_dvfs(r, f"mapping alone: {counts[board]} {reason}")
+    return counts[board], reason
 
 
 CLAIM_METRICS = {
