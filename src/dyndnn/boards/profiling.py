@@ -189,6 +189,9 @@ def _run_on_board(transport, board: dict, models: list[dict], plan: dict, stagin
         with transport.session() as s:
             step = "upload"
             command = _upload(s, board, transport, models, plan, bundle)
+            # the runner starts its worker processes the way it was started (a bundle's launcher:
+            # the board's own interpreter and libraries, or an emulator in the tests)
+            (staging / "plan.json").write_text(json.dumps({**plan, "launch": command}, indent=2))
             s.put(staging / "plan.json", "plan.json")
             s.put(staging / "parity_inputs.npy", "parity_inputs.npy")
             step = "run"

@@ -481,13 +481,14 @@ def worker_main(plan_path, worker_id, t0):
 
 
 class Workers:
-    """`n` worker processes (this script with --worker), each kept alive for the whole
+    """`n` worker processes (this script with --worker, started by the plan's `launch` command,
+    the one that started the runner, else this interpreter), each kept alive for the whole
     measurement; round r goes to worker r % n, one round at a time."""
 
-    def __init__(self, plan_path, n, t0):
+    def __init__(self, plan_path, n, t0, launch=None):
         import subprocess
 
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", plan_path]
+        cmd = list(launch or [sys.executable, os.path.abspath(__file__)]) + ["--worker", plan_path]
         self.procs = [
             subprocess.Popen(cmd + [str(w), repr(t0)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True)
             for w in range(n)
@@ -559,7 +560,7 @@ def measure(plan, plan_path, trt, notes):
     plan_points = points(plan, trt, notes)
     settings = plan["settings"]
     t0 = time.time()
-    workers = Workers(plan_path, max(1, int(settings.get("workers", 1))), t0)
+    workers = Workers(plan_path, max(1, int(settings.get("workers", 1))), t0, plan.get("launch"))
     sample_rows, visit_rows = [], []
     done = False
     try:
