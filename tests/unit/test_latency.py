@@ -91,3 +91,30 @@ def test_an_interval_of_a_ratio_of_two_independent_medians():
 )
 def test_compare_decides_a_latency_by_its_interval(ratio, lo, hi, expected):
     assert _by_interval(ratio, lo, hi, 0.10)[0] == expected
+
+
+def test_compare_takes_the_ratio_interval_of_the_compared_frequency():
+    """A board with DVFS has one g1/gG row per level: compare reads the row of the level it
+    compares (the top one), not whichever comes first, nor none."""
+    from dyndnn.results.compare import _ratio
+    from dyndnn.results.runs import Run
+
+    rows = [
+        {
+            "board": "b",
+            "model": "dynamic",
+            "mapping": "big",
+            "frequency": f,
+            "g_small": 1,
+            "g_large": 4,
+            "ratio": r,
+            "ratio_lo": r - 0.01,
+            "ratio_hi": r + 0.01,
+        }
+        for f, r in (("1400000", 0.30), ("2000000", 0.25))
+    ]
+    run = Run("r", {"latency_ratios": pd.DataFrame(rows)}, {}, {})
+    medians = pd.Series({1: 1.0, 4: 4.0})
+    assert _ratio(run, "b", "big", "dynamic", "2000000", 1, 4, medians) == pytest.approx((0.25, 0.24, 0.26))
+    ratio, lo, hi = _ratio(run, "b", "big", "dynamic", "fixed", 1, 4, medians)  # no row of that level: the medians, no interval
+    assert ratio == 0.25 and math.isnan(lo) and math.isnan(hi)

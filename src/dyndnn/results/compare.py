@@ -19,10 +19,9 @@ from dyndnn.results import analysis, latency
 from dyndnn.results.claims import NOT_MEASURABLE, evaluate_claims
 from dyndnn.results.runs import Run, Tolerances
 
-__all__ = ["compare", "host_difference", "REPRODUCED", "DIFFERS", "INCONCLUSIVE", "NOT_COMPARABLE", "STATUSES"]
+__all__ = ["compare", "host_difference", "REPRODUCED", "DIFFERS", "INCONCLUSIVE", "NOT_COMPARABLE"]
 
 REPRODUCED, DIFFERS, INCONCLUSIVE, NOT_COMPARABLE = "reproduced", "differs", "inconclusive", "not comparable"
-STATUSES = (REPRODUCED, DIFFERS, INCONCLUSIVE, NOT_COMPARABLE)
 COLUMNS = ["kind", "key", "reference", "run", "difference", "tolerance", "status", "reason"]
 
 
@@ -212,10 +211,13 @@ def _latency_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
                 )
                 continue
             cis = {side: _intervals(d) for side, d in (("ref", x), ("run", y))}
+            freq_a, freq_b = (str(d["frequency"].iloc[0]) for d in (x, y))  # top_frequency: one level per mapping
             x, y = x.set_index("groups")["p50_ms"], y.set_index("groups")["p50_ms"]
             lo, hi = x.index.min(), x.index.max()
             if lo in y.index and hi in y.index and hi != lo:
-                (ra, ra_lo, ra_hi), (rb, rb_lo, rb_hi) = (_ratio(r, board, mapping, model, lo, hi, s) for r, s in ((ref, x), (run, y)))
+                (ra, ra_lo, ra_hi), (rb, rb_lo, rb_hi) = (
+                    _ratio(r, board, mapping, model, freq, lo, hi, s) for r, s, freq in ((ref, x, freq_a), (run, y, freq_b))
+                )
                 status, how = _by_interval(rb / ra, *latency.interval_of_ratio(ra, ra_lo, ra_hi, rb, rb_lo, rb_hi), tol.ratio_rel)
                 rows.append(
                     _row(
@@ -259,12 +261,19 @@ def _intervals(points: pd.DataFrame) -> dict:
     return {int(r.groups): (r.p50_ms, float(r.p50_lo_ms), float(r.p50_hi_ms)) for r in points.itertuples()}
 
 
-def _ratio(run: Run, board, mapping, model, small, large, medians: pd.Series) -> tuple[float, float, float]:
-    """g_small / g_large of a technique on a mapping at the top frequency, with its paired 95 %
-    interval from the run's latency_ratios table where it has one."""
+def _ratio(run: Run, board, mapping, model, frequency: str, small, large, medians: pd.Series) -> tuple[float, float, float]:
+    """g_small / g_large of a technique on a mapping at `frequency` (the top one), with its paired
+    95 % interval from the run's latency_ratios table where it has one."""
     r = run.tables.get("latency_ratios", pd.DataFrame())
     if not r.empty:
-        hit = r[(r.board == board) & (r.mapping == mapping) & (r.model == model) & (r.g_small == small) & (r.g_large == large)]
+        hit = r[
+            (r.board == board)
+            & (r.mapping == mapping)
+            & (r.model == model)
+            & (r.frequency.astype(str) == frequency)
+            & (r.g_small == small)
+            & (r.g_large == large)
+        ]
         if len(hit) == 1:
             return float(hit.ratio.iloc[0]), float(hit.ratio_lo.iloc[0]), float(hit.ratio_hi.iloc[0])
     return float(medians[small] / medians[large]), NAN, NAN

@@ -20,7 +20,7 @@ from dyndnn.arch import POOL_AFTER
 from dyndnn.provenance import read_meta, write_atomic
 from dyndnn.results import analysis
 from dyndnn.results.claims import FAILS, HOLDS, NOT_MEASURABLE, evaluate_claims
-from dyndnn.results.compare import NOT_COMPARABLE, REPRODUCED, compare
+from dyndnn.results.compare import DIFFERS, INCONCLUSIVE, NOT_COMPARABLE, REPRODUCED, compare
 from dyndnn.results.figures import FIGURES
 from dyndnn.results.record import RecordError
 from dyndnn.results.runs import TABLES, Run, load_run
@@ -254,8 +254,8 @@ def reference_context(
         "host": f"{host.get('cpu_model', 'unknown host')}, {host.get('cores', '?')} cores",
         "counts": {
             "reproduced": int(counts.get(REPRODUCED, 0)),
-            "differs": int(counts.get("differs", 0)),
-            "inconclusive": int(counts.get("inconclusive", 0)),
+            "differs": int(counts.get(DIFFERS, 0)),
+            "inconclusive": int(counts.get(INCONCLUSIVE, 0)),
             "not_comparable": int(counts.get(NOT_COMPARABLE, 0)),
         },
         "table": {"columns": list(shown.columns), "rows": records(shown, list(shown.columns)) if not shown.empty else []},

@@ -19,8 +19,8 @@ round, its worker and the time its visit started: the host computes each median'
 confidence interval from the rounds. It knows nothing about the network, groups or
 accuracy (the plan carries opaque labels). Imports only the standard library,
 numpy, the board's runtime and its sibling `power` module, so it runs on a
-board without torch. Affinity is restored after each mapping, and every DVFS
-value it wrote is restored at the end, also on error and on SIGTERM/SIGINT/SIGHUP.
+board without torch. Affinity is restored after each round, and every DVFS
+value a worker wrote is restored at the end of each round, also on error and on SIGTERM/SIGINT/SIGHUP.
 
 It stays one file (over the package's 400-line rule, the one exception): a board receives it
 loose beside `power.py` and `dvfs.py` and runs it as a script, with nothing of dyndnn installed.
