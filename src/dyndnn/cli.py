@@ -76,11 +76,20 @@ def _compare(args) -> int:
         claims = yaml.safe_load(claims_file.read_text())["claims"]
     except (OSError, KeyError, TypeError, yaml.YAMLError) as e:
         raise UsageError(f"{claims_file}: cannot read the claims ({e})") from None
+    from dyndnn.results.compare_view import config_differences, render  # only for this subcommand
+
     rows = compare(reference, run, claims, tol)
     shown = rows if args.all else rows[rows.status != REPRODUCED]
-    with pd.option_context("display.max_rows", None, "display.max_colwidth", 120, "display.width", 250):
-        print(f"dyndnn compare: reference {args.reference} ({reference.provenance}), run {args.run} ({run.provenance}); tolerances {tol}")
-        print(shown.to_string(index=False) if not shown.empty else "(every compared number reproduced; --all lists them)")
+    print(f"dyndnn compare: reference {args.reference} ({reference.provenance}), run {args.run} ({run.provenance}); tolerances {tol}")
+    differences = config_differences(reference, run)
+    if differences:
+        print(
+            f"The two configs differ in {len(differences)} value(s) that decide numbers, so rows may differ by design, "
+            "not by a failure to reproduce:\n  " + "\n  ".join(differences)
+        )
+    else:
+        print("The two configs agree in every value that decides numbers (data, design, recipe, seeds, precision, export, measurement).")
+    print(render(shown) if not shown.empty else "(every compared number reproduced; --all lists them)")
     counts = rows.status.value_counts()
     print(
         f"{counts.get(REPRODUCED, 0)} reproduced, {counts.get(DIFFERS, 0)} differ, {counts.get(INCONCLUSIVE, 0)} inconclusive, "

@@ -121,6 +121,22 @@ def test_compare_flags_a_moved_top1(capsys, tmp_path):
     assert "differs" in row and "-20.0" in row
 
 
+def test_compare_names_the_config_differences_and_prints_numbers_in_their_units(capsys):
+    """Two records of different configs (a quick run against the main job, an easy mistake): the
+    header lists what differs in what decides numbers (data subsets, design, recipe, seeds) before
+    any row, and top-1 reads in percent and points, never in scientific notation."""
+    code, out, _ = run_compare(capsys, REPO / "reference/main", RECORD)
+    header = out.split("\nkind ", 1)[0]
+    for difference in ("data.train_subset: all vs 5000", "train.epochs: 10 vs 1", "model.fc_features: [4096, 4096] vs [1024, 1024]"):
+        assert difference in header, header
+    assert "seeds: [0" in header and "data.path" not in header
+    assert not re.search(r"\de[+-]\d\d", out), "scientific notation in the table"
+    row = next(line for line in out.splitlines() if line.startswith("top1") and "dynamic g1" in line)
+    assert re.search(r"\d+\.\d\d %", row) and re.search(r"[+-]\d+\.\d\d pts", row), row
+    code, out, _ = run_compare(capsys, RECORD, RECORD)
+    assert "agree in every value that decides numbers" in out
+
+
 def test_compare_names_a_missing_table(capsys, tmp_path):
     run = as_results(RECORD, tmp_path / "results")
     (run / "tables/latency_summary.csv").unlink()
