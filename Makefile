@@ -19,6 +19,8 @@ DATA_ENV    = $(if $(DATA),DYNDNN_DATA=$(abspath $(DATA)))
 REF    ?= reference/quick
 RUN    ?= results/record
 FROM   ?= results/record
+# The documents whose tables are rendered from the shipped records (make readme-tables).
+RECORD_DOCS = README.md $(wildcard docs/*.md)
 
 .PHONY: install lock data reproduce quick test test-fast lint unlock replay compare reference-quick reference-main readme-tables clean
 
@@ -66,15 +68,18 @@ reference-quick: install      ## re-make reference/quick: a clean quick run with
 	rm -rf results .snakemake
 	$(BIN)/snakemake --cores $(CORES) --configfile config/quick.yaml config/three-seeds.yaml $(DATA_CONFIG)
 	rm -rf reference/quick && mkdir -p reference && cp -r results/record reference/quick
+	$(MAKE) readme-tables
 
 reference-main:               ## ship a finished main job's record: FROM=<run dir>/results/record (the run's own clone of a commit on main)
 	test -f $(FROM)/manifest.json
 	$(BIN)/dyndnn replay $(FROM) results/replay-check
 	rm -rf reference/main && mkdir -p reference && cp -r $(FROM) reference/main
-	$(BIN)/dyndnn summary reference/main --readme README.md
+	$(MAKE) readme-tables
 
-readme-tables: install       ## rewrite the README's tables of the shipped records from them (<!-- record PATH: NAME --> blocks)
-	for r in $$(sed -n 's/^<!-- record \([^:]*\): .*/\1/p' README.md | sort -u); do $(BIN)/dyndnn summary $$r --readme README.md || exit 1; done
+readme-tables: install       ## rewrite the tables of the shipped records in the README and docs/ from them (<!-- record PATH: NAME --> blocks)
+	for f in $(RECORD_DOCS); do \
+		for r in $$(sed -n 's/^<!-- record \([^:]*\): .*/\1/p' $$f | sort -u); do $(BIN)/dyndnn summary $$(dirname $$f)/$$r --readme $$f || exit 1; done; \
+	done
 
 unlock: install               ## after a killed run: release Snakemake's lock on results/ (then rerun; training resumes)
 	$(BIN)/snakemake --unlock --cores 1

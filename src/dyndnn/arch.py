@@ -43,7 +43,7 @@ LAYOUTS = ("split", "dense")
 
 @dataclass(frozen=True)
 class TechniqueFacts:
-    """What the pipeline needs to know of a technique, written once (README "Where to change what")."""
+    """What the pipeline needs to know of a technique, written once (docs/design.md "Where to change what")."""
 
     description: str
     nets_per_config: bool = False  # one network per configuration (else one network switched at runtime)

@@ -10,7 +10,7 @@ import sys
 from helpers import REPO
 
 PACKAGE = REPO / "src/dyndnn"
-# The wings (README "Layout"). A module's wing is its subpackage; the modules at the top are
+# The wings (docs/design.md "Layout"). A module's wing is its subpackage; the modules at the top are
 # the facts and the config every wing reads ("core"), and the CLI.
 WINGS = {
     "core": "facts and config: defaults, arch, config, provenance, logs",
@@ -32,6 +32,7 @@ ALLOWED = {
 }
 LAZY_ALLOWED = {
     ("cli", "results.compare"),
+    ("cli", "results.compare_view"),
     ("cli", "results.runs"),
     ("cli", "results.replay"),
     ("cli", "results.summary"),

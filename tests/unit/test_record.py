@@ -461,17 +461,19 @@ def test_the_config_line_names_per_stage_epochs_and_lr_where_a_record_sets_them(
     assert "10 epochs per baseline, 12 / 12 / 12 / 14 per incremental stage, stages' peak lr 0.1 / 0.2 / 0.2 / 0.2, batch 256" in staged
 
 
-def test_the_readmes_record_blocks_equal_what_the_shipped_records_render():
-    """Every README block of a record (<!-- record PATH: NAME -->) is what `dyndnn summary
-    --readme` renders from that verified record: a re-made record without its README blocks
-    re-rendered fails here."""
+def test_the_documents_record_blocks_equal_what_the_shipped_records_render():
+    """Every block of a record (<!-- record PATH: NAME -->, PATH relative to the document) in the
+    README and docs/ is what `dyndnn summary --readme` renders from that verified record today: a
+    re-made record without its blocks re-rendered fails here (make readme-tables)."""
     from dyndnn.results.summary import BLOCK, update_readme
 
-    readme = REPO / "README.md"
-    records = {m["record"] for m in BLOCK.finditer(readme.read_text())}
-    assert "reference/main" in records
-    for record in sorted(records):
-        assert update_readme(readme, REPO / record, check=True) == [], f"README blocks of {record} are stale: make readme-tables"
+    seen = set()
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for record in sorted({m["record"] for m in BLOCK.finditer(doc.read_text())}):
+            path = (doc.parent / record).resolve()
+            seen.add(path.relative_to(REPO).as_posix())
+            assert update_readme(doc, path, check=True) == [], f"{doc.name}: blocks of {record} are stale: make readme-tables"
+    assert {"reference/main", "reference/quick"} <= seen, seen
 
 
 def test_readme_blocks_are_checked_then_rewritten_from_the_record(tmp_path, capsys):

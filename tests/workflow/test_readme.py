@@ -1,4 +1,5 @@
-"""Every command the README quotes works as written (dry runs where it would be long)."""
+"""Every command the README and docs/ quote works as written (dry runs where it would be long),
+every relative link in them resolves (file and heading), and the README stays short."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from helpers import REPO
 VENV_BIN = Path(sys.executable).parent
 
 
+DOCS = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
 def readme_commands() -> list[str]:
-    """`snakemake ...` and `make ...` commands in inline code and in code blocks."""
-    text = (REPO / "README.md").read_text()
+    """`snakemake ...` and `make ...` commands in inline code and in code blocks of every document."""
+    text = "\n".join(d.read_text() for d in DOCS)
     found = re.findall(r"`((?:\.venv/bin/)?(?:snakemake|make) [^`\n]+)`", text)
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         found += [line.split("#", 1)[0].strip() for line in block.splitlines() if re.match(r"((\.venv/bin/)?snakemake|make) ", line)]
@@ -26,9 +30,36 @@ def readme_commands() -> list[str]:
 COMMANDS = readme_commands()
 
 
-def test_the_readme_quotes_the_commands_a_reviewer_needs():
-    assert {"make reproduce", "make test", "make unlock"} <= set(COMMANDS), COMMANDS
+def test_the_readme_quotes_the_commands_a_reviewer_needs_and_stays_short():
+    readme = (REPO / "README.md").read_text()
+    for command in ("make reproduce", "make test", "make unlock", "make replay", "make quick", "make compare"):
+        assert f"{command}" in readme, command
+    assert len(readme.splitlines()) <= 250, "the README is an artifact appendix of at most 250 lines; the rest goes to docs/"
     assert any("--report" in c for c in COMMANDS) and any("--profile profiles/slurm" in c for c in COMMANDS)
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_relative_link_in_the_documents_resolves():
+    """A broken link in the README or docs/ (a moved page, a renamed heading) fails here."""
+    broken = []
+    for doc in DOCS:
+        text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):  # https:, mailto:
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (doc.parent / path).resolve() if path else doc
+            if not dest.exists():
+                broken.append(f"{doc.name}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md":
+                anchors = {_anchor(h) for h in re.findall(r"^#+ (.+)$", dest.read_text(), re.M)}
+                if anchor not in anchors:
+                    broken.append(f"{doc.name}: {target} (no heading #{anchor})")
+    assert not broken, broken
 
 
 @pytest.mark.parametrize("command", COMMANDS)

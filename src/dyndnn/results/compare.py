@@ -91,7 +91,7 @@ def _accuracy_rows(ref: Run, run: Run, tol: Tolerances) -> list[dict]:
     """Top-1 and normalised confidence per technique and configuration: each run's mean over its
     seeds, within max(fixed tolerance, seed_sigmas x the larger pooled seed std of either run). Runs
     trained in different precisions are compared the same way, and the row says so: measured,
-    the precision moved the quick config's mean top-1 by less than its seed spread (README)."""
+    the precision moved the quick config's mean top-1 by less than its seed spread (docs/compare.md)."""
     rows = []
     a, b = (r.tables["accuracy"].set_index(["model", "groups"]) for r in (ref, run))
     for key in sorted(set(a.index) | set(b.index)):

@@ -10,7 +10,7 @@ The README's numbers of a shipped record live in blocks the same code writes:
     <!-- end record -->
 
 `update_readme` renders every block that names a record (`BLOCKS`: provenance, accuracy, jobs,
-claims, targets) and rewrites it, or with `check` lists the stale ones; a test keeps the
+claims, targets, wall) and rewrites it, or with `check` lists the stale ones; a test keeps the
 README's blocks equal to the shipped records."""
 
 from __future__ import annotations
@@ -288,6 +288,22 @@ def _block_targets(run) -> str:
     return _md(pd.DataFrame(rows, columns=["target", "goal", "measured", "verdict"]))
 
 
+def _block_wall(path: Path, run) -> str:
+    """One line for a requirements table: how long the record's run took, where, and its largest
+    job's resident memory."""
+    m, host = run.manifest, run.manifest.get("host") or {}
+    wall, sittings = float(m.get("wall_s") or 0), m.get("sittings") or []
+    jobs = _read_job_times(path, m)
+    rss = f"; largest job {jobs.max_rss_mb.max() / 1024:.1f} GiB resident" if jobs is not None else ""
+    precision = "bf16" if any(s.get("native_bf16") for s in sittings) else "fp32"
+    return (
+        f"{wall:,.0f} s ({f'{wall / 3600:.1f} h' if wall >= 3600 else f'{wall / 60:.1f} min'}) in {len(sittings)} sitting(s) at commit {str(m.get('git_commit'))[:7]}, "
+        f"{str(m.get('started', ''))[:10]}, on {host.get('cpu_model', '?')} (vendor {host.get('cpu_vendor', '?')} family "
+        f"{host.get('cpu_family', '?')} model {host.get('cpu_model_id', '?')}, {host.get('cpu_logical', '?')} logical CPUs, "
+        f"training in {precision}){rss}.\n"
+    )
+
+
 # name -> render(record folder, its Run, the record as the README names it)
 BLOCKS = {
     "provenance": lambda path, run, label: _provenance(Path(label), run.manifest),
@@ -295,6 +311,7 @@ BLOCKS = {
     "jobs": lambda path, run, label: _block_jobs(path, run),
     "claims": lambda path, run, label: _claims(run),
     "targets": lambda path, run, label: _block_targets(run),
+    "wall": lambda path, run, label: _block_wall(path, run),
 }
 BLOCK = re.compile(r"(?P<open><!-- record (?P<record>\S+): (?P<name>\S+) -->\n)(?P<body>.*?)(?P<close><!-- end record -->)", re.S)
 
