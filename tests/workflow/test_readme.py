@@ -80,3 +80,43 @@ def test_readme_command_runs_as_written(command, tmp_path, request):
         argv.append("-n")
     proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"{command}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+
+
+def _quoted(prefix: str) -> list[str]:
+    text = "\n".join(d.read_text() for d in DOCS)
+    found = re.findall(rf"`({re.escape(prefix)} [^`\n]+)`", text)
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        found += [line.split("#", 1)[0].strip() for line in block.splitlines() if line.startswith(prefix + " ")]
+    return sorted({c.strip() for c in found})
+
+
+@pytest.mark.parametrize("command", _quoted(".venv/bin/dyndnn"))
+def test_a_quoted_dyndnn_command_runs_or_parses(command, capsys):
+    """`dyndnn summary` of a shipped record runs as written; the other subcommands need a run's
+    results, so their options are checked against the parser (an option renamed in the code
+    and not in the docs fails)."""
+    from dyndnn.cli import main
+
+    argv = shlex.split(command)[1:]
+    if argv[0] == "summary":
+        assert main(argv) == 0
+        assert "Record `" in capsys.readouterr().out
+        return
+    with pytest.raises(SystemExit) as done:
+        main([argv[0], "--help"])
+    assert done.value.code == 0
+    usage = capsys.readouterr().out
+    for option in (a for a in argv[1:] if a.startswith("--")):
+        assert option in usage, f"{command}: {argv[0]} has no option {option}"
+
+
+@pytest.mark.parametrize("command", _quoted(".venv/bin/python"))
+def test_a_quoted_benchmark_exists_and_takes_its_options(command):
+    """Every quoted benchmark script exists and its --help names each option the docs give it."""
+    argv = shlex.split(command)[1:]
+    if not argv or not argv[0].startswith("benchmarks/"):
+        pytest.skip(f"not a benchmark: {command}")
+    proc = subprocess.run([sys.executable, argv[0], "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for option in (a for a in argv[1:] if a.startswith("--")):
+        assert option in proc.stdout, f"{command}: {argv[0]} has no option {option}"
