@@ -108,7 +108,7 @@ def context(tmp_path, t):
     }
     dataset = {"source": "images", "splits": {"train": {"count": 10}, "test": {"count": 100, "sha256": "f" * 64}}}
     claims = claim_checks.evaluate_claims(CLAIMS, t)
-    return build_context("T", t, claims, [], figures, prov, dataset)
+    return build_context("T", t, claims, [], figures, prov, dataset, CLAIMS)
 
 
 @pytest.mark.parametrize("with_latency,baselines", [(True, False), (False, False), (True, True), (False, True)])
@@ -119,6 +119,7 @@ def test_report_renders_with_missing_boards_and_baselines(repo, tmp_path, with_l
         assert c["claim"] in html
     assert ("No latency measurements" in html) != with_latency
     assert ("No existing-work baselines" in html) != baselines
+    assert ("Claims against existing works, baseline by baseline" in html) == baselines  # memory needs no board
     techniques = next(s for s in context(tmp_path, tables(with_latency, baselines))["table_sections"] if s["name"] == "techniques")
     assert {r["model"] for r in techniques["table"]["rows"]} == ({"dynamic", "static"} if baselines else {"dynamic"})
     assert techniques["table"]["rows"][0]["model"] == "dynamic" and "resident_bytes" in techniques["table"]["columns"]
@@ -220,6 +221,55 @@ def test_memory_claim_names_every_baseline_and_takes_only_those_at_the_same_comp
     assert c.loc["memory_vs_existing", "ours"] == pytest.approx(2.5)
     reason = c.loc["memory_vs_existing", "reason"]
     assert "static 2.50x" in reason and "slimmable 1.25x" in reason and "below that compression" in reason and "truncated" in reason
+
+
+def test_range_claims_follow_their_rule_and_the_table_shows_every_baseline_both_ways():
+    """The claims against existing works read the rule of config/claims.yaml: every baseline,
+    only configurations at the accuracy floor, the largest ratio ("up to"). A baseline whose small
+    configurations are at chance keeps a narrow range at the floor; the table gives each baseline
+    with and without the floor, and a rule naming a subset or dropping the floor changes the value."""
+    weak = ACC.top1.where(ACC.groups >= 3, 0.1)  # truncated: 25 % and 50 % at chance
+    acc = pd.concat([ACC, ACC.assign(model="static"), ACC.assign(model="truncated", top1=weak)], ignore_index=True)
+    lat = {"dynamic": [1.0, 2.0, 3.0, 4.0], "static": [1.0, 4.0, 9.0, 16.0], "truncated": [1.0, 4.0, 9.0, 16.0]}
+    summ = pd.concat([summary(dict(zip(range(1, 5), v))).assign(model=m) for m, v in lat.items()], ignore_index=True)
+    t = claim_tables(acc, summ)
+    c = by_id(claim_checks.evaluate_claims(CLAIMS, t))
+    assert c.loc["time_range_vs_existing", "ours"] == pytest.approx(4 / (16 / 9))  # vs truncated at the floor: 9..16 ms
+    assert (
+        "truncated" in c.loc["time_range_vs_existing", "reason"] and "without the floor: 0.25x" in c.loc["time_range_vs_existing", "reason"]
+    )
+    per = claim_checks.claim_baselines(CLAIMS, t)
+    rows = per[per.claim == "time_range_vs_existing"].set_index("baseline")
+    assert rows.loc["static", "ratio_all"] == pytest.approx(0.25) and rows.loc["static", "ratio_floor"] == pytest.approx(0.25)
+    assert rows.loc["truncated", "ratio_all"] == pytest.approx(0.25) and rows.loc["truncated", "ratio_floor"] == pytest.approx(2.25)
+    assert rows.loc["truncated", "usable"] == "2 of 4" and set(rows.counted) == {"at the floor"}
+    mem = per[per.claim == "memory_vs_existing"].set_index("baseline")
+    assert mem.loc["static", "theirs_all"] == pytest.approx(10.0) and math.isnan(mem.loc["truncated", "ratio_floor"])
+    ruled = [{**x, "baselines": ["static"], "accuracy_floor": False} if x["id"] == "time_range_vs_existing" else x for x in CLAIMS]
+    c = by_id(claim_checks.evaluate_claims(ruled, t))
+    assert (
+        c.loc["time_range_vs_existing", "ours"] == pytest.approx(0.25)
+        and "every configuration" in c.loc["time_range_vs_existing", "reason"]
+    )
+    per = claim_checks.claim_baselines(ruled, t)
+    assert per[(per.claim == "time_range_vs_existing") & (per.baseline == "truncated")].counted.item() == "not counted"
+
+
+@pytest.mark.parametrize(
+    "edit, says",
+    [
+        ({"baselines": "some"}, "baselines: 'all' or a list"),
+        ({"accuracy_floor": "yes"}, "accuracy_floor: true or false"),
+        (
+            {"id": "accuracy_rises", "metric": "top1_by_groups", "check": "increasing", "accuracy_floor": False},
+            "only a claim against existing works",
+        ),
+    ],
+)
+def test_a_bad_claim_rule_is_named(edit, says):
+    claims = [dict(next(x for x in CLAIMS if x["id"] == "time_range_vs_existing"), **edit)]
+    with pytest.raises(ValueError, match=says):
+        claim_checks.check_claims(claims)
 
 
 def test_pareto_mask():

@@ -27,6 +27,8 @@ __all__ = [
     "pareto_mask",
     "range_table",
     "ranges_table",
+    "baseline_ranges",
+    "memory_by_baseline",
     "footprint_table",
     "derived_tables",
     "seed_summary",
@@ -170,6 +172,53 @@ METRICS = ("p50_ms", "energy_mj")  # what the dynamic-range table covers
 def ranges_table(points: pd.DataFrame) -> pd.DataFrame:
     """range_table for time and energy, one table (the aggregate rule writes it once)."""
     return pd.concat([range_table(points, m) for m in METRICS], ignore_index=True)
+
+
+def _configs_range(g: pd.DataFrame, metric: str) -> float:
+    """A technique's dynamic range over its configurations: the widest over any one mapping x
+    frequency (1.0 with one configuration, NaN with none)."""
+    spans = [dynamic_range(h[metric]) for _, h in g.groupby(["mapping", "frequency"]) if h[metric].notna().any()]
+    return max(spans) if spans else float("nan")
+
+
+def baseline_ranges(points: pd.DataFrame, metric: str, top1_floor: float) -> pd.DataFrame:
+    """Per board and existing-work baseline: the dynamic range of `metric` over the configurations
+    of the dynamic DNN and of the baseline, with every configuration and with only those whose
+    top-1 reaches the accuracy floor (what a runtime manager could use), and ours / theirs both
+    ways. The range claims against existing works read it (their rule picks the column)."""
+    cols = ["board", "baseline", "metric", "ours_all", "theirs_all", "ratio_all", "ours_floor", "theirs_floor", "ratio_floor", "usable"]
+    d = points.dropna(subset=[metric]) if not points.empty else points
+    rows = []
+    for board, b in d.groupby("board") if not d.empty else ():
+        ours = b[b.model == DYNAMIC]
+        if ours.empty:
+            continue
+        ours_all, ours_floor = _configs_range(ours, metric), _configs_range(ours[ours.top1 >= top1_floor], metric)
+        for model, g in b[~b.model.isin([DYNAMIC, NAIVE])].groupby("model"):
+            usable = g[g.top1 >= top1_floor]
+            theirs_all, theirs_floor = _configs_range(g, metric), _configs_range(usable, metric)
+            rows.append(
+                [board, model, metric, ours_all, theirs_all, ours_all / theirs_all, ours_floor, theirs_floor, ours_floor / theirs_floor]
+                + [f"{usable.groups.nunique()} of {g.groups.nunique()}"]
+            )
+    return pd.DataFrame(rows, columns=cols)
+
+
+def memory_by_baseline(footprint: pd.DataFrame, accuracy: pd.DataFrame, top1_floor: float) -> pd.DataFrame:
+    """Per existing-work baseline: its resident bytes over the dynamic DNN's, and whether it
+    reaches the dynamic DNN's recoverable compression with every configuration and at the accuracy
+    floor (the memory claim compares footprints at the same compression rate)."""
+    cols = ["baseline", "resident_vs_dynamic", "compression_all", "ours_compression_all", "compression_floor", "ours_compression_floor"]
+    if footprint.empty or DYNAMIC not in set(footprint.model):
+        return pd.DataFrame(columns=cols)
+    every = footprint_table(accuracy, 0.0).set_index("model").recoverable_compression
+    fp = footprint.set_index("model")
+    rows = [
+        [m, fp.resident_vs_dynamic[m], every[m], every[DYNAMIC], fp.recoverable_compression[m], fp.recoverable_compression[DYNAMIC]]
+        for m in fp.index
+        if m not in (DYNAMIC, NAIVE)
+    ]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def derived_tables(accuracy: pd.DataFrame, summary: pd.DataFrame, top1_floor: float) -> dict[str, pd.DataFrame]:

@@ -8,9 +8,19 @@ import math
 
 import pandas as pd
 
-from dyndnn.results.analysis import DYNAMIC, NAIVE, pareto_mask
+from dyndnn.results.analysis import DYNAMIC, baseline_ranges, memory_by_baseline, pareto_mask
 
-__all__ = ["evaluate_claims", "verdict", "check_claims", "HOLDS", "FAILS", "NOT_MEASURABLE", "CLAIM_METRICS", "NotMeasurable"]
+__all__ = [
+    "evaluate_claims",
+    "claim_baselines",
+    "verdict",
+    "check_claims",
+    "HOLDS",
+    "FAILS",
+    "NOT_MEASURABLE",
+    "CLAIM_METRICS",
+    "NotMeasurable",
+]
 
 
 class NotMeasurable(Exception):
@@ -37,18 +47,37 @@ def _ranges(r, metric, what) -> pd.DataFrame:
     return ranges
 
 
+RULE_KEYS = {"baselines": "all", "accuracy_floor": True}  # a comparison with existing works: which count, and whether the floor applies
+
+
+def _rule(r) -> tuple[list[str] | None, bool]:
+    """The claim's rule (config/claims.yaml): the baselines that count (None: every one trained)
+    and whether only configurations at top-1 >= report.top1_floor count."""
+    c = {**RULE_KEYS, **(r.get("claim") or {})}
+    return (None if c["baselines"] == "all" else list(c["baselines"])), bool(c["accuracy_floor"])
+
+
+def _counted(table: pd.DataFrame, names: list[str] | None) -> pd.DataFrame:
+    return table if names is None else table[table.baseline.isin(names)]
+
+
 def _range_vs_baselines(metric, what):
     def compute(r):
         _require_baselines(r["accuracy"])
-        ranges = _ranges(r, metric, what)
-        ours = ranges[ranges.model == DYNAMIC]
-        theirs = ranges[~ranges.model.isin([DYNAMIC, NAIVE])]
-        if ours.empty or theirs.empty:
+        _ranges(r, metric, what)
+        names, floor = _rule(r)
+        per = _counted(baseline_ranges(r["operating_points"], metric, r["top1_floor"]), names)
+        col, other = ("ratio_floor", "ratio_all") if floor else ("ratio_all", "ratio_floor")
+        per = per[per[col].notna()]
+        if per.empty:
             raise NotMeasurable(f"{what} of the baselines or of the dynamic DNN is missing")
-        merged = ours.merge(theirs, on="board", suffixes=("", "_base"))
-        ratio = merged.range_with_mapping_dvfs / merged.range_with_mapping_dvfs_base
-        best = merged.loc[ratio.idxmax()]
-        return float(ratio.max()), f"dynamic DNN {what} range / {best.model_base}'s on {best.board}{_layout_note(r)}"
+        best = per.loc[per[col].idxmax()]
+        how = f"configurations at top-1 >= {r['top1_floor']:g}" if floor else "every configuration"
+        alt = f"{'without' if floor else 'with'} the floor: {per[other].max():.3g}x"
+        return float(best[col]), (
+            f"dynamic DNN {what} range / {best.baseline}'s on {best.board}, {how} ({best.ours_floor if floor else best.ours_all:.3g}x vs "
+            f"{best.theirs_floor if floor else best.theirs_all:.3g}x; {alt}){_layout_note(r)}"
+        )
 
     return compute
 
@@ -92,20 +121,23 @@ def _memory_vs_baselines(r):
     fp = r["footprint"].set_index("model")
     if fp["resident_bytes"].isna().any() or DYNAMIC not in fp.index:
         raise NotMeasurable("resident memory was not recorded for every technique")
-    ours = fp.loc[DYNAMIC]
-    if math.isnan(ours.recoverable_compression):
+    names, floor = _rule(r)
+    per = _counted(memory_by_baseline(r["footprint"], r["accuracy"], r["top1_floor"]), names)
+    theirs, ours = ("compression_floor", "ours_compression_floor") if floor else ("compression_all", "ours_compression_all")
+    if per.empty or math.isnan(per[ours].iloc[0]):
         raise NotMeasurable(
             f"the dynamic DNN never reaches top-1 >= {r['top1_floor']} (report.top1_floor), so it has no recoverable compression rate"
         )
-    peers = fp.drop(index=DYNAMIC)
-    same = peers[peers.recoverable_compression >= ours.recoverable_compression * 0.999]
+    target = per[ours].iloc[0]
+    same = per[per[theirs] >= target * 0.999].set_index("baseline")
     if same.empty:
         raise NotMeasurable("no baseline reaches the dynamic DNN's recoverable compression rate")
     ratio = same.resident_vs_dynamic
     each = ", ".join(f"{m} {v:.2f}x" for m, v in ratio.sort_values(ascending=False).items())
-    short = sorted(set(peers.index) - set(same.index))
-    below = f"; below that compression at top-1 >= {r['top1_floor']}: {', '.join(short)}" if short else ""
-    return float(ratio.max()), f"resident bytes / dynamic DNN's at compression >= {ours.recoverable_compression:.3g}x: {each}{below}"
+    short = sorted(set(per.baseline) - set(same.index))
+    at = f" at top-1 >= {r['top1_floor']}" if floor else " (every configuration)"
+    below = f"; below that compression{at}: {', '.join(short)}" if short else ""
+    return float(ratio.max()), f"resident bytes / dynamic DNN's at compression >= {target:.3g}x{at}: {each}{below}"
 
 
 def _series(column):
@@ -188,6 +220,7 @@ def check_claims(claims, where: str = "claims file") -> None:
                 raise ValueError(f"{label}.{key}: a name expected, got {c[key]!r}")
         if c["metric"] not in CLAIM_METRICS:
             raise ValueError(f"{label}.metric: unknown metric {c['metric']!r} (known: {', '.join(sorted(CLAIM_METRICS))})")
+        _check_rule(c, label)
         if str(c["check"]) not in CHECKS:
             raise ValueError(f"{label}.check: unknown check {c['check']!r} (known: {', '.join(CHECKS)})")
         if c["check"] == "at_least":
@@ -201,6 +234,64 @@ def check_claims(claims, where: str = "claims file") -> None:
                 raise ValueError(f"{label}.value: {c['value']!r}: check at_least needs a finite value > 0 (a ratio the paper claims)")
             if not (math.isfinite(tolerance) and 0 <= tolerance < 1):
                 raise ValueError(f"{label}.tolerance: {c.get('tolerance')!r}: a fraction in [0, 1) expected")
+
+
+RANGE_METRICS = {"time_range_vs_baselines": "p50_ms", "energy_range_vs_baselines": "energy_mj"}
+RULED = (*RANGE_METRICS, "memory_vs_baselines")  # the claims against existing works: they take a rule
+
+
+def _check_rule(c: dict, label: str) -> None:
+    for key in RULE_KEYS:
+        if key in c and c["metric"] not in RULED:
+            raise ValueError(f"{label}.{key}: only a claim against existing works ({', '.join(RULED)}) takes a rule")
+    b = c.get("baselines", "all")
+    if not (b == "all" or (isinstance(b, list) and b and all(isinstance(x, str) for x in b))):
+        raise ValueError(f"{label}.baselines: 'all' or a list of technique names expected, got {b!r}")
+    if not isinstance(c.get("accuracy_floor", True), bool):
+        raise ValueError(f"{label}.accuracy_floor: true or false expected, got {c.get('accuracy_floor')!r}")
+
+
+def claim_baselines(claims: list[dict], tables: dict) -> pd.DataFrame:
+    """The claims against existing works, baseline by baseline, both ways: with every
+    configuration and with only those at the accuracy floor; `counted` says which of the two the
+    claim's rule reads, or that its rule leaves the baseline out. Ranges: ours / theirs; memory:
+    our and their recoverable compression, and their resident bytes / ours where they reach ours."""
+    cols = [
+        "claim",
+        "board",
+        "baseline",
+        "ours_all",
+        "theirs_all",
+        "ratio_all",
+        "ours_floor",
+        "theirs_floor",
+        "ratio_floor",
+        "usable",
+        "counted",
+    ]
+    rows, floor = [], tables["top1_floor"]
+    for c in (c for c in claims if c["metric"] in RULED):
+        names, use_floor = _rule({"claim": c})
+        how = "at the floor" if use_floor else "every configuration"
+        counted = lambda name, names=names, how=how: how if names is None or name in names else "not counted"  # noqa: E731
+        if c["metric"] in RANGE_METRICS:
+            for _, b in baseline_ranges(tables["operating_points"], RANGE_METRICS[c["metric"]], floor).iterrows():
+                rows.append([c["id"], b.board, b.baseline, b.ours_all, b.theirs_all, b.ratio_all])
+                rows[-1] += [b.ours_floor, b.theirs_floor, b.ratio_floor, b.usable, counted(b.baseline)]
+            continue
+        for _, b in memory_by_baseline(tables["footprint"], tables["accuracy"], floor).iterrows():
+            reach = lambda theirs, ours: b.resident_vs_dynamic if theirs >= ours * 0.999 else float("nan")  # noqa: E731, B023
+            rows.append(
+                [c["id"], "-", b.baseline, b.ours_compression_all, b.compression_all, reach(b.compression_all, b.ours_compression_all)]
+            )
+            rows[-1] += [
+                b.ours_compression_floor,
+                b.compression_floor,
+                reach(b.compression_floor, b.ours_compression_floor),
+                "",
+                counted(b.baseline),
+            ]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def verdict(claim: dict, value) -> str:
@@ -225,7 +316,7 @@ def evaluate_claims(claims: list[dict], tables: dict) -> pd.DataFrame:
         if c["metric"] not in CLAIM_METRICS:
             raise ValueError(f"claim {c['id']}: unknown metric {c['metric']!r} (known: {sorted(CLAIM_METRICS)})")
         try:
-            value, reason = CLAIM_METRICS[c["metric"]](results)
+            value, reason = CLAIM_METRICS[c["metric"]]({**results, "claim": c})
             v = verdict(c, value)
         except NotMeasurable as e:
             value, reason, v = None, str(e), NOT_MEASURABLE

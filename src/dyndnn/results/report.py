@@ -19,7 +19,7 @@ import pandas as pd
 from dyndnn.arch import POOL_AFTER
 from dyndnn.provenance import read_meta, write_atomic
 from dyndnn.results import analysis
-from dyndnn.results.claims import FAILS, HOLDS, NOT_MEASURABLE, evaluate_claims
+from dyndnn.results.claims import FAILS, HOLDS, NOT_MEASURABLE, claim_baselines, evaluate_claims
 from dyndnn.results.compare import DIFFERS, INCONCLUSIVE, NOT_COMPARABLE, REPRODUCED, compare
 from dyndnn.results.figures import FIGURES
 from dyndnn.results.record import RecordError
@@ -125,10 +125,33 @@ def claim_rows(claims: pd.DataFrame) -> list[dict]:
     ]
 
 
+CLAIM_BASELINE_COLUMNS = [
+    "claim",
+    "board",
+    "baseline",
+    "ours_all",
+    "theirs_all",
+    "ratio_all",
+    "ours_floor",
+    "theirs_floor",
+    "ratio_floor",
+    "usable",
+    "counted",
+]
+
+
 def build_context(
-    title: str, tables: dict, claims: pd.DataFrame, boards: list[dict], figures: dict[str, dict], provenance: dict, dataset: dict
+    title: str,
+    tables: dict,
+    claims: pd.DataFrame,
+    boards: list[dict],
+    figures: dict[str, dict],
+    provenance: dict,
+    dataset: dict,
+    claim_list: list[dict] = (),
 ) -> dict:
-    """Everything the template shows. `figures`: name -> {png, caption, command}."""
+    """Everything the template shows. `figures`: name -> {png, caption, command}; `claim_list`:
+    the claims file's claims (their rules make the table of claims against existing works)."""
     per_figure = figure_tables(tables)
     sections = []
     for name, (heading, columns) in SECTIONS.items():
@@ -158,6 +181,7 @@ def build_context(
         "title": title,
         "layers": layer_rows(provenance["config"]["model"]) if "model" in provenance.get("config", {}) else [],
         "claims": claim_rows(claims),
+        "claim_baselines": _table(claim_baselines(list(claim_list), tables), CLAIM_BASELINE_COLUMNS),
         "verdict_counts": {v: counts.get(v, 0) for v in (HOLDS, FAILS, NOT_MEASURABLE)},
         "sections": sections,
         "table_sections": [
@@ -288,7 +312,7 @@ def report_from_files(
     claim_list = yaml.safe_load(Path(inputs["claims"]).read_text())["claims"]
     claims = evaluate_claims(claim_list, tables)
     dataset = json.loads(Path(inputs["dataset"]).read_text())
-    context = build_context(title, tables, claims, boards, figures, read_meta(inputs["accuracy"]), dataset)
+    context = build_context(title, tables, claims, boards, figures, read_meta(inputs["accuracy"]), dataset, claim_list)
     context["warnings"] = load_warnings(
         boards, max_others_share, tables["latency_samples"], max_median_spread, tables.get("latency_control"), max_control_spread
     )

@@ -10,7 +10,7 @@ The README's numbers of a shipped record live in blocks the same code writes:
     <!-- end record -->
 
 `update_readme` renders every block that names a record (`BLOCKS`: provenance, accuracy, jobs,
-claims, targets, wall) and rewrites it, or with `check` lists the stale ones; a test keeps the
+claims, targets, wall, baselines) and rewrites it, or with `check` lists the stale ones; a test keeps the
 README's blocks equal to the shipped records."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from dyndnn.provenance import write_atomic
-from dyndnn.results.claims import evaluate_claims
+from dyndnn.results.claims import claim_baselines, evaluate_claims
 from dyndnn.results.record import RecordError, record_path
 from dyndnn.results.runs import load_run
 
@@ -116,6 +116,19 @@ def _claims(run) -> str:
     shown["ours"] = shown["ours"].map(_value)
     shown["reason"] = shown["reason"].map(lambda r: str(r).replace("|", "/"))
     return _md(shown)
+
+
+def _baselines(run) -> str:
+    """The claims against existing works, baseline by baseline, with and without the floor."""
+    claims_file = run.claims_file()
+    if claims_file is None:
+        return "(the record ships no claims file)\n"
+    per = claim_baselines(yaml.safe_load(claims_file.read_text())["claims"], {**run.tables, "top1_floor": run.top1_floor})
+    if per.empty:
+        return "(no claim against existing works could be computed from this record)\n"
+    for col in ("ours_all", "theirs_all", "ratio_all", "ours_floor", "theirs_floor", "ratio_floor"):
+        per[col] = per[col].map(lambda v: "-" if pd.isna(v) else f"{v:.3g}")
+    return _md(per)
 
 
 def _value(v) -> str:
@@ -312,6 +325,7 @@ BLOCKS = {
     "claims": lambda path, run, label: _claims(run),
     "targets": lambda path, run, label: _block_targets(run),
     "wall": lambda path, run, label: _block_wall(path, run),
+    "baselines": lambda path, run, label: _baselines(run),
 }
 BLOCK = re.compile(r"(?P<open><!-- record (?P<record>\S+): (?P<name>\S+) -->\n)(?P<body>.*?)(?P<close><!-- end record -->)", re.S)
 
