@@ -10,7 +10,7 @@ import pytest
 import yaml
 from helpers import REPO
 
-from dyndnn.results import analysis, plots
+from dyndnn.results import analysis, existing_works, plots
 from dyndnn.results import claims as claim_checks
 from dyndnn.results.figures import FIGURES
 from dyndnn.results.report import build_context, render
@@ -238,7 +238,7 @@ def test_range_claims_follow_their_rule_and_the_table_shows_every_baseline_both_
     assert (
         "truncated" in c.loc["time_range_vs_existing", "reason"] and "without the floor: 0.25x" in c.loc["time_range_vs_existing", "reason"]
     )
-    per = claim_checks.claim_baselines(CLAIMS, t)
+    per = existing_works.claim_baselines(CLAIMS, t)
     rows = per[per.claim == "time_range_vs_existing"].set_index("baseline")
     assert rows.loc["static", "ratio_all"] == pytest.approx(0.25) and rows.loc["static", "ratio_floor"] == pytest.approx(0.25)
     assert rows.loc["truncated", "ratio_all"] == pytest.approx(0.25) and rows.loc["truncated", "ratio_floor"] == pytest.approx(2.25)
@@ -251,7 +251,7 @@ def test_range_claims_follow_their_rule_and_the_table_shows_every_baseline_both_
         c.loc["time_range_vs_existing", "ours"] == pytest.approx(0.25)
         and "every configuration" in c.loc["time_range_vs_existing", "reason"]
     )
-    per = claim_checks.claim_baselines(ruled, t)
+    per = existing_works.claim_baselines(ruled, t)
     assert per[(per.claim == "time_range_vs_existing") & (per.baseline == "truncated")].counted.item() == "not counted"
 
 
@@ -270,6 +270,28 @@ def test_a_bad_claim_rule_is_named(edit, says):
     claims = [dict(next(x for x in CLAIMS if x["id"] == "time_range_vs_existing"), **edit)]
     with pytest.raises(ValueError, match=says):
         claim_checks.check_claims(claims)
+
+
+def test_a_rising_claim_on_seed_means_says_when_its_steps_are_within_the_seed_spread():
+    """With several seeds the rising claims test the seed means, and a verdict whose steps are
+    smaller than the pooled seed std reads "..., within noise"; with one seed the reason says the
+    spread is unknown. Latency steps whose 95 % intervals overlap qualify the speed-up claim."""
+    t = claim_tables(ACC.copy(), summary({1: 1.0, 2: 2.0, 3: 3.0, 4: 4.0}))
+    c = by_id(claim_checks.evaluate_claims(CLAIMS, t))
+    assert c.loc["accuracy_rises", "noise"] == "" and "one seed: spread unknown" in c.loc["accuracy_rises", "reason"]
+    seeds = pd.DataFrame(
+        {"model": "dynamic", "groups": [1, 2, 3, 4], "n_seeds": 3, "top1_mean": [0.60, 0.70, 0.701, 0.702], "top1_std": 0.01}
+    ).assign(confidence_mean=[0.9, 0.95, 0.99, 1.0], confidence_std=[0.001, 0.001, 0.001, 0.0])
+    c = by_id(claim_checks.evaluate_claims(CLAIMS, {**t, "seed_summary": seeds}))
+    row = c.loc["accuracy_rises"]
+    assert row.ours == pytest.approx([0.60, 0.70, 0.701, 0.702])  # the seed means, not the primary seed's 0.5 / 0.6 / ...
+    assert row.verdict == claim_checks.HOLDS and row.noise == "2 of 3 steps smaller than the seed std"
+    assert claim_checks.shown_verdict(row.verdict, row.noise) == "holds, within noise"
+    assert c.loc["confidence_rises", "noise"] == ""  # steps of 0.01-0.05 against a spread of 0.001
+    wide = t["latency_summary"].assign(p50_lo_ms=lambda d: d.p50_ms * 0.5, p50_hi_ms=lambda d: d.p50_ms * 1.6)
+    c = by_id(claim_checks.evaluate_claims(CLAIMS, {**t, "latency_summary": wide}))
+    assert c.loc["pruning_speeds_up_cpu", "verdict"] == claim_checks.HOLDS
+    assert c.loc["pruning_speeds_up_cpu", "noise"] == "3 step(s) with overlapping 95 % latency intervals"
 
 
 def test_pareto_mask():

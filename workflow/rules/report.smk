@@ -91,7 +91,7 @@ rule simulate_budget:
 # rule's output name, the key the results code reads it by, and its file name under tables/).
 RESULT_TABLES = {
     name: getattr(rules.aggregate.output, name)
-    for name in ("accuracy", "latency_summary", "latency_samples", "operating_points", "ranges", "footprint")
+    for name in ("accuracy", "latency_summary", "latency_samples", "operating_points", "ranges", "footprint", "seed_summary")
 }
 
 
@@ -135,7 +135,6 @@ rule report:
         dataset=rules.prepare_data.output.meta,
         figures=expand("results/figures/{fig}.png", fig=FIGURES),
         budget_summary=rules.simulate_budget.output.summary,
-        seed_summary=rules.aggregate.output.seed_summary,
         ablation=rules.aggregate.output.ablation,
         layouts=rules.aggregate.output.layouts,
         latency_ratios=rules.aggregate.output.latency_ratios,

@@ -9,10 +9,11 @@ import math
 import pandas as pd
 
 from dyndnn.results.analysis import DYNAMIC, baseline_ranges, memory_by_baseline, pareto_mask
+from dyndnn.results.existing_works import check_rule, counted, rule
 
 __all__ = [
     "evaluate_claims",
-    "claim_baselines",
+    "shown_verdict",
     "verdict",
     "check_claims",
     "HOLDS",
@@ -47,26 +48,12 @@ def _ranges(r, metric, what) -> pd.DataFrame:
     return ranges
 
 
-RULE_KEYS = {"baselines": "all", "accuracy_floor": True}  # a comparison with existing works: which count, and whether the floor applies
-
-
-def _rule(r) -> tuple[list[str] | None, bool]:
-    """The claim's rule (config/claims.yaml): the baselines that count (None: every one trained)
-    and whether only configurations at top-1 >= report.top1_floor count."""
-    c = {**RULE_KEYS, **(r.get("claim") or {})}
-    return (None if c["baselines"] == "all" else list(c["baselines"])), bool(c["accuracy_floor"])
-
-
-def _counted(table: pd.DataFrame, names: list[str] | None) -> pd.DataFrame:
-    return table if names is None else table[table.baseline.isin(names)]
-
-
 def _range_vs_baselines(metric, what):
     def compute(r):
         _require_baselines(r["accuracy"])
         _ranges(r, metric, what)
-        names, floor = _rule(r)
-        per = _counted(baseline_ranges(r["operating_points"], metric, r["top1_floor"]), names)
+        names, floor = rule(r)
+        per = counted(baseline_ranges(r["operating_points"], metric, r["top1_floor"]), names)
         col, other = ("ratio_floor", "ratio_all") if floor else ("ratio_all", "ratio_floor")
         per = per[per[col].notna()]
         if per.empty:
@@ -121,8 +108,8 @@ def _memory_vs_baselines(r):
     fp = r["footprint"].set_index("model")
     if fp["resident_bytes"].isna().any() or DYNAMIC not in fp.index:
         raise NotMeasurable("resident memory was not recorded for every technique")
-    names, floor = _rule(r)
-    per = _counted(memory_by_baseline(r["footprint"], r["accuracy"], r["top1_floor"]), names)
+    names, floor = rule(r)
+    per = counted(memory_by_baseline(r["footprint"], r["accuracy"], r["top1_floor"]), names)
     theirs, ours = ("compression_floor", "ours_compression_floor") if floor else ("compression_all", "ours_compression_all")
     if per.empty or math.isnan(per[ours].iloc[0]):
         raise NotMeasurable(
@@ -140,14 +127,60 @@ def _memory_vs_baselines(r):
     return float(ratio.max()), f"resident bytes / dynamic DNN's at compression >= {target:.3g}x{at}: {each}{below}"
 
 
+SEED_COLUMNS = {"top1": ("top1_mean", "top1_std"), "confidence_norm": ("confidence_mean", "confidence_std")}
+
+
+def _seed_series(r, column) -> tuple[pd.Series, float] | None:
+    """The dynamic DNN's `column` by groups as the mean over its training seeds, and its seed
+    standard deviation pooled over the configurations (root mean variance of those with a spread);
+    None with one seed."""
+    seeds = r.get("seed_summary")
+    if seeds is None or seeds.empty or "n_seeds" not in seeds:
+        return None
+    mine = _dynamic(seeds).sort_values("groups")
+    if mine.empty or int(mine.n_seeds.min()) < 2:
+        return None
+    mean, std = SEED_COLUMNS[column]
+    spread = pd.to_numeric(mine[std], errors="coerce")
+    spread = spread[spread > 0]
+    return mine.set_index("groups")[mean], float((spread**2).mean() ** 0.5) if len(spread) else float("nan")
+
+
 def _series(column):
+    """The series a rising claim tests: the mean over seeds where the run has several (noise: the
+    steps smaller than the pooled seed std), else the primary seed's values (spread unknown)."""
+
     def compute(r):
         acc = _dynamic(r["accuracy"]).sort_values("groups")
         if acc.empty:
             raise NotMeasurable("no accuracy results for the dynamic DNN")
-        return [float(v) for v in acc[column]], f"{column} for 1..{len(acc)} groups"
+        seeded = _seed_series(r, column)
+        if seeded is None:
+            return [float(v) for v in acc[column]], f"{column} for 1..{len(acc)} groups (one seed: spread unknown)", ""
+        means, std = seeded
+        steps = means.diff().dropna()
+        unit, scale = (" points", 100) if column == "top1" else ("", 1)
+        shown = ", ".join(f"{scale * v:+.3g}" for v in steps)
+        reason = f"{column}, mean of {int(_dynamic(r['seed_summary']).n_seeds.min())} seeds, for 1..{len(means)} groups: steps {shown}{unit}; seed std {scale * std:.3g}{unit}"
+        small = int((steps.abs() < std).sum()) if math.isfinite(std) else 0
+        return [float(v) for v in means], reason, (f"{small} of {len(steps)} steps smaller than the seed std" if small else "")
 
     return compute
+
+
+def _overlapping_steps(r, device: str) -> int:
+    """How many steps between consecutive configurations of the dynamic DNN have overlapping 95 %
+    latency intervals (0 where the run has no intervals)."""
+    s = r.get("latency_summary")
+    if s is None or s.empty or not {"p50_lo_ms", "p50_hi_ms"} <= set(s):
+        return 0
+    s = _dynamic(s)
+    s = s[s["device"] == device] if "device" in s else s
+    n = 0
+    for _, g in s.groupby(["board", "mapping", "frequency"]):
+        g = g.sort_values("groups")
+        n += int((g.p50_hi_ms.to_numpy()[:-1] >= g.p50_lo_ms.to_numpy()[1:]).sum())
+    return n
 
 
 def _pruning_speeds_up(device):
@@ -162,11 +195,17 @@ def _pruning_speeds_up(device):
             if not (lat[1:] > lat[:-1]).all():
                 failures.append("/".join(map(str, key)))
         n = pts.groupby(["board", "mapping", "frequency"]).ngroups
-        return not failures, (
-            f"latency falls with every group removed on all {n} {device.upper()} mapping x frequency points"
-            if not failures
-            else f"not monotonic on {', '.join(failures)}"
-        ) + _layout_note(r)
+        overlaps = _overlapping_steps(r, device)
+        return (
+            not failures,
+            (
+                f"latency falls with every group removed on all {n} {device.upper()} mapping x frequency points"
+                if not failures
+                else f"not monotonic on {', '.join(failures)}"
+            )
+            + _layout_note(r),
+            f"{overlaps} step(s) with overlapping 95 % latency intervals" if overlaps else "",
+        )
 
     return compute
 
@@ -220,7 +259,7 @@ def check_claims(claims, where: str = "claims file") -> None:
                 raise ValueError(f"{label}.{key}: a name expected, got {c[key]!r}")
         if c["metric"] not in CLAIM_METRICS:
             raise ValueError(f"{label}.metric: unknown metric {c['metric']!r} (known: {', '.join(sorted(CLAIM_METRICS))})")
-        _check_rule(c, label)
+        check_rule(c, label)
         if str(c["check"]) not in CHECKS:
             raise ValueError(f"{label}.check: unknown check {c['check']!r} (known: {', '.join(CHECKS)})")
         if c["check"] == "at_least":
@@ -236,64 +275,6 @@ def check_claims(claims, where: str = "claims file") -> None:
                 raise ValueError(f"{label}.tolerance: {c.get('tolerance')!r}: a fraction in [0, 1) expected")
 
 
-RANGE_METRICS = {"time_range_vs_baselines": "p50_ms", "energy_range_vs_baselines": "energy_mj"}
-RULED = (*RANGE_METRICS, "memory_vs_baselines")  # the claims against existing works: they take a rule
-
-
-def _check_rule(c: dict, label: str) -> None:
-    for key in RULE_KEYS:
-        if key in c and c["metric"] not in RULED:
-            raise ValueError(f"{label}.{key}: only a claim against existing works ({', '.join(RULED)}) takes a rule")
-    b = c.get("baselines", "all")
-    if not (b == "all" or (isinstance(b, list) and b and all(isinstance(x, str) for x in b))):
-        raise ValueError(f"{label}.baselines: 'all' or a list of technique names expected, got {b!r}")
-    if not isinstance(c.get("accuracy_floor", True), bool):
-        raise ValueError(f"{label}.accuracy_floor: true or false expected, got {c.get('accuracy_floor')!r}")
-
-
-def claim_baselines(claims: list[dict], tables: dict) -> pd.DataFrame:
-    """The claims against existing works, baseline by baseline, both ways: with every
-    configuration and with only those at the accuracy floor; `counted` says which of the two the
-    claim's rule reads, or that its rule leaves the baseline out. Ranges: ours / theirs; memory:
-    our and their recoverable compression, and their resident bytes / ours where they reach ours."""
-    cols = [
-        "claim",
-        "board",
-        "baseline",
-        "ours_all",
-        "theirs_all",
-        "ratio_all",
-        "ours_floor",
-        "theirs_floor",
-        "ratio_floor",
-        "usable",
-        "counted",
-    ]
-    rows, floor = [], tables["top1_floor"]
-    for c in (c for c in claims if c["metric"] in RULED):
-        names, use_floor = _rule({"claim": c})
-        how = "at the floor" if use_floor else "every configuration"
-        counted = lambda name, names=names, how=how: how if names is None or name in names else "not counted"  # noqa: E731
-        if c["metric"] in RANGE_METRICS:
-            for _, b in baseline_ranges(tables["operating_points"], RANGE_METRICS[c["metric"]], floor).iterrows():
-                rows.append([c["id"], b.board, b.baseline, b.ours_all, b.theirs_all, b.ratio_all])
-                rows[-1] += [b.ours_floor, b.theirs_floor, b.ratio_floor, b.usable, counted(b.baseline)]
-            continue
-        for _, b in memory_by_baseline(tables["footprint"], tables["accuracy"], floor).iterrows():
-            reach = lambda theirs, ours: b.resident_vs_dynamic if theirs >= ours * 0.999 else float("nan")  # noqa: E731, B023
-            rows.append(
-                [c["id"], "-", b.baseline, b.ours_compression_all, b.compression_all, reach(b.compression_all, b.ours_compression_all)]
-            )
-            rows[-1] += [
-                b.ours_compression_floor,
-                b.compression_floor,
-                reach(b.compression_floor, b.ours_compression_floor),
-                "",
-                counted(b.baseline),
-            ]
-    return pd.DataFrame(rows, columns=cols)
-
-
 def verdict(claim: dict, value) -> str:
     """The verdict for one claim given our value (never called for unmeasurable ones)."""
     check = str(claim["check"])
@@ -306,8 +287,18 @@ def verdict(claim: dict, value) -> str:
     raise ValueError(f"claim {claim.get('id')}: unknown check {check!r}")
 
 
+WITHIN_NOISE = ", within noise"
+
+
+def shown_verdict(verdict: str, noise: str) -> str:
+    """The verdict as people read it: ', within noise' where it rests on differences smaller than
+    their seed spread or latency interval (the `noise` column says which)."""
+    return verdict + WITHIN_NOISE if noise and verdict != NOT_MEASURABLE else verdict
+
+
 def evaluate_claims(claims: list[dict], tables: dict) -> pd.DataFrame:
-    """One row per claim: our value, the verdict and a one-line reason. `tables`: the run's
+    """One row per claim: our value, the verdict, a one-line reason and `noise` (what of the
+    verdict lies within the seed spread or the latency intervals; '' where nothing does). `tables`: the run's
     accuracy, points (operating points), ranges, footprint and top1_floor, and optionally
     layouts (whose layout column the latency claims' reasons name)."""
     results = {"layouts": None, **tables}
@@ -315,8 +306,10 @@ def evaluate_claims(claims: list[dict], tables: dict) -> pd.DataFrame:
     for c in claims:
         if c["metric"] not in CLAIM_METRICS:
             raise ValueError(f"claim {c['id']}: unknown metric {c['metric']!r} (known: {sorted(CLAIM_METRICS)})")
+        noise = ""
         try:
-            value, reason = CLAIM_METRICS[c["metric"]]({**results, "claim": c})
+            value, reason, *rest = CLAIM_METRICS[c["metric"]]({**results, "claim": c})
+            noise = rest[0] if rest else ""
             v = verdict(c, value)
         except NotMeasurable as e:
             value, reason, v = None, str(e), NOT_MEASURABLE
@@ -330,6 +323,7 @@ def evaluate_claims(claims: list[dict], tables: dict) -> pd.DataFrame:
                 "ours": value,
                 "verdict": v,
                 "reason": reason,
+                "noise": noise,
             }
         )
     return pd.DataFrame(rows)

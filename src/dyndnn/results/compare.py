@@ -16,7 +16,7 @@ import math
 import pandas as pd
 
 from dyndnn.results import analysis, latency
-from dyndnn.results.claims import NOT_MEASURABLE, evaluate_claims
+from dyndnn.results.claims import NOT_MEASURABLE, evaluate_claims, shown_verdict
 from dyndnn.results.runs import Run, Tolerances
 
 __all__ = ["compare", "host_difference", "REPRODUCED", "DIFFERS", "INCONCLUSIVE", "NOT_COMPARABLE"]
@@ -26,16 +26,7 @@ COLUMNS = ["kind", "key", "reference", "run", "difference", "tolerance", "status
 
 
 def _row(kind, key, ref, run, diff, tol, status, reason=""):
-    return {
-        "kind": kind,
-        "key": key,
-        "reference": ref,
-        "run": run,
-        "difference": diff,
-        "tolerance": tol,
-        "status": status,
-        "reason": reason,
-    }
+    return dict(zip(COLUMNS, (kind, key, ref, run, diff, tol, status, reason)))
 
 
 def _pooled_std(rows: pd.DataFrame, column: str) -> float:
@@ -364,13 +355,21 @@ def _claim_rows(ref: Run, run: Run, claims: list[dict], compared: list[dict] | N
                 )
             )
             continue
-        note = _basis_note(metrics.get(cid, ""), compared or []) if va != vb else ""
+        noisy = "; ".join(n for n in (a.loc[cid, "noise"], b.loc[cid, "noise"]) if n)
+        note = (
+            (
+                _basis_note(metrics.get(cid, ""), compared or [])
+                or (f"the verdict rests on differences within the noise ({noisy})" if noisy else "")
+            )
+            if va != vb
+            else ""
+        )
         rows.append(
             _row(
                 "claim",
                 cid,
-                f"{va} ({_fmt(ours[0])})",
-                f"{vb} ({_fmt(ours[1])})",
+                f"{shown_verdict(va, a.loc[cid, 'noise'])} ({_fmt(ours[0])})",
+                f"{shown_verdict(vb, b.loc[cid, 'noise'])} ({_fmt(ours[1])})",
                 None,
                 "same verdict",
                 REPRODUCED if va == vb else NOT_COMPARABLE if note else DIFFERS,

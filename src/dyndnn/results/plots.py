@@ -30,22 +30,60 @@ def _configuration(df: pd.DataFrame) -> pd.Series:
     return (100 * df["groups"] / df.groupby("model")["groups"].transform("max")).round().astype(int).astype(str) + " %"
 
 
+def _with_seeds(t: dict, mean: str, std: str, column: str) -> pd.DataFrame:
+    """The accuracy table with `column` as the mean over training seeds and `<column>_std` as
+    their standard deviation where the run has several seeds (else the primary seed's, std NaN)."""
+    acc = t["accuracy"].copy()
+    seeds = t.get("seed_summary")
+    acc[f"{column}_std"] = float("nan")
+    if seeds is not None and not seeds.empty and {mean, std, "n_seeds"} <= set(seeds):
+        s = seeds[seeds.n_seeds > 1].set_index(["model", "groups"])
+        hit = acc.set_index(["model", "groups"]).index.isin(s.index)
+        keys = list(zip(acc.model[hit], acc.groups[hit]))
+        acc.loc[hit, column] = s.loc[keys, mean].to_numpy()
+        acc.loc[hit, f"{column}_std"] = s.loc[keys, std].to_numpy()
+    return acc
+
+
+def _legend_outside(ax) -> None:
+    """The legend right of the axes, never over the bars or lines."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+
+
 def fig2_top1(t: dict) -> plt.Figure:
-    """Paper Fig. 2: top-1 per configuration, every technique; with a reference record
-    (report.reference), its top-1 as a black mark on each bar."""
+    """Paper Fig. 2: top-1 per configuration, every technique (the mean over training seeds with
+    their standard deviation as error bars, where the run has several), in percent on an axis
+    that starts a little below the lowest usable configuration, so that steps of a few tenths of
+    a point show; a configuration below the axis (a truncated model at chance) is labelled with
+    its value at the bottom. With a reference record (report.reference), its top-1 as a black mark."""
     theme()
-    acc = t["accuracy"]
-    if acc.empty:
+    if t["accuracy"].empty:
         return _empty("no accuracy results")
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    acc = _with_seeds(t, "top1_mean", "top1_std", "top1")
+    acc = acc.assign(configuration=_configuration(acc), pct=100 * acc.top1, pct_std=100 * acc.top1_std)
+    fig, ax = plt.subplots(figsize=(7.8, 3.8))
     hue_order = list(dict.fromkeys(acc["model"]))
-    sns.barplot(acc.assign(configuration=_configuration(acc)), x="configuration", y="top1", hue="model", hue_order=hue_order, ax=ax)
+    order = sorted(acc["configuration"].unique(), key=lambda c: int(c.split()[0]))
+    sns.barplot(acc, x="configuration", y="pct", hue="model", hue_order=hue_order, order=order, errorbar=None, ax=ax)
+    usable = acc.pct[acc.top1 >= t.get("top1_floor", 0.0)]
+    top = float((acc.pct + acc.pct_std.fillna(0)).max())
+    low = max(0.0, float((usable - acc.pct_std.reindex(usable.index).fillna(0)).min() if len(usable) else 0.0) - 2.0)
+    for model, bars in zip(hue_order, ax.containers):
+        rows = acc[acc.model == model].set_index("configuration")
+        for bar, conf in zip(bars, [c for c in order if c in rows.index]):
+            x, r = bar.get_x() + bar.get_width() / 2, rows.loc[conf]
+            if r.pct_std == r.pct_std:
+                ax.errorbar(x, r.pct, yerr=r.pct_std, color="black", capsize=2, linewidth=1, zorder=3)
+            if r.pct < low:
+                ax.text(x, low + 0.2, f"{r.pct:.0f} %", ha="center", va="bottom", fontsize=7, rotation=90)
     ref = t.get("reference_accuracy")
-    title = "Top-1 on the test images"
+    title = "Top-1 on the test images" + (" (mean +- std over seeds)" if acc.top1_std.notna().any() else "")
     if ref is not None and not ref.empty:
-        _mark_reference_on_bars(ax, hue_order, ref.assign(configuration=_configuration(ref)), "top1")
-        title += " (black: the reference record)"
-    ax.set(ylabel="top-1 accuracy", ylim=(0, 1), title=title)
+        _mark_reference_on_bars(ax, hue_order, ref.assign(configuration=_configuration(ref), top1=100 * ref.top1), "top1")
+        title += "; black: the reference record"
+    ax.set(ylabel="top-1 accuracy (%)", ylim=(low, min(100.0, top + 1.0)), title=title)
+    _legend_outside(ax)
     fig.tight_layout()
     return fig
 
@@ -65,26 +103,30 @@ def _mark_reference_on_bars(ax, hue_order: list[str], ref: pd.DataFrame, value: 
                 ys.append(want[key])
     if xs:
         ax.scatter(xs, ys, marker="_", s=160, color="black", linewidths=2, zorder=3, label="reference record")
-        ax.legend(fontsize=7)
 
 
 def fig3_confidence(t: dict) -> plt.Figure:
-    """Paper Fig. 3: confidence of the correct class, normalised to the full model."""
+    """Paper Fig. 3: confidence of the correct class, normalised to the full model (the mean over
+    training seeds with their standard deviation as error bars, where the run has several)."""
     theme()
-    acc = t["accuracy"]
-    if acc.empty:
+    if t["accuracy"].empty:
         return _empty("no accuracy results")
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    acc = _with_seeds(t, "confidence_mean", "confidence_std", "confidence_norm")
+    fig, ax = plt.subplots(figsize=(7.8, 3.8))
     hue_order = list(dict.fromkeys(acc["model"]))
-    sns.lineplot(acc, x="groups", y="confidence_norm", hue="model", hue_order=hue_order, marker="o", ax=ax)
+    sns.lineplot(acc, x="groups", y="confidence_norm", hue="model", hue_order=hue_order, marker="o", errorbar=None, ax=ax)
+    colours = dict(zip(hue_order, sns.color_palette(n_colors=len(hue_order))))
+    for model, g in acc[acc.confidence_norm_std.notna()].groupby("model"):
+        ax.errorbar(g.groups, g.confidence_norm, yerr=g.confidence_norm_std, fmt="none", ecolor=colours[model], capsize=2, linewidth=1)
     ref = t.get("reference_accuracy")
     if ref is not None and not ref.empty:  # the reference record's curves, dashed, in the same colours
         ref = ref[ref["model"].isin(hue_order)]
         sns.lineplot(ref, x="groups", y="confidence_norm", hue="model", hue_order=hue_order, linestyle="--", legend=False, ax=ax)
         ax.plot([], [], "k--", label="reference record")
-        ax.legend(fontsize=7)
-    ax.set(xlabel="active groups", ylabel="confidence / full model", title="Confidence of the correct class")
+    title = "Confidence of the correct class" + (" (mean +- std over seeds)" if acc.confidence_norm_std.notna().any() else "")
+    ax.set(xlabel="active groups", ylabel="confidence / full model", title=title)
     ax.set_xticks(sorted(acc["groups"].unique()))
+    _legend_outside(ax)
     fig.tight_layout()
     return fig
 

@@ -19,8 +19,9 @@ import pandas as pd
 from dyndnn.arch import POOL_AFTER
 from dyndnn.provenance import read_meta, write_atomic
 from dyndnn.results import analysis
-from dyndnn.results.claims import FAILS, HOLDS, NOT_MEASURABLE, claim_baselines, evaluate_claims
+from dyndnn.results.claims import FAILS, HOLDS, NOT_MEASURABLE, evaluate_claims, shown_verdict
 from dyndnn.results.compare import DIFFERS, INCONCLUSIVE, NOT_COMPARABLE, REPRODUCED, compare
+from dyndnn.results.existing_works import claim_baselines
 from dyndnn.results.figures import FIGURES
 from dyndnn.results.record import RecordError
 from dyndnn.results.runs import TABLES, Run, load_run
@@ -118,8 +119,9 @@ def claim_rows(claims: pd.DataFrame) -> list[dict]:
             "source": r.source,
             "paper": f"{r.paper} {r.unit}".strip(),
             "ours": ours(r.ours),
-            "verdict": r.verdict,
-            "reason": r.reason,
+            "verdict": shown_verdict(r.verdict, getattr(r, "noise", "")),
+            "verdict_class": r.verdict.replace(" ", "-"),
+            "reason": r.reason + (f" ({r.noise})" if getattr(r, "noise", "") else ""),
         }
         for r in claims.itertuples(index=False)
     ]

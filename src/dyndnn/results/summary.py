@@ -22,7 +22,8 @@ import pandas as pd
 import yaml
 
 from dyndnn.provenance import write_atomic
-from dyndnn.results.claims import claim_baselines, evaluate_claims
+from dyndnn.results.claims import evaluate_claims, shown_verdict
+from dyndnn.results.existing_works import claim_baselines
 from dyndnn.results.record import RecordError, record_path
 from dyndnn.results.runs import load_run
 
@@ -112,6 +113,8 @@ def _claims(run) -> str:
         return "(the record ships no claims file)\n"
     claims = yaml.safe_load(claims_file.read_text())["claims"]
     verdicts = evaluate_claims(claims, {**run.tables, "top1_floor": run.top1_floor})
+    verdicts["verdict"] = [shown_verdict(v, n) for v, n in zip(verdicts.verdict, verdicts.noise)]
+    verdicts["reason"] = [r + (f" ({n})" if n else "") for r, n in zip(verdicts.reason, verdicts.noise)]
     shown = verdicts[["id", "paper", "ours", "unit", "verdict", "reason"]].copy()
     shown["ours"] = shown["ours"].map(_value)
     shown["reason"] = shown["reason"].map(lambda r: str(r).replace("|", "/"))
@@ -255,20 +258,34 @@ def _block_jobs(path: Path, run) -> str:
     return _md(pd.DataFrame(rows, columns=["job", "targets", "wall s each", "wall s"]))
 
 
+def _spread(run, model: str) -> float:
+    """A technique's seed std of top-1 in points, pooled over its configurations (NaN with one seed)."""
+    s = run.tables.get("seed_summary", pd.DataFrame())
+    mine = s[(s.model == model) & (s.n_seeds > 1)] if not s.empty and "n_seeds" in s else s.iloc[0:0]
+    v = pd.to_numeric(mine.get("top1_std", pd.Series(dtype=float)), errors="coerce").dropna()
+    return float(100 * (v**2).mean() ** 0.5) if len(v) else float("nan")
+
+
 def _block_targets(run) -> str:
-    """The main job's targets (MAIN_JOB_TARGETS) against this record."""
+    """The main job's targets (MAIN_JOB_TARGETS) against this record: top-1 as the mean over seeds
+    +- the technique's pooled seed std, and "within noise" where the margin is smaller than it."""
     t = MAIN_JOB_TARGETS
     top1 = _top1(run)
     sittings = run.manifest.get("sittings") or []
     bf16 = bool(sittings) and all(s.get("native_bf16") for s in sittings)
     wall = float(run.manifest.get("wall_s") or 0)
+    n_seeds = len((run.config or {}).get("seeds") or [0])
     verdict = lambda ok: "holds" if ok else "missed"  # noqa: E731
     rows = [
         [
             "wall time (AVX512_BF16 host)",
             f"at most {t['wall_s']:,.0f} s in one sitting",
             f"{wall:,.0f} s in {len(sittings)} sitting(s), {'bf16' if bf16 else 'fp32 (not an AVX512_BF16 host)'}",
-            verdict(wall <= t["wall_s"] and len(sittings) == 1) if bf16 else "not applicable",
+            "not applicable (a target for one seed)"
+            if n_seeds > 1
+            else verdict(wall <= t["wall_s"] and len(sittings) == 1)
+            if bf16
+            else "not applicable",
         ]
     ]
     models = {m for m, _ in top1.index}
@@ -278,24 +295,27 @@ def _block_targets(run) -> str:
         s_top, d_top = static.iloc[-1], dyn.iloc[-1]
         gap = 100 * (s_top - d_top)
         steps = 100 * dyn.diff().dropna()
+        s_std, d_std = _spread(run, "static"), _spread(run, "dynamic")  # points; NaN with one seed
+        pm = lambda std: f" +- {std:.2f}" if std == std else ""  # noqa: E731
+        judged = lambda ok, margin, std: verdict(ok) + (", within noise" if std == std and abs(margin) < std else "")  # noqa: E731
         rows += [
             [
                 f"static {_width(run, 'static', static.index[-1])} % model",
                 f"top-1 at least {100 * t['static_top1']:.2f} %",
-                f"{100 * s_top:.2f} %",
-                verdict(s_top >= t["static_top1"]),
+                f"{100 * s_top:.2f}{pm(s_std)} %",
+                judged(s_top >= t["static_top1"], 100 * (s_top - t["static_top1"]), s_std),
             ],
             [
                 f"dynamic DNN, {dyn.index[-1]} groups",
                 f"within {t['dynamic_gap_pts']} points of the static 100 % model",
-                f"{100 * d_top:.2f} % ({abs(gap):.2f} points {'below' if gap >= 0 else 'above'})",
-                verdict(gap <= t["dynamic_gap_pts"]),
+                f"{100 * d_top:.2f}{pm(d_std)} % ({abs(gap):.2f} points {'below' if gap >= 0 else 'above'})",
+                judged(gap <= t["dynamic_gap_pts"], gap - t["dynamic_gap_pts"], (s_std**2 + d_std**2) ** 0.5),
             ],
             [
                 "dynamic DNN, each added group",
                 "top-1 rises",
                 " / ".join(f"{100 * v:.2f}" for v in dyn) + " (" + ", ".join(f"{v:+.2f}" for v in steps) + ")",
-                verdict(bool((steps > 0).all())),
+                judged(bool((steps > 0).all()), steps.abs().min(), d_std),
             ],
         ]
     return _md(pd.DataFrame(rows, columns=["target", "goal", "measured", "verdict"]))

@@ -1,0 +1,82 @@
+"""The claims against existing works (time, energy and memory): the rule a claims file states for
+them (which baselines count, whether the accuracy floor applies) and the table that shows every
+baseline both ways. Pure functions of the aggregated tables."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dyndnn.results.analysis import baseline_ranges, memory_by_baseline
+
+__all__ = ["RULE_KEYS", "RULED", "RANGE_METRICS", "rule", "counted", "check_rule", "claim_baselines"]
+
+RULE_KEYS = {"baselines": "all", "accuracy_floor": True}  # a comparison with existing works: which count, and whether the floor applies
+
+
+def rule(r) -> tuple[list[str] | None, bool]:
+    """The claim's rule (config/claims.yaml): the baselines that count (None: every one trained)
+    and whether only configurations at top-1 >= report.top1_floor count."""
+    c = {**RULE_KEYS, **(r.get("claim") or {})}
+    return (None if c["baselines"] == "all" else list(c["baselines"])), bool(c["accuracy_floor"])
+
+
+def counted(table: pd.DataFrame, names: list[str] | None) -> pd.DataFrame:
+    return table if names is None else table[table.baseline.isin(names)]
+
+
+RANGE_METRICS = {"time_range_vs_baselines": "p50_ms", "energy_range_vs_baselines": "energy_mj"}
+RULED = (*RANGE_METRICS, "memory_vs_baselines")  # the claims against existing works: they take a rule
+
+
+def check_rule(c: dict, label: str) -> None:
+    for key in RULE_KEYS:
+        if key in c and c["metric"] not in RULED:
+            raise ValueError(f"{label}.{key}: only a claim against existing works ({', '.join(RULED)}) takes a rule")
+    b = c.get("baselines", "all")
+    if not (b == "all" or (isinstance(b, list) and b and all(isinstance(x, str) for x in b))):
+        raise ValueError(f"{label}.baselines: 'all' or a list of technique names expected, got {b!r}")
+    if not isinstance(c.get("accuracy_floor", True), bool):
+        raise ValueError(f"{label}.accuracy_floor: true or false expected, got {c.get('accuracy_floor')!r}")
+
+
+def claim_baselines(claims: list[dict], tables: dict) -> pd.DataFrame:
+    """The claims against existing works, baseline by baseline, both ways: with every
+    configuration and with only those at the accuracy floor; `counted` says which of the two the
+    claim's rule reads, or that its rule leaves the baseline out. Ranges: ours / theirs; memory:
+    our and their recoverable compression, and their resident bytes / ours where they reach ours."""
+    cols = [
+        "claim",
+        "board",
+        "baseline",
+        "ours_all",
+        "theirs_all",
+        "ratio_all",
+        "ours_floor",
+        "theirs_floor",
+        "ratio_floor",
+        "usable",
+        "counted",
+    ]
+    rows, floor = [], tables["top1_floor"]
+    for c in (c for c in claims if c["metric"] in RULED):
+        names, use_floor = rule({"claim": c})
+        how = "at the floor" if use_floor else "every configuration"
+        counted = lambda name, names=names, how=how: how if names is None or name in names else "not counted"  # noqa: E731
+        if c["metric"] in RANGE_METRICS:
+            for _, b in baseline_ranges(tables["operating_points"], RANGE_METRICS[c["metric"]], floor).iterrows():
+                rows.append([c["id"], b.board, b.baseline, b.ours_all, b.theirs_all, b.ratio_all])
+                rows[-1] += [b.ours_floor, b.theirs_floor, b.ratio_floor, b.usable, counted(b.baseline)]
+            continue
+        for _, b in memory_by_baseline(tables["footprint"], tables["accuracy"], floor).iterrows():
+            reach = lambda theirs, ours: b.resident_vs_dynamic if theirs >= ours * 0.999 else float("nan")  # noqa: E731, B023
+            rows.append(
+                [c["id"], "-", b.baseline, b.ours_compression_all, b.compression_all, reach(b.compression_all, b.ours_compression_all)]
+            )
+            rows[-1] += [
+                b.ours_compression_floor,
+                b.compression_floor,
+                reach(b.compression_floor, b.ours_compression_floor),
+                "",
+                counted(b.baseline),
+            ]
+    return pd.DataFrame(rows, columns=cols)
