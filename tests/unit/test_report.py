@@ -362,14 +362,34 @@ def test_figures_overlay_a_reference_record():
     fig = plots.fig2_top1(t)
     marks = [c for c in fig.axes[0].collections if c.get_label() == "reference record"]
     assert len(marks) == 1
-    assert sorted(marks[0].get_offsets()[:, 1]) == pytest.approx(sorted(t["reference_accuracy"].top1))
+    assert sorted(marks[0].get_offsets()[:, 1]) == pytest.approx(sorted(100 * t["reference_accuracy"].top1))  # in percent
     heights = sorted(b.get_height() for bars in fig.axes[0].containers for b in bars)
-    assert heights == pytest.approx(sorted(t["accuracy"].top1))
+    assert heights == pytest.approx(sorted(100 * t["accuracy"].top1))
+    low, high = fig.axes[0].get_ylim()
+    assert 0 < low < 100 * t["accuracy"].top1.min() and high <= 100  # zoomed to the bars, a step of tenths of a point shows
+    legend = fig.axes[0].get_legend()
+    assert legend is not None and legend.get_bbox_to_anchor().x0 >= fig.axes[0].get_window_extent().x1 - 1  # right of the axes
     fig3 = plots.fig3_confidence(t)
     assert sum(line.get_linestyle() == "--" for line in fig3.axes[0].lines) >= t["accuracy"].model.nunique()
     shown = figure_tables(t)["fig2_top1"]
     assert (shown.top1 - shown.reference_top1).round(6).eq(0.05).all()
     assert "reference_top1" not in figure_tables(tables(True))["fig2_top1"]
+
+
+def test_figures_show_the_seed_mean_and_spread_where_the_run_has_several_seeds():
+    from matplotlib.container import ErrorbarContainer
+
+    t = tables(False)
+    t["seed_summary"] = pd.DataFrame(
+        {"model": "dynamic", "groups": [1, 2, 3, 4], "n_seeds": 3, "top1_mean": [0.6, 0.61, 0.62, 0.63]}
+    ).assign(top1_std=0.002, confidence_mean=[0.9, 0.95, 0.99, 1.0], confidence_std=[0.01, 0.01, 0.01, 0.0])
+    fig = plots.fig2_top1(t)
+    bars = [b.get_height() for c in fig.axes[0].containers if not isinstance(c, ErrorbarContainer) for b in c]
+    assert bars == pytest.approx([60, 61, 62, 63])  # the means, not the primary seed's 50 / 60 / 65 / 70
+    assert sum(isinstance(c, ErrorbarContainer) for c in fig.axes[0].containers) == 4
+    assert "mean +- std over seeds" in fig.axes[0].get_title()
+    fig3 = plots.fig3_confidence(t)
+    assert sum(isinstance(c, ErrorbarContainer) for c in fig3.axes[0].containers) == 1
 
 
 def test_job_times_come_from_every_jobs_benchmark_file(tmp_path):
