@@ -12,7 +12,9 @@ from importlib.metadata import PackageNotFoundError, version
 import pandas as pd
 
 from dyndnn.arch import DYNAMIC
+from dyndnn.results.contract import check_table
 from dyndnn.results.manager import BUDGET_COLUMNS, choose
+from dyndnn.results.record import RecordError
 
 __all__ = ["main"]
 
@@ -46,6 +48,10 @@ def _manager(args) -> int:
         raise UsageError(
             f"--points {args.points}: no column {', '.join(missing)}; give the operating-points table (results/tables/operating_points.csv)"
         )
+    try:
+        check_table("operating_points", points, args.points)
+    except RecordError as e:
+        raise UsageError(str(e)) from None
     points = _select(_select(points, "model", args.model, "--model"), "board", args.board, "--board")
     c = choose(points, budget, kind)
     p = c.point

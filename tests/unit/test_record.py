@@ -35,8 +35,9 @@ def as_results(record, dest):
 def one_seed(run):
     """The run as its primary seed alone (seed summary of one seed), so editing accuracy.csv
     edits what compare reads."""
-    acc = pd.read_csv(run / "tables/accuracy.csv")
-    analysis.seed_summary(acc.assign(seed=0)).to_csv(run / "tables/seed_summary.csv", index=False)
+    acc = pd.read_csv(run / "tables/accuracy.csv").assign(seed=0)
+    analysis.seed_summary(acc).to_csv(run / "tables/seed_summary.csv", index=False)
+    acc.to_csv(run / "tables/accuracy_seeds.csv", index=False)
     return run
 
 
@@ -403,11 +404,19 @@ def _as_precision(record, dest, precision: str, seeds_std: float | None = None, 
     (run / "tables/accuracy.meta.json").write_text(json.dumps(meta))
     acc = pd.read_csv(run / "tables/accuracy.csv")
     acc.loc[acc.model == "dynamic", "top1"] += shift
+    acc = acc.assign(seed=0)
     acc.to_csv(run / "tables/accuracy.csv", index=False)
-    summary = analysis.seed_summary(acc.assign(seed=0))
-    if seeds_std is not None:
-        summary["n_seeds"], summary["top1_std"], summary["confidence_std"] = 3, seeds_std, seeds_std
-    summary.to_csv(run / "tables/seed_summary.csv", index=False)
+    seeds = acc
+    if seeds_std is not None:  # seeds 0, 1, 2 at -s, 0, +s: mean as the primary seed's, sample std s
+        seeds = pd.concat(
+            [
+                acc.assign(seed=k, top1=acc.top1 + d, confidence_norm=acc.confidence_norm + d)
+                for k, d in ((0, 0.0), (1, -seeds_std), (2, seeds_std))
+            ],
+            ignore_index=True,
+        )
+    seeds.to_csv(run / "tables/accuracy_seeds.csv", index=False)
+    analysis.seed_summary(seeds).to_csv(run / "tables/seed_summary.csv", index=False)
     return run
 
 

@@ -40,6 +40,7 @@ MANIFEST = "manifest.json"
 SITTINGS = "sittings.json"  # one entry per invocation: the Snakefile's onstart / onsuccess / onerror handlers
 RUN_STARTED = "run_started.json"  # the single start of results made before sittings were recorded
 RECORD_VERSION = 2  # 2: host and boards carry their CPU identity (runner.cpu_identity), sittings, precision per technique
+READABLE_VERSIONS = (1, RECORD_VERSION)
 GZIP_OVER = 1 << 20  # raw samples above 1 MiB are shipped gzipped
 
 
@@ -241,6 +242,12 @@ def _manifest(path: Path) -> dict:
         raise RecordError(f"{path}: malformed manifest ('files' must map each relative path to its sha256)")
     if not isinstance(config, dict):
         raise RecordError(f"{path}: malformed manifest (no 'config' object: the config the run was made with)")
+    version = manifest.get("record_version", 1)  # records before versions were written are version 1
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise RecordError(
+            f"{path}: record_version {version!r} is not one this dyndnn reads ({', '.join(map(str, READABLE_VERSIONS))}); "
+            "a newer dyndnn made it, or it was edited"
+        )
     return manifest
 
 

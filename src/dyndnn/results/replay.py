@@ -1,6 +1,6 @@
 """Replay a record: re-render every figure and the report from its tables, no training.
 
-Scope: verify the record (`dyndnn.results.record.verify`), then call the same plotting and report
+Scope: verify the record and its tables' contract (`dyndnn.results.runs.load_run`), then call the same plotting and report
 functions the pipeline's rules call, on the record's tables, into another folder.
 """
 
@@ -11,8 +11,9 @@ from pathlib import Path
 from dyndnn.defaults import default
 from dyndnn.results import plots
 from dyndnn.results.figures import FIGURES
-from dyndnn.results.record import RecordError, record_path, verify
+from dyndnn.results.record import RecordError, record_path
 from dyndnn.results.report import report_from_files
+from dyndnn.results.runs import load_run
 from dyndnn.results.sections import TABLE_SECTIONS, load_tables
 
 __all__ = ["replay"]
@@ -25,7 +26,7 @@ def replay(record: str | Path, out: str | Path, repo: str | Path) -> Path:
     record, out, repo = Path(record), Path(out), Path(repo)
     if out.resolve() == record.resolve() or record.resolve() in out.resolve().parents:
         raise RecordError(f"replay output {out} is inside the record {record}: give another folder")
-    manifest = verify(record)
+    manifest = load_run(record).manifest  # verified, and every table held to its contract
     config = manifest["config"]
 
     def table(name: str, required: bool = True) -> str | None:  # only files the manifest lists and verified

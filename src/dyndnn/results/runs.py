@@ -11,6 +11,7 @@ import pandas as pd
 
 from dyndnn.config import ConfigError, from_block
 from dyndnn.defaults import default
+from dyndnn.results.contract import check_tables
 from dyndnn.results.record import MANIFEST, RecordError, listed, record_path, verify
 
 __all__ = ["Tolerances", "Run", "TABLES", "load_run"]
@@ -116,10 +117,19 @@ def load_run(path: str | Path) -> Run:
             tables[name] = pd.read_csv(f, dtype={"frequency": str}) if f.stat().st_size > 1 else pd.DataFrame()
         except (pd.errors.ParserError, UnicodeDecodeError) as e:
             raise RecordError(f"{f}: malformed table ({e})") from None
-    need = {"accuracy": {"model", "groups", "top1", "confidence_norm", "macs", "resident_bytes"}, "boards": {"board", "fact", "value"}}
-    for name, cols in need.items():
-        missing = cols - set(tables[name].columns)
-        if missing:
-            raise RecordError(f"{path / 'tables' / (name + '.csv')}: malformed table, no column {', '.join(sorted(missing))}")
+    missing = {"model", "groups", "top1", "confidence_norm", "macs", "resident_bytes"} - set(tables["accuracy"].columns)
+    if missing:  # an empty accuracy table is no run at all
+        raise RecordError(f"{path / 'tables/accuracy.csv'}: malformed table, no column {', '.join(sorted(missing))}")
+    if tables["accuracy"].empty:
+        raise RecordError(f"{path / 'tables/accuracy.csv'}: no rows (a run evaluates at least the dynamic DNN)")
+    seeds_file = (
+        record_path(path, manifest, "tables/accuracy_seeds.csv", required=False) if manifest else path / "tables/accuracy_seeds.csv"
+    )
+    seeds = pd.read_csv(seeds_file) if seeds_file is not None and seeds_file.is_file() and seeds_file.stat().st_size > 1 else None
+    names = {
+        name: (record_path(path, manifest, f"tables/{name}.csv", required=False) if manifest else None) or path / "tables" / f"{name}.csv"
+        for name in tables
+    }
+    check_tables(tables, {**names, "accuracy_seeds": seeds_file}, seeds)
     facts = {b: dict(zip(d["fact"], d["value"])) for b, d in tables["boards"].groupby("board")} if not tables["boards"].empty else {}
     return Run(str(path), tables, config, facts, manifest)
