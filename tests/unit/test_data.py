@@ -124,8 +124,85 @@ def test_a_link_out_of_the_data_folder_is_not_followed(image_tar, tmp_path):
     outside.write_bytes(_jpeg(32))
     (tmp_path / "unpacked/fake-cifar/test/cat/0000.jpg").unlink()
     (tmp_path / "unpacked/fake-cifar/test/cat/0000.jpg").symlink_to(outside)
-    with pytest.raises(ValueError, match=r"data member fake-cifar/test/cat/0000.jpg: a link to .*elsewhere.jpg, outside the data folder"):
+    with pytest.raises(ValueError, match=r"data member fake-cifar/test/cat/0000.jpg: a link; the data set takes regular files only"):
         prepare(fetch("images", str(tmp_path / "unpacked")), {"test": None}, seed=0)
+
+
+def _rebuilt(tar_path, out_name: str, extra=(), rename=None):
+    """A copy of the archive (uncompressed tar) with members renamed by `rename` and `extra`
+    TarInfo / bytes pairs appended."""
+    import io
+
+    out = tar_path.with_name(out_name)
+    with tarfile.open(tar_path) as src, tarfile.open(out, "w") as dst:
+        for m in src:
+            blob = src.extractfile(m).read()
+            if rename:
+                m.name = rename(m.name)
+            dst.addfile(m, io.BytesIO(blob))
+        for info, blob in extra:
+            dst.addfile(info, io.BytesIO(blob) if blob is not None else None)
+    return out
+
+
+def _png(mode: str, size: int = 32) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new(mode, (size, size)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _link(name: str, target: str, hard: bool = False) -> tuple:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.LNKTYPE if hard else tarfile.SYMTYPE
+    info.linkname = target
+    return info, None
+
+
+def _file(name: str, blob: bytes) -> tuple:
+    info = tarfile.TarInfo(name)
+    info.size = len(blob)
+    return info, blob
+
+
+@pytest.mark.parametrize(
+    "case, says",
+    [
+        ("two top folders", r"2 top folders \(backup/, fake-cifar/\); one is expected"),
+        ("symlink after the real file", r"data member fake-cifar/train/cat/0000.jpg: a link; the data set takes regular files only"),
+        ("hard link", r"data member fake-cifar/train/cat/9000.jpg: a link"),
+        ("./ names", r"data member './fake-cifar/.*': not a plain relative path"),
+        ("16-bit grey PNG", r"data member fake-cifar/test/cat/9001.png: image mode I;16 is not 8-bit"),
+        ("decompression bomb", r"data member fake-cifar/test/cat/9002.png: 10000x10000 pixels, CIFAR-10 images are 32x32"),
+        ("a bmp", r"data member fake-cifar/test/cat/9003.bmp: not part of the layout .*ending in .jpg .jpeg .png"),
+        ("a readme", r"data member fake-cifar/README.txt: not part of the layout"),
+        ("test image in train", r"data members fake-cifar/train/cat/.* and fake-cifar/test/cat/0000.jpg: the same image in both splits"),
+    ],
+)
+def test_archive_members_are_matched_exactly(image_tar, tmp_path, case, says):
+    """One canonical path per member, one top folder, regular image files at fixed depths, 8-bit
+    images of 32x32 checked from the header, and no image in both splits: each refused naming
+    the member, nothing decoded into a data set."""
+    with tarfile.open(image_tar) as tar:
+        first_test = tar.extractfile("fake-cifar/test/cat/0000.jpg").read()
+    arch = {
+        "two top folders": lambda: _rebuilt(image_tar, "a.tar", [_file("backup/test/cat/0000.jpg", first_test)]),
+        "symlink after the real file": lambda: _rebuilt(image_tar, "a.tar", [_link("fake-cifar/train/cat/0000.jpg", "../dog/0000.jpg")]),
+        "hard link": lambda: _rebuilt(
+            image_tar, "a.tar", [_link("fake-cifar/train/cat/9000.jpg", "fake-cifar/train/dog/0000.jpg", hard=True)]
+        ),
+        "./ names": lambda: _rebuilt(image_tar, "a.tar", rename=lambda n: "./" + n),
+        "16-bit grey PNG": lambda: _rebuilt(image_tar, "a.tar", [_file("fake-cifar/test/cat/9001.png", _png("I;16"))]),
+        "decompression bomb": lambda: _rebuilt(image_tar, "a.tar", [_file("fake-cifar/test/cat/9002.png", _png("1", 10000))]),
+        "a bmp": lambda: _rebuilt(image_tar, "a.tar", [_file("fake-cifar/test/cat/9003.bmp", _jpeg(32))]),
+        "a readme": lambda: _rebuilt(image_tar, "a.tar", [_file("fake-cifar/README.txt", b"hello")]),
+        "test image in train": lambda: _rebuilt(image_tar, "a.tar", [_file("fake-cifar/train/cat/9004.jpg", first_test)]),
+    }[case]()
+    with pytest.raises(ValueError, match=says):
+        prepare(fetch("images", str(arch)), {"train": None, "test": None}, seed=0)
 
 
 def test_a_checksum_for_a_folder_is_refused_before_any_job(tmp_path):

@@ -67,13 +67,6 @@ def fetch(source: str, path: str | None = None, sha256: str | None = None, cache
     return {"source": "images", "path": str(src), "file": src.name, "sha256": digest}
 
 
-def _class_of(parts: tuple[str, ...], split: str) -> str | None:
-    """`.../<split>/<class>/<file>` -> class, else None."""
-    if len(parts) >= 3 and parts[-3] == split and parts[-2] in CLASSES and parts[-1].lower().endswith(IMAGE_SUFFIXES):
-        return parts[-2]
-    return None
-
-
 def _stratified(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     """Indices of a class-balanced subset of size n (all when None), sorted."""
     if n is None:
@@ -90,23 +83,29 @@ def _stratified(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
 
 
 IMAGE_SHAPE = (32, 32, 3)
+MAX_MEMBER_BYTES = 1 << 20  # a 32x32 image needs a few kB in any format; more is not a CIFAR-10 image (or a bomb)
+EIGHT_BIT_MODES = ("RGB", "L", "P", "RGBA", "LA", "CMYK", "YCbCr")  # what converts to 8-bit RGB without loss of meaning
+LAYOUT = f"<top>/{{train,test}}/<class>/<image> with class one of {', '.join(CLASSES)} and image ending in {' '.join(IMAGE_SUFFIXES)}"
 
 
 def _decode(blob: bytes, name: str) -> np.ndarray:
-    """One member as a (32, 32, 3) uint8 image; anything else is an error naming the member."""
+    """One member as a (32, 32, 3) uint8 image; anything else is an error naming the member. The
+    size is read from the header before any pixel is decoded (no decompression bomb is expanded)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(blob)) as im:
+            if im.size != IMAGE_SHAPE[:2]:
+                raise ValueError(f"data member {name}: {im.size[0]}x{im.size[1]} pixels, CIFAR-10 images are 32x32")
+            if im.mode not in EIGHT_BIT_MODES:
+                raise ValueError(f"data member {name}: image mode {im.mode} is not 8-bit colour or grey ({', '.join(EIGHT_BIT_MODES)})")
             image = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise ValueError(f"data member {name}: not a readable image ({type(e).__name__}: {e})") from None
-    if image.shape != IMAGE_SHAPE:
-        raise ValueError(f"data member {name}: {image.shape[1]}x{image.shape[0]} pixels, CIFAR-10 images are 32x32")
     return image
 
 
-def _images_split(path: Path, split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _images_split(path: Path, split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
     """Decode the (subset of the) split from an image folder or a .tar.gz, in sorted-name order;
     a corrupt or truncated archive is an error naming the file and the key."""
     try:
@@ -120,62 +119,103 @@ def _images_split(path: Path, split: str, n: int | None, seed: int) -> tuple[np.
         ) from None
 
 
-def _folder_members(path: Path, split: str) -> dict[tuple[str, ...], Path]:
-    """The split's image files of a folder; a link that leads outside the folder is refused."""
-    root = path.resolve()
-    members = {}
-    for p in sorted(path.rglob("*")):
-        parts = p.relative_to(path).parts
-        if not _class_of(parts, split):
-            continue
-        if root not in p.resolve().parents:
-            raise ValueError(
-                f"data member {'/'.join(parts)}: a link to {p.resolve()}, outside the data folder {path} (copy the file in instead)"
-            )
-        if p.is_file():
-            members[parts] = p
-    return members
+def _entries(path: Path) -> list[tuple[str, str, int]]:
+    """(name, kind, bytes) of every member of an archive or entry of a folder; kind is file, dir,
+    link (symbolic or hard) or other. A folder's names are relative to it."""
+    if path.is_dir():
+        out = []
+        for p in sorted(path.rglob("*")):
+            kind = "link" if p.is_symlink() else "dir" if p.is_dir() else "file" if p.is_file() else "other"
+            out.append((p.relative_to(path).as_posix(), kind, p.lstat().st_size))
+        return out
+    with tarfile.open(path) as tar:
+        return [
+            (m.name, "link" if m.issym() or m.islnk() else "dir" if m.isdir() else "file" if m.isreg() else "other", m.size)
+            for m in tar.getmembers()
+        ]
+
+
+def _layout(path: Path, entries: list[tuple[str, str, int]]) -> tuple[str, dict[str, list[tuple[str, ...]]]]:
+    """The one canonical layout: every member's name plain (no ./, .., absolute or empty parts),
+    one top folder (a folder may also hold the splits itself), directories only at the top, split
+    and class levels, regular image files only at <top>/<split>/<class>/<image>, no name twice.
+    Returns the top folder and each split's members; anything else is refused naming the member."""
+    if not entries:
+        raise ValueError(f"{path}: empty (expected {LAYOUT})")
+    for name, kind, size in entries:
+        parts = name.split("/")
+        if name.startswith(("/", "./")) or any(p in ("", ".", "..") for p in parts) or "\\" in name:
+            raise ValueError(f"data member {name!r}: not a plain relative path (no ./, .., absolute or empty parts); expected {LAYOUT}")
+        if kind == "link":
+            raise ValueError(f"data member {name}: a link; the data set takes regular files only (copy the file in instead)")
+        if kind == "other":
+            raise ValueError(f"data member {name}: not a regular file or folder")
+        if kind == "file" and size > MAX_MEMBER_BYTES:
+            raise ValueError(f"data member {name}: {size:,} bytes, more than any 32x32 image needs ({MAX_MEMBER_BYTES:,})")
+    flat = path.is_dir() and any(name.split("/")[0] in ("train", "test") for name, _, _ in entries)
+    tops = set() if flat else {name.split("/")[0] for name, _, _ in entries}
+    if len(tops) > 1:
+        raise ValueError(f"{path}: {len(tops)} top folders ({', '.join(sorted(t + '/' for t in tops)[:5])}); one is expected ({LAYOUT})")
+    top = "" if flat else tops.pop()
+    depth = 0 if flat else 1
+    splits: dict[str, list[tuple[str, ...]]] = {"train": [], "test": []}
+    seen = set()
+    for name, kind, _ in entries:
+        if name in seen:
+            raise ValueError(f"{path}: member {name} appears twice in the archive (which one is the image?)")
+        seen.add(name)
+        parts = tuple(name.split("/"))
+        rel = parts[depth:]
+        ok_dir = kind == "dir" and (
+            len(rel) == 0 or (len(rel) == 1 and rel[0] in splits) or (len(rel) == 2 and rel[0] in splits and rel[1] in CLASSES)
+        )
+        ok_file = kind == "file" and len(rel) == 3 and rel[0] in splits and rel[1] in CLASSES and rel[2].lower().endswith(IMAGE_SUFFIXES)
+        if not (ok_dir or ok_file):
+            raise ValueError(f"data member {name}: not part of the layout {LAYOUT}")
+        if ok_file:
+            splits[rel[0]].append(parts)
+    return top, splits
 
 
 def _whole(names: list[tuple[str, ...]], path: Path, split: str) -> None:
-    """No member twice, every class present: a data set that is not whole is refused."""
-    seen = set()
-    for parts in names:
-        if parts in seen:
-            raise ValueError(f"{path}: member {'/'.join(parts)} appears twice in the archive (which one is the image?)")
-        seen.add(parts)
-    present = {_class_of(p, split) for p in names}
+    """Every class present: a data set that is not whole is refused."""
+    present = {p[-2] for p in names}
     missing = [c for c in CLASSES if c not in present]
     if missing:
         raise ValueError(f"{path}: the {split} split has no images of class {', '.join(missing)} (every class must be present)")
 
 
-def _decode_split(path: Path, split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    if path.is_dir():
-        members = _folder_members(path, split)
-        names = list(members)
-    else:
-        with tarfile.open(path) as tar:
-            names = [tuple(m.name.split("/")) for m in tar.getmembers() if m.isfile() and _class_of(tuple(m.name.split("/")), split)]
-        members = None
+def _decode_split(path: Path, split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
+    """The split's wanted images and labels, and a sha256 of every member of the split (by name),
+    read in one pass, so that no image can sit in both splits unnoticed."""
+    _, splits = _layout(path, _entries(path))
+    names = sorted(splits[split])
     if not names:
-        raise ValueError(f"{path}: no images under */{split}/<class>/ (classes {', '.join(CLASSES)})")
+        raise ValueError(f"{path}: no images under {split}/ (expected {LAYOUT})")
     _whole(names, path, split)
-    names = sorted(names)
-    labels = np.array([CLASSES.index(_class_of(p, split)) for p in names], dtype=np.int64)
+    labels = np.array([CLASSES.index(p[-2]) for p in names], dtype=np.int64)
     keep = _stratified(labels, n, seed)
     wanted = {names[i]: pos for pos, i in enumerate(keep)}
     images = np.zeros((len(keep), *IMAGE_SHAPE), dtype=np.uint8)
-    if members is not None:
-        for parts, pos in wanted.items():
-            images[pos] = _decode(members[parts].read_bytes(), "/".join(parts))
+    digests = {}
+
+    def take(parts: tuple[str, ...], blob: bytes) -> None:
+        digests["/".join(parts)] = hashlib.sha256(blob).hexdigest()
+        pos = wanted.get(parts)
+        if pos is not None:
+            images[pos] = _decode(blob, "/".join(parts))
+
+    if path.is_dir():
+        for parts in names:
+            take(parts, path.joinpath(*parts).read_bytes())
     else:
-        with tarfile.open(path) as tar:  # one sequential pass: decode only the wanted members
+        mine = set(names)
+        with tarfile.open(path) as tar:  # one sequential pass
             for m in tar:
-                pos = wanted.get(tuple(m.name.split("/")))
-                if pos is not None:
-                    images[pos] = _decode(tar.extractfile(m).read(), m.name)
-    return images, labels[keep]
+                parts = tuple(m.name.split("/"))
+                if parts in mine:
+                    take(parts, tar.extractfile(m).read())
+    return images, labels[keep], digests
 
 
 def _official_split(archive: str, split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -188,11 +228,12 @@ def prepare(fetched: dict, subsets: dict[str, int | None], seed: int) -> tuple[d
     """Decode each split once. Returns ({split: {"images", "labels"}}, sidecar dict)."""
     origin = {k: v for k, v in fetched.items() if k != "path"}  # a record names its data by file and sha256, not by a path
     splits, meta = {}, {"source": fetched["source"], "origin": origin, "seed": seed, "classes": list(CLASSES), "splits": {}}
+    members: dict[str, dict[str, str]] = {}
     for split, n in subsets.items():
         if fetched["source"] == "torchvision":
             images, labels = _official_split(fetched["path"], split, n, seed)
         else:
-            images, labels = _images_split(Path(fetched["path"]), split, n, seed)
+            images, labels, members[split] = _images_split(Path(fetched["path"]), split, n, seed)
         x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))  # (N, 3, 32, 32) uint8
         y = torch.from_numpy(labels)
         splits[split] = {"images": x, "labels": y}
@@ -202,7 +243,17 @@ def prepare(fetched: dict, subsets: dict[str, int | None], seed: int) -> tuple[d
             "subset": n,
             "sha256": sha256_tensors(x, y),
         }
+    if len(members) == 2:
+        _disjoint(*members.values())
     return splits, meta
+
+
+def _disjoint(a: dict[str, str], b: dict[str, str]) -> None:
+    """No image file in both splits (a test image copied into train would be trained on)."""
+    by_digest = {d: name for name, d in a.items()}
+    for name, d in b.items():
+        if d in by_digest:
+            raise ValueError(f"data members {by_digest[d]} and {name}: the same image in both splits (a test image must not be trained on)")
 
 
 def cached_archive(archive: str | Path, cache: Path) -> dict[str, dict]:
