@@ -59,6 +59,7 @@ test-fast: install            ## skip the end-to-end pipeline run
 	$(DATA_ENV) $(BIN)/python -m pytest -m "not slow"
 
 replay: install               ## minutes, no training: verify $(REF)'s sha256s, re-render its figures and report into results/replay
+	rm -rf results/replay
 	$(BIN)/dyndnn replay $(REF) results/replay
 
 compare: install              ## number by number: $(RUN) (a record or a results folder) against $(REF)
@@ -72,6 +73,7 @@ reference-quick: install      ## re-make reference/quick: a clean quick run with
 
 reference-main:               ## ship a finished main job's record: FROM=<run dir>/results/record (the run's own clone of a commit on main)
 	test -f $(FROM)/manifest.json
+	rm -rf results/replay-check
 	$(BIN)/dyndnn replay $(FROM) results/replay-check
 	rm -rf reference/main && mkdir -p reference && cp -r $(FROM) reference/main
 	$(MAKE) readme-tables
@@ -81,7 +83,8 @@ readme-tables: install       ## rewrite the tables of the shipped records in the
 		for r in $$(sed -n 's/^<!-- record \([^:]*\): .*/\1/p' $$f | sort -u); do $(BIN)/dyndnn summary $$(dirname $$f)/$$r --readme $$f || exit 1; done; \
 	done
 
-unlock: install               ## after a killed run: release Snakemake's lock on results/ (then rerun; training resumes)
+unlock: install               ## after a killed run: release Snakemake's lock on results/ (then rerun; training resumes); refused while a run is alive
+	$(BIN)/python -m dyndnn.runlock check
 	$(BIN)/snakemake --unlock --cores 1
 
 LINTED = src workflow/scripts tests benchmarks

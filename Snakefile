@@ -5,6 +5,7 @@ import os
 from snakemake.utils import min_version
 
 import dyndnn.results.record
+import dyndnn.runlock
 
 min_version("9.19")
 
@@ -22,6 +23,7 @@ include: "workflow/rules/report.smk"
 
 
 onstart:
+    dyndnn.runlock.hold()  # for as long as this run lives: `make unlock` refuses meanwhile
     dyndnn.results.record.mark_started("results")
 
 

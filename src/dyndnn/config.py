@@ -32,6 +32,8 @@ __all__ = [
     "MeasureSettings",
     "Config",
     "load",
+    "plausibility_warnings",
+    "MAX_OPSET_FOR_IR",
     "as_params",
     "design_knobs",
 ]
@@ -273,6 +275,7 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
             f"simulate.board {sim_board!r} is not a profiled board (profile.boards: {list(boards)}): the simulation replays that board's measurements"
         )
     _check_simulation(config["simulate"])
+    _check_export(config["export"])
     seeds = tuple(config.get("seeds") or (config["seed"],))
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds {list(seeds)}: every seed must appear once")
@@ -293,17 +296,56 @@ def load(config: dict, boards_dir: str | Path | None = None) -> Config:
     )
 
 
+# The newest opset a reader of each ONNX IR version takes (onnx.helper.VERSION_TABLE: ONNX 1.9 =
+# IR 7 / opset 14, 1.13 = IR 8 / opset 18, 1.15 = IR 9 / opset 20, 1.16 = IR 10 / opset 21).
+MAX_OPSET_FOR_IR = {7: 14, 8: 18, 9: 20, 10: 21}
+
+
+def _check_export(block: dict) -> None:
+    """export.opset against export.ir_version: a model stamped with an IR version whose readers
+    do not know its opset loads nowhere (ONNX Runtime 1.10 reads IR 7, and IR 7 ends at opset 14)."""
+    opset, ir = block.get("opset", default("export", "opset")), block.get("ir_version", default("export", "ir_version"))
+    if ir in MAX_OPSET_FOR_IR and opset > MAX_OPSET_FOR_IR[ir]:
+        newest = min(v for v, top in MAX_OPSET_FOR_IR.items() if top >= opset)
+        raise ConfigError(
+            f"export.opset {opset} with export.ir_version {ir}: readers of IR {ir} take opsets up to {MAX_OPSET_FOR_IR[ir]}; "
+            f"lower the opset, or raise ir_version to {newest} or more"
+        )
+
+
 def _check_simulation(block: dict) -> None:
-    """simulate: contention windows [start, stop, slowdown] with start < stop and a slowdown > 0,
-    budget changes [step, factor] with a factor > 0 (the schema bounds each number alone)."""
+    """simulate: contention windows [start, stop, slowdown] with start < stop <= steps and a
+    slowdown > 0, budget changes [step, factor] inside the trace with a factor > 0, a moving-average
+    window no longer than the trace (the schema bounds each number alone)."""
+    steps = block.get("steps", default("simulate", "steps"))
+    window = block.get("window", default("simulate", "window"))
+    if window > steps:
+        raise ConfigError(f"simulate.window {window} is longer than the trace (simulate.steps {steps})")
     for i, (start, stop, slowdown) in enumerate(block.get("contention") or []):
         if not start < stop:
             raise ConfigError(f"simulate.contention[{i}] = [{start}, {stop}, {slowdown}]: the window must start before it stops")
+        if stop > steps:
+            raise ConfigError(f"simulate.contention[{i}] = [{start}, {stop}, {slowdown}]: the window ends after the last step ({steps})")
         if not slowdown > 0:
             raise ConfigError(f"simulate.contention[{i}] = [{start}, {stop}, {slowdown}]: the slowdown must be > 0 (2.0 = twice as slow)")
     for i, (step, factor) in enumerate(block.get("budget_changes") or []):
         if not factor > 0:
             raise ConfigError(f"simulate.budget_changes[{i}] = [{step}, {factor}]: the budget factor must be > 0")
+        if step >= steps:
+            raise ConfigError(f"simulate.budget_changes[{i}] = [{step}, {factor}]: the change comes after the last step ({steps - 1})")
+
+
+def plausibility_warnings(cfg: "Config") -> list[str]:
+    """Legal but implausible combinations, said before any job runs (the Snakefile logs them):
+    a batch larger than the training set (one step per epoch)."""
+    out = []
+    n_train = cfg.data.train_subset or SPLIT_SIZES["train"]
+    if cfg.train.batch_size > n_train:
+        out.append(
+            f"train.batch_size {cfg.train.batch_size} is larger than the {n_train:,} training images: every epoch is one step "
+            "of a smaller batch (set a smaller train.batch_size or a larger data.train_subset)"
+        )
+    return out
 
 
 def _data(block: dict) -> DataConfig:

@@ -6,6 +6,7 @@ atomically. No analysis.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -24,6 +25,7 @@ __all__ = [
     "collect",
     "portable_config",
     "sha256_file",
+    "sha256_tree",
     "write_atomic",
     "write_table",
     "read_meta",
@@ -94,13 +96,44 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def sha256_tree(folder: str | Path) -> str:
+    """sha256 of a folder's content: every entry's relative path with its file's sha256 (or its
+    link target), in sorted order; what a folder of images is tracked by, as an archive by its
+    sha256_file."""
+    folder, h = Path(folder), hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if p.is_symlink():
+            h.update(f"link {rel} -> {os.readlink(p)}\n".encode())
+        elif p.is_file():
+            h.update(f"file {rel} {sha256_file(p)}\n".encode())
+    return h.hexdigest()
+
+
+def _replace_or_clean(write, tmps: list[Path], targets: list[Path]) -> None:
+    """Write the temporary files, then rename each onto its target; on any failure (a full disk,
+    an interrupt) remove the temporary files, so that nothing half-written is left behind."""
+    try:
+        write()
+        for tmp, target in zip(tmps, targets):
+            os.replace(tmp, target)
+    except BaseException as e:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            raise OSError(
+                e.errno, f"no space left on the device writing {targets[0]}: free some space and rerun (finished jobs are kept)"
+            ) from None
+        raise
+
+
 def write_atomic(path: str | Path, data: bytes | str) -> None:
-    """Write to a temporary sibling, then rename: a reader never sees half a file."""
+    """Write to a temporary sibling, then rename: a reader never sees half a file, and a failed
+    write leaves no temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    _replace_or_clean(lambda: tmp.write_bytes(data.encode() if isinstance(data, str) else data), [tmp], [path])
 
 
 def write_table(df: pd.DataFrame, path: str | Path, meta: dict) -> None:
@@ -108,12 +141,14 @@ def write_table(df: pd.DataFrame, path: str | Path, meta: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False)
     meta_path = meta_path_for(path)
     meta_tmp = meta_path.with_name(meta_path.name + ".tmp")
-    meta_tmp.write_text(json.dumps({**meta, "rows": len(df), "columns": list(df.columns)}, indent=2, default=str))
-    os.replace(tmp, path)
-    os.replace(meta_tmp, meta_path)
+
+    def write() -> None:
+        df.to_csv(tmp, index=False)
+        meta_tmp.write_text(json.dumps({**meta, "rows": len(df), "columns": list(df.columns)}, indent=2, default=str))
+
+    _replace_or_clean(write, [tmp, meta_tmp], [path, meta_path])
 
 
 def meta_path_for(path: str | Path) -> Path:

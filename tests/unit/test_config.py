@@ -206,6 +206,7 @@ def test_shipped_boards_validate(repo, name):
         (lambda b: b["transport"].update(python="python3 -c 'import os'"), r"transport.python: .* does not match"),
         (lambda b: b["transport"].update(connect_timeout_s=float("nan")), r"transport.connect_timeout_s: nan is not a finite number"),
         (lambda b: b["power"].update(rate_hz=float("inf")), r"power.rate_hz: inf is not a finite number"),
+        (lambda b: b["mappings"]["A7"].update(cpus=[0, 0]), r"mapping A7 lists CPU 0 more than once"),
     ],
 )
 def test_bad_board_configs_are_rejected(repo, tmp_path, edit, message):
@@ -339,6 +340,9 @@ def test_every_numeric_key_refuses_non_finite_and_out_of_range_values(repo, arch
         ({"contention": [[300, 150, 2.0]]}, "the window must start before it stops"),
         ({"contention": [[100, 200, 0]]}, "the slowdown must be > 0"),
         ({"budget_changes": [[300, 0]]}, "the budget factor must be > 0"),
+        ({"steps": 100, "contention": [[50, 150, 2.0]]}, r"the window ends after the last step \(100\)"),
+        ({"steps": 100, "contention": [], "budget_changes": [[100, 0.5]]}, r"the change comes after the last step \(99\)"),
+        ({"steps": 100, "contention": [], "budget_changes": [], "window": 101}, r"simulate.window 101 is longer than the trace"),
     ],
 )
 def test_simulation_windows_are_ordered_and_their_factors_positive(repo, quick, block, says):
@@ -479,3 +483,33 @@ def test_overrides_of_the_studies_apply_yaml_values_and_name_a_malformed_one():
     for bad in ("train.lr", "lr=0.2", ".lr=0.2", "train.=1"):
         with pytest.raises(ConfigError, match="SECTION.KEY=VALUE"):
             with_overrides({}, [bad])
+
+
+def test_implausible_but_typed_combinations_are_refused_or_named(repo, quick, tmp_path):
+    """Opset against IR version is an error (no reader takes it); a batch larger than the training
+    set and more threads than a mapping's CPUs are legal and named as warnings before any job."""
+    import yaml
+
+    from dyndnn.boards.board import load_board, oversubscribed
+    from dyndnn.config import plausibility_warnings
+
+    boards = repo / "config/boards"
+    with pytest.raises(
+        ConfigError, match=r"export.opset 20 with export.ir_version 7: readers of IR 7 take opsets up to 14; .* ir_version to 9"
+    ):
+        load({**quick, "export": {**quick["export"], "opset": 20, "ir_version": 7}}, boards)
+    load({**quick, "export": {**quick["export"], "opset": 20, "ir_version": 9}}, boards)  # a consistent pair is fine
+    assert plausibility_warnings(load(quick, boards)) == []
+    big = load({**quick, "train": {**quick["train"], "batch_size": 8192}}, boards)
+    assert plausibility_warnings(big) == [
+        "train.batch_size 8192 is larger than the 5,000 training images: every epoch is one step of a smaller batch "
+        "(set a smaller train.batch_size or a larger data.train_subset)"
+    ]
+    board = read_yaml(repo / "config/boards/odroid-xu3.yaml")
+    board["mappings"]["A7"].update(cpus=[0, 1], threads=64)
+    path = tmp_path / "odroid-xu3.yaml"
+    path.write_text(yaml.safe_dump(board))
+    facts = load_board(path, repo / "workflow/schemas/board.schema.yaml")
+    assert oversubscribed(facts, "odroid-xu3.yaml") == [
+        "odroid-xu3.yaml: mapping A7 runs 64 threads on 2 CPU(s) [0, 1]: the threads contend for the CPUs (threads: cpus gives one per CPU)"
+    ]

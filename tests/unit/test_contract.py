@@ -103,3 +103,12 @@ def test_the_manager_refuses_impossible_operating_points(edit, says, tmp_path, c
     edit(pd.read_csv(RECORD / "tables/operating_points.csv")).to_csv(points, index=False)
     assert main(["manager", "--time-ms", "1", "--points", str(points)]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_replay_writes_only_into_a_new_or_empty_folder(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stale.png").write_text("from another replay")
+    assert main(["replay", str(RECORD), str(out)]) == 2
+    assert "exists and is not an empty folder" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["stale.png"]  # nothing written, nothing removed

@@ -211,3 +211,41 @@ def test_a_checksum_for_a_folder_is_refused_before_any_job(tmp_path):
     (tmp_path / "folder").mkdir()
     with pytest.raises(ConfigError, match="data.sha256 is set but data.path .* is a folder"):
         _check_data_path(tmp_path / "folder", "0" * 64)
+
+
+def test_a_failed_write_leaves_no_temporary_file_and_says_why(tmp_path, monkeypatch):
+    """A full disk while prepare_data (or any job) writes its output: no half-written file, no
+    temporary file beside it, and the error says what happened."""
+    import errno
+    from pathlib import Path
+
+    from dyndnn.learn.technique import save_atomic
+
+    real = Path.write_bytes
+
+    def full(self, data):
+        real(self, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OSError, match=r"no space left on the device writing .*train.pt: free some space and rerun"):
+        save_atomic({"images": torch.zeros(1000, dtype=torch.uint8)}, tmp_path / "train.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_image_folder_is_tracked_by_content(image_tar, tmp_path):
+    """A folder of images is named by its content, as an archive is by its sha256: the same
+    files copied later give the same digest (no rerun), one changed image gives another."""
+    import os
+    import shutil
+
+    from dyndnn.provenance import sha256_tree
+
+    with tarfile.open(image_tar) as tar:
+        tar.extractall(tmp_path / "a", filter="data")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    one = tmp_path / "b/fake-cifar/test/cat/0000.jpg"
+    os.utime(one, (1, 1))
+    assert sha256_tree(tmp_path / "a") == sha256_tree(tmp_path / "b") == fetch("images", str(tmp_path / "a"))["sha256"]
+    one.write_bytes(_jpeg(32))
+    assert sha256_tree(tmp_path / "b") != sha256_tree(tmp_path / "a")

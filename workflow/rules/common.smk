@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 import dyndnn.results.analysis
 import dyndnn.results.claims
@@ -13,7 +14,7 @@ import dyndnn.defaults
 import dyndnn.provenance
 import dyndnn.schema
 import dyndnn.results.record
-from dyndnn.boards.board import load_board, uses_bundle
+from dyndnn.boards.board import load_board, oversubscribed, uses_bundle
 from dyndnn.results.figures import FIGURES
 
 BASE = Path(workflow.basedir)
@@ -30,6 +31,11 @@ try:
     BOARDS = {b: load_board(BASE / f"config/boards/{b}.yaml", dyndnn.defaults.BOARD_SCHEMA) for b in CFG.boards}
 except ValueError as e:
     raise WorkflowError(f"Invalid configuration: {e}")
+# Legal but implausible: said once per DAG, before any job runs.
+for _warning in dyndnn.config.plausibility_warnings(CFG) + [
+    w for b, facts in BOARDS.items() for w in oversubscribed(facts, f"config/boards/{b}.yaml")
+]:
+    logger.warning(f"Warning: {_warning}")
 
 REFERENCE = None  # a record the report sets beside this run (report.reference)
 if CFG.report.reference:
@@ -39,11 +45,14 @@ if CFG.report.reference:
     except ValueError as e:
         raise WorkflowError(f"Invalid configuration: report.reference {CFG.report.reference!r}: {e}")
 
-# The offline archive's content (a few tenths of a second per 100 MB, once per DAG; data.sha256
-# when set, which the config check has already compared with the file): see data_archive.
+# The offline data's content (a few tenths of a second per 100 MB, once per DAG; data.sha256
+# when set, which the config check has already compared with the file): an archive by its bytes,
+# an image folder by every file's path and bytes (sha256_tree). See data_archive.
 ARCHIVE_SHA256 = (
     (CFG.data.sha256 or dyndnn.provenance.sha256_file(CFG.data.path))
     if CFG.data.source == "images" and Path(CFG.data.path).is_file()
+    else dyndnn.provenance.sha256_tree(CFG.data.path)
+    if CFG.data.source == "images" and Path(CFG.data.path).is_dir()
     else None
 )
 G = CFG.model.groups
@@ -78,7 +87,7 @@ def data_archive(wildcards):
     """An offline image archive is an input whose bytes, not its timestamp, count: a copy
     of the same file made later (a fresh copy of the archive) keeps every finished job, while other
     bytes change ARCHIVE_SHA256, download_data's parameter, and rerun what was made from it."""
-    return [ancient(CFG.data.path)] if ARCHIVE_SHA256 else []
+    return [ancient(CFG.data.path)] if ARCHIVE_SHA256 and Path(CFG.data.path).is_file() else []  # a folder: by content only (params)
 
 
 def seed_of(wildcards):

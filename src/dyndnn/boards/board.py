@@ -55,6 +55,10 @@ def check_board(board: dict, where="board config") -> None:
     """Cross-field rules the schema cannot express."""
     domains = board.get("dvfs", {})
     for name, m in board["mappings"].items():
+        cpus = m.get("cpus")
+        if isinstance(cpus, list) and len(set(cpus)) != len(cpus):
+            twice = sorted({c for c in cpus if cpus.count(c) > 1})
+            raise ValueError(f"{where}: mapping {name} lists CPU {', '.join(map(str, twice))} more than once (cpus: {cpus})")
         runtime = m.get("runtime", board["runtime"])
         if runtime not in (board["runtime"], "tensorrt") or (runtime == "tensorrt" and board["runtime"] != "onnxruntime"):
             raise ValueError(
@@ -86,6 +90,20 @@ def check_board(board: dict, where="board config") -> None:
             raise ValueError(f"{where}: bundle source debian needs a suite (e.g. trixie)")
         if board["runtime"] != "onnxruntime":
             raise ValueError(f"{where}: bundles carry ONNX Runtime; runtime {board['runtime']!r} needs bundle.use: false")
+
+
+def oversubscribed(board: dict, where: str) -> list[str]:
+    """Warnings (legal, but the measurement would not mean what it says): a mapping with more
+    intra-op threads than the CPUs it is pinned to times thread contention, not the network."""
+    out = []
+    for name, m in board["mappings"].items():
+        cpus, threads = m.get("cpus"), m.get("threads", "cpus")
+        if isinstance(cpus, list) and isinstance(threads, int) and threads > len(cpus):
+            out.append(
+                f"{where}: mapping {name} runs {threads} threads on {len(cpus)} CPU(s) {cpus}: the threads contend for the CPUs "
+                "(threads: cpus gives one per CPU)"
+            )
+    return out
 
 
 def uses_bundle(board: dict) -> bool:

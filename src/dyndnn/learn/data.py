@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from dyndnn.learn import official
-from dyndnn.provenance import sha256_file  # noqa: F401 (part of this module's interface: archives are checked with it)
+from dyndnn.provenance import sha256_file, sha256_tree
 
 __all__ = [
     "CLASSES",
@@ -61,7 +61,7 @@ def fetch(source: str, path: str | None = None, sha256: str | None = None, cache
     src = Path(path).resolve()
     if not src.exists():
         raise FileNotFoundError(f"data.path {src} does not exist (source=images needs a folder or .tar.gz)")
-    digest = sha256_file(src) if src.is_file() else None
+    digest = sha256_file(src) if src.is_file() else sha256_tree(src)  # a folder by every file's path and bytes
     if sha256 and digest != sha256:
         raise ValueError(f"{src}: sha256 {digest} does not match data.sha256 {sha256}")
     return {"source": "images", "path": str(src), "file": src.name, "sha256": digest}

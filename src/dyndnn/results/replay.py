@@ -26,6 +26,11 @@ def replay(record: str | Path, out: str | Path, repo: str | Path) -> Path:
     record, out, repo = Path(record), Path(out), Path(repo)
     if out.resolve() == record.resolve() or record.resolve() in out.resolve().parents:
         raise RecordError(f"replay output {out} is inside the record {record}: give another folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RecordError(
+            f"replay output {out} exists and is not an empty folder: give a new or empty one "
+            "(a replay never overwrites files, nor leaves stale ones beside its own)"
+        )
     manifest = load_run(record).manifest  # verified, and every table held to its contract
     config = manifest["config"]
 
