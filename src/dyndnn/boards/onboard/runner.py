@@ -393,14 +393,17 @@ def visit_settings(settings, first):
 
 class Worker:
     """Measures whole rounds of visits in this process: one inference session per (model,
-    mapping), made at its first visit and kept; affinity, threads and frequency set per visit;
-    every frequency it set is restored at the end of each round."""
+    mapping), made at its first visit and kept, or with `fresh_sessions` made anew at every visit
+    and dropped after it (a session's memory layout sets its speed by up to 19 % on a VM, so each
+    visit then samples a new layout instead of a worker's one); affinity, threads and frequency set
+    per visit; every frequency it set is restored at the end of each round."""
 
     def __init__(self, plan, x, reader, trt, worker_id=0, t0=None):
         self.plan, self.x, self.reader, self.trt, self.worker_id = plan, x, reader, trt, worker_id
         self.t0 = time.time() if t0 is None else t0
         self.points = points(plan, trt, [])
         self.runs = {}
+        self.seen = set()  # points this worker has visited (their first visit warms up longer)
 
     def _run(self, p):
         key = (p["model"]["label"], p["mapping"]["name"])
@@ -421,9 +424,13 @@ class Worker:
             else read_frequency_khz(self.plan.get("sysfs_root", "/"), p["cpus"][0])
         )
         kind, what = self._run(p)
-        vs = visit_settings(settings, first)
-        with power.EnergyMeter(self.reader, self.plan["power"].get("rate_hz", 20)) as meter:
-            samples = self.trt.time(what, vs) if kind == "tensorrt" else time_model(lambda: what(self.x), vs, meter)
+        vs = visit_settings(settings, first or bool(settings.get("fresh_sessions")))  # a new session warms up in full
+        try:
+            with power.EnergyMeter(self.reader, self.plan["power"].get("rate_hz", 20)) as meter:
+                samples = self.trt.time(what, vs) if kind == "tensorrt" else time_model(lambda: what(self.x), vs, meter)
+        finally:
+            if settings.get("fresh_sessions") and kind == "session":
+                del self.runs[(p["model"]["label"], p["mapping"]["name"])]  # the next visit makes a new session
         return samples, readback, energy_per_inference(meter, samples), meter.samples
 
     def round(self, rnd):
@@ -436,7 +443,9 @@ class Worker:
         try:
             for position, i in enumerate(order):
                 p = self.points[i]
-                first = (p["model"]["label"], p["mapping"]["name"]) not in self.runs
+                key = (p["model"]["label"], p["mapping"]["name"])
+                first = key not in self.seen
+                self.seen.add(key)
                 os.sched_setaffinity(0, p["cpus"])
                 t_s = round(time.time() - self.t0, 3)
                 samples, readback, (energy_j, power_w, window_s, window), power_samples = self.visit(p, settings, first, controller)
