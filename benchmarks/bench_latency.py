@@ -1,7 +1,8 @@
 """Does the latency instrument agree with itself? Two profiles of the same exported models on
 the same machine, with the interleaved-rounds protocol (the config's profile block) and, as the
 baseline measured in the same run, the former protocol (every point measured once, in plan
-order: all one-core points, then all all-cores points, technique after technique).
+order: all one-core points, then all all-cores points, technique after technique), or (`kept`)
+the interleaved rounds with one session per worker and point instead of a new one per visit.
 
 Prints per protocol: the wall time of one profile; the widest 95 % interval of a median
 (half-width relative to the median); the negative control (techniques that run the same graph:
@@ -32,7 +33,8 @@ from dyndnn.results import latency
 from dyndnn.schema import read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
-OLD = {"rounds": 1, "workers": 1, "shuffle": False}  # the former protocol: one visit per point, plan order
+OLD = {"rounds": 1, "workers": 1, "shuffle": False, "fresh_sessions": False}  # the former protocol: one visit per point, plan order
+KEPT = {"fresh_sessions": False}  # interleaved rounds, but one session per worker and point (before fresh_sessions)
 
 
 def profile(board: dict, models: list[dict], settings: dict, out: Path) -> tuple[pd.DataFrame, pd.DataFrame, float]:
@@ -65,27 +67,29 @@ def main() -> None:
     ap.add_argument("results", type=Path)
     ap.add_argument("--config", type=Path, default=REPO / "config/config.yaml")
     ap.add_argument("--board", type=Path, default=REPO / "config/boards/local.yaml")
-    ap.add_argument("--protocols", nargs="+", choices=["old", "new"], default=["old", "new"], help="which to run (default: both)")
+    ap.add_argument(
+        "--protocols", nargs="+", choices=["old", "kept", "new"], default=["old", "new"], help="which to run (default: old and new)"
+    )
     args = ap.parse_args()
     board = load_board(args.board)
     models = models_from_paths(sorted(args.results.glob("onnx/*/g*.onnx")))
     exports = pd.read_csv(args.results / "tables/exports.csv")
     block = {k: v for k, v in read_yaml(args.config)["profile"].items() if k in MeasureSettings.__dataclass_fields__}
     new = as_params(from_block(MeasureSettings, block))
-    old = {**new, **OLD}
+    protocols = {"old": {**new, **OLD}, "kept": {**new, **KEPT}, "new": new}
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, settings in [(n, s) for n, s in (("old", old), ("new", new)) if n in args.protocols]:
+        for name, settings in [(n, s) for n, s in protocols.items() if n in args.protocols]:
             runs = [profile(board, models, settings, Path(tmp) / f"{name}{i}") for i in (0, 1)]
             out[name] = figures(*runs, exports)
-            print(f"{name} protocol ({json.dumps({k: settings[k] for k in ('rounds', 'workers', 'shuffle', 'min_runs', 'min_seconds')})}):")
+            shown = ("rounds", "workers", "shuffle", "fresh_sessions", "min_runs", "min_seconds")
+            print(f"{name} protocol ({json.dumps({k: settings[k] for k in shown})}):")
             for k, v in out[name].items():
                 print(f"  {k:26s} {v:.4g}" if isinstance(v, float) else f"  {k:26s} {v}")
-    if len(out) == 2:
-        ratios = {
-            k: out["new"][k] / out["old"][k] for k in out["new"] if k != "points" and out["old"][k] and out["old"][k] == out["old"][k]
-        }
-        print("new / old: " + ", ".join(f"{k} {v:.3g}x" for k, v in ratios.items()))
+    base = next((b for b in ("old", "kept") if b in out), None)
+    if "new" in out and base:
+        ratios = {k: out["new"][k] / out[base][k] for k in out["new"] if k != "points" and out[base][k] and out[base][k] == out[base][k]}
+        print(f"new / {base}: " + ", ".join(f"{k} {v:.3g}x" for k, v in ratios.items()))
 
 
 if __name__ == "__main__":
