@@ -19,6 +19,7 @@ from dyndnn.provenance import sha256_file
 
 __all__ = [
     "ConfigError",
+    "SPLIT_SIZES",
     "from_block",
     "ReportConfig",
     "BaselineConfig",
@@ -32,8 +33,6 @@ __all__ = [
     "MeasureSettings",
     "Config",
     "load",
-    "plausibility_warnings",
-    "MAX_OPSET_FOR_IR",
     "as_params",
     "design_knobs",
 ]
@@ -334,19 +333,6 @@ def _check_simulation(block: dict) -> None:
             raise ConfigError(f"simulate.budget_changes[{i}] = [{step}, {factor}]: the budget factor must be > 0")
         if step >= steps:
             raise ConfigError(f"simulate.budget_changes[{i}] = [{step}, {factor}]: the change comes after the last step ({steps - 1})")
-
-
-def plausibility_warnings(cfg: "Config") -> list[str]:
-    """Legal but implausible combinations, said before any job runs (the Snakefile logs them):
-    a batch larger than the training set (one step per epoch)."""
-    out = []
-    n_train = cfg.data.train_subset or SPLIT_SIZES["train"]
-    if cfg.train.batch_size > n_train:
-        out.append(
-            f"train.batch_size {cfg.train.batch_size} is larger than the {n_train:,} training images: every epoch is one step "
-            "of a smaller batch (set a smaller train.batch_size or a larger data.train_subset)"
-        )
-    return out
 
 
 def _data(block: dict) -> DataConfig:

@@ -491,7 +491,7 @@ def test_implausible_but_typed_combinations_are_refused_or_named(repo, quick, tm
     import yaml
 
     from dyndnn.boards.board import load_board, oversubscribed
-    from dyndnn.config import plausibility_warnings
+    from dyndnn.plausibility import warnings as plausibility_warnings
 
     boards = repo / "config/boards"
     with pytest.raises(

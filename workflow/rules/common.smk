@@ -11,6 +11,7 @@ import dyndnn.results.claims
 import dyndnn.arch
 import dyndnn.config
 import dyndnn.defaults
+import dyndnn.plausibility
 import dyndnn.provenance
 import dyndnn.schema
 import dyndnn.results.record
@@ -32,7 +33,7 @@ try:
 except ValueError as e:
     raise WorkflowError(f"Invalid configuration: {e}")
 # Legal but implausible: said once per DAG, before any job runs.
-for _warning in dyndnn.config.plausibility_warnings(CFG) + [
+for _warning in dyndnn.plausibility.warnings(CFG) + [
     w for b, facts in BOARDS.items() for w in oversubscribed(facts, f"config/boards/{b}.yaml")
 ]:
     logger.warning(f"Warning: {_warning}")

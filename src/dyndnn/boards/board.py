@@ -25,7 +25,17 @@ from pathlib import Path
 from dyndnn.config import ConfigError
 from dyndnn.schema import read_yaml, validate_schema
 
-__all__ = ["BoardError", "load_board", "check_board", "uses_bundle", "LocalTransport", "SshTransport", "TRANSPORTS", "last_line"]
+__all__ = [
+    "BoardError",
+    "load_board",
+    "check_board",
+    "oversubscribed",
+    "uses_bundle",
+    "LocalTransport",
+    "SshTransport",
+    "TRANSPORTS",
+    "last_line",
+]
 
 log = logging.getLogger(__name__)
 
