@@ -52,9 +52,7 @@ if CFG.report.reference:
 ARCHIVE_SHA256 = (
     (CFG.data.sha256 or dyndnn.provenance.sha256_file(CFG.data.path))
     if CFG.data.source == "images" and Path(CFG.data.path).is_file()
-    else dyndnn.provenance.sha256_tree(CFG.data.path)
-    if CFG.data.source == "images" and Path(CFG.data.path).is_dir()
-    else None
+    else dyndnn.provenance.sha256_tree(CFG.data.path) if CFG.data.source == "images" and Path(CFG.data.path).is_dir() else None
 )
 G = CFG.model.groups
 BASELINES = list(CFG.baselines)
