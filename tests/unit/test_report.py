@@ -253,6 +253,9 @@ def test_range_claims_follow_their_rule_and_the_table_shows_every_baseline_both_
     )
     per = existing_works.claim_baselines(ruled, t)
     assert per[(per.claim == "time_range_vs_existing") & (per.baseline == "truncated")].counted.item() == "not counted"
+    c = by_id(claim_checks.evaluate_claims(CLAIMS, {**t, "top1_floor": 0.75}))  # nothing of ours reaches the floor
+    assert c.loc["time_range_vs_existing", "verdict"] == claim_checks.NOT_MEASURABLE
+    assert "no configuration of the dynamic DNN reaches top-1 >= 0.75" in c.loc["time_range_vs_existing", "reason"]
 
 
 @pytest.mark.parametrize(

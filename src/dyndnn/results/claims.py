@@ -55,9 +55,15 @@ def _range_vs_baselines(metric, what):
         names, floor = rule(r)
         per = counted(baseline_ranges(r["operating_points"], metric, r["top1_floor"]), names)
         col, other = ("ratio_floor", "ratio_all") if floor else ("ratio_all", "ratio_floor")
+        if floor and len(per) and per.ours_floor.isna().all():
+            raise NotMeasurable(
+                f"no configuration of the dynamic DNN reaches top-1 >= {r['top1_floor']:g} (report.top1_floor), so it has no usable range"
+            )
         per = per[per[col].notna()]
         if per.empty:
-            raise NotMeasurable(f"{what} of the baselines or of the dynamic DNN is missing")
+            raise NotMeasurable(
+                f"{what} of the baselines or of the dynamic DNN is missing, or no baseline keeps a configuration at the floor"
+            )
         best = per.loc[per[col].idxmax()]
         how = f"configurations at top-1 >= {r['top1_floor']:g}" if floor else "every configuration"
         alt = f"{'without' if floor else 'with'} the floor: {per[other].max():.3g}x"
