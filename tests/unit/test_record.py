@@ -515,3 +515,30 @@ def test_readme_blocks_are_checked_then_rewritten_from_the_record(tmp_path, caps
     readme.write_text("no blocks\n")
     assert main(["summary", str(record), "--readme", str(readme), "--check"]) == 2
     assert "no block names" in capsys.readouterr().err
+
+
+def test_a_failed_record_leaves_nothing_half_made(tmp_path, monkeypatch):
+    """A record that fails while its files are copied (a full disk, a vanished file) leaves
+    neither a staging folder nor a partial record; an earlier record stays as it was."""
+    import shutil as sh
+
+    from dyndnn.results import record as rec
+
+    results = as_results(RECORD, tmp_path / "results")
+    manifest = json.loads((RECORD / "manifest.json").read_text())
+    out = tmp_path / "record"
+    out.mkdir()
+    (out / "earlier.txt").write_text("an earlier record")
+    copies = []
+
+    def failing(src, dst, *a, **k):
+        copies.append(src)
+        if len(copies) == 5:
+            raise OSError(28, "No space left on device")
+        return sh.copy2(src, dst)
+
+    monkeypatch.setattr(rec.shutil, "copyfile", failing)
+    with pytest.raises(OSError, match="No space left"):
+        rec.make_record(results, out, manifest["config"], manifest["configfiles"], {"commit": "0" * 40, "dirty": False}, ["fp32"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["record", "results"]  # no record.tmp
+    assert [p.name for p in out.iterdir()] == ["earlier.txt"]

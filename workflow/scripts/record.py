@@ -1,6 +1,7 @@
 from dyndnn.logs import log_to
 from dyndnn.provenance import git_state, read_meta
 from dyndnn.results.record import make_record
+from dyndnn.results.runs import load_run
 
 with log_to(snakemake.log[0]):
     meta = read_meta(snakemake.input.accuracy)
@@ -14,4 +15,5 @@ with log_to(snakemake.log[0]):
         claims=snakemake.input.claims,
         declared=list(snakemake.input),
     )
+    load_run(snakemake.output[0])  # the record's tables hold their contract: a buggy producer fails here, not in a reader
     print({k: v for k, v in manifest.items() if k not in ("config", "files")}, f"{len(manifest['files'])} files")

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dyndnn.boards.onboard.runner import NATIVE_BF16_FLAGS, cpu_identity
-from dyndnn.provenance import portable_config
+from dyndnn.provenance import portable_config, write_atomic
 from dyndnn.provenance import sha256_file as sha256
 
 __all__ = [
@@ -126,10 +126,7 @@ def read_sittings(results: str | Path) -> list[dict]:
 
 
 def _write_sittings(results: Path, sittings: list[dict]) -> None:
-    results.mkdir(parents=True, exist_ok=True)
-    tmp = results / f".{SITTINGS}.tmp"
-    tmp.write_text(json.dumps(sittings, indent=1) + "\n")
-    os.replace(tmp, results / SITTINGS)
+    write_atomic(results / SITTINGS, json.dumps(sittings, indent=1) + "\n")
 
 
 def mark_started(results: str | Path) -> None:
@@ -191,6 +188,19 @@ def make_record(
     sittings = _closed(read_sittings(results), finished)
     staging = out.with_name(out.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
+    try:
+        manifest = _stage(results, staging, declared, claims, sittings, finished, config, configfiles, git, precision)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # a failed record leaves nothing half-made behind
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(staging, out)
+    return manifest
+
+
+def _stage(results: Path, staging: Path, declared, claims, sittings, finished, config, configfiles, git, precision) -> dict:
+    """Copy the record's files into `staging` and write its manifest there; returns the manifest."""
     files = {}
     for src, rel in _record_files(results, {str(Path(f)) for f in declared} if declared is not None else None):
         dst = staging / rel
@@ -220,9 +230,6 @@ def make_record(
         "files": dict(sorted(files.items())),
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(staging, out)
     return manifest
 
 
