@@ -105,11 +105,11 @@ def _decode(blob: bytes, name: str) -> np.ndarray:
     return image
 
 
-def _images_split(path: Path, split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
-    """Decode the (subset of the) split from an image folder or a .tar.gz, in sorted-name order;
-    a corrupt or truncated archive is an error naming the file and the key."""
+def _archive_read(path: Path, read, *args):
+    """read(*args) on an image folder or a .tar.gz; a corrupt or truncated archive is an error
+    naming the file and the key."""
     try:
-        return _decode_split(path, split, n, seed)
+        return read(*args)
     except (EOFError, tarfile.TarError, zlib.error, OSError) as e:
         if path.is_dir():
             raise
@@ -135,11 +135,12 @@ def _entries(path: Path) -> list[tuple[str, str, int]]:
         ]
 
 
-def _layout(path: Path, entries: list[tuple[str, str, int]]) -> tuple[str, dict[str, list[tuple[str, ...]]]]:
+def _layout(path: Path) -> dict[str, list[tuple[str, ...]]]:
     """The one canonical layout: every member's name plain (no ./, .., absolute or empty parts),
     one top folder (a folder may also hold the splits itself), directories only at the top, split
     and class levels, regular image files only at <top>/<split>/<class>/<image>, no name twice.
-    Returns the top folder and each split's members; anything else is refused naming the member."""
+    Returns each split's members; anything else is refused naming the member."""
+    entries = _entries(path)
     if not entries:
         raise ValueError(f"{path}: empty (expected {LAYOUT})")
     for name, kind, size in entries:
@@ -156,7 +157,6 @@ def _layout(path: Path, entries: list[tuple[str, str, int]]) -> tuple[str, dict[
     tops = set() if flat else {name.split("/")[0] for name, _, _ in entries}
     if len(tops) > 1:
         raise ValueError(f"{path}: {len(tops)} top folders ({', '.join(sorted(t + '/' for t in tops)[:5])}); one is expected ({LAYOUT})")
-    top = "" if flat else tops.pop()
     depth = 0 if flat else 1
     splits: dict[str, list[tuple[str, ...]]] = {"train": [], "test": []}
     seen = set()
@@ -174,7 +174,7 @@ def _layout(path: Path, entries: list[tuple[str, str, int]]) -> tuple[str, dict[
             raise ValueError(f"data member {name}: not part of the layout {LAYOUT}")
         if ok_file:
             splits[rel[0]].append(parts)
-    return top, splits
+    return splits
 
 
 def _whole(names: list[tuple[str, ...]], path: Path, split: str) -> None:
@@ -185,11 +185,13 @@ def _whole(names: list[tuple[str, ...]], path: Path, split: str) -> None:
         raise ValueError(f"{path}: the {split} split has no images of class {', '.join(missing)} (every class must be present)")
 
 
-def _decode_split(path: Path, split: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
-    """The split's wanted images and labels, and a sha256 of every member of the split (by name),
-    read in one pass, so that no image can sit in both splits unnoticed."""
-    _, splits = _layout(path, _entries(path))
-    names = sorted(splits[split])
+def _decode_split(
+    path: Path, split: str, members: list[tuple[str, ...]], n: int | None, seed: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
+    """The split's wanted images and labels (of its `members`, from `_layout`), in sorted-name
+    order, and a sha256 of every member of the split (by name), read in one pass, so that no image
+    can sit in both splits unnoticed."""
+    names = sorted(members)
     if not names:
         raise ValueError(f"{path}: no images under {split}/ (expected {LAYOUT})")
     _whole(names, path, split)
@@ -229,11 +231,13 @@ def prepare(fetched: dict, subsets: dict[str, int | None], seed: int) -> tuple[d
     origin = {k: v for k, v in fetched.items() if k != "path"}  # a record names its data by file and sha256, not by a path
     splits, meta = {}, {"source": fetched["source"], "origin": origin, "seed": seed, "classes": list(CLASSES), "splits": {}}
     members: dict[str, dict[str, str]] = {}
+    path = Path(fetched["path"])
+    layout = _archive_read(path, _layout, path) if fetched["source"] == "images" else None  # once for every split
     for split, n in subsets.items():
-        if fetched["source"] == "torchvision":
+        if layout is None:
             images, labels = _official_split(fetched["path"], split, n, seed)
         else:
-            images, labels, members[split] = _images_split(Path(fetched["path"]), split, n, seed)
+            images, labels, members[split] = _archive_read(path, _decode_split, path, split, layout[split], n, seed)
         x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))  # (N, 3, 32, 32) uint8
         y = torch.from_numpy(labels)
         splits[split] = {"images": x, "labels": y}
