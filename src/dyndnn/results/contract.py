@@ -21,6 +21,18 @@ INF = math.inf
 # table -> (key columns, {column: (kind, low, high, required)}); kind: "str", "int", "num", "any"
 # (present, any value). Ranges are closed; a low of POS means strictly positive.
 POS = 1e-300
+# A measured point (board x technique x configuration x mapping x frequency): what the latency
+# summary and the operating points both state of it.
+POINT_KEY = ("board", "model", "groups", "mapping", "frequency")
+MEASURED_POINT = {
+    "board": ("str", None, None, True),
+    "model": ("str", None, None, True),
+    "groups": ("int", 1, 64, True),
+    "mapping": ("str", None, None, True),
+    "p50_ms": ("num", POS, INF, True),
+    "energy_mj": ("num", POS, INF, False),
+    "power_w": ("num", POS, INF, False),
+}
 CONTRACTS: dict[str, tuple[tuple[str, ...], dict[str, tuple]]] = {
     "accuracy": (
         ("model", "groups"),
@@ -57,33 +69,15 @@ CONTRACTS: dict[str, tuple[tuple[str, ...], dict[str, tuple]]] = {
         },
     ),
     "latency_summary": (
-        ("board", "model", "groups", "mapping", "frequency"),
+        POINT_KEY,
         {
-            "board": ("str", None, None, True),
-            "model": ("str", None, None, True),
-            "groups": ("int", 1, 64, True),
-            "mapping": ("str", None, None, True),
-            "p50_ms": ("num", POS, INF, True),
+            **MEASURED_POINT,
             "p50_lo_ms": ("num", POS, INF, False),
             "p50_hi_ms": ("num", POS, INF, False),
             "n": ("int", 1, INF, False),
-            "energy_mj": ("num", POS, INF, False),
-            "power_w": ("num", POS, INF, False),
         },
     ),
-    "operating_points": (
-        ("board", "model", "groups", "mapping", "frequency"),
-        {
-            "board": ("str", None, None, True),
-            "model": ("str", None, None, True),
-            "groups": ("int", 1, 64, True),
-            "mapping": ("str", None, None, True),
-            "p50_ms": ("num", POS, INF, True),
-            "energy_mj": ("num", POS, INF, False),
-            "power_w": ("num", POS, INF, False),
-            "top1": ("num", 0.0, 1.0, True),
-        },
-    ),
+    "operating_points": (POINT_KEY, {**MEASURED_POINT, "top1": ("num", 0.0, 1.0, True)}),
     "footprint": (
         ("model",),
         {
@@ -122,7 +116,9 @@ def check_table(name: str, df: pd.DataFrame, path: str | Path) -> None:
     for col, (kind, low, high, required) in columns.items():
         if col not in df.columns:
             if required:
-                raise RecordError(f"{path}: no column {col} (the {name} table needs {', '.join(c for c, s in columns.items() if s[3])})")
+                raise RecordError(
+                    f"{path}: malformed table, no column {col} (the {name} table needs {', '.join(c for c, s in columns.items() if s[3])})"
+                )
             continue
         if kind == "any":
             continue
@@ -157,15 +153,16 @@ def check_table(name: str, df: pd.DataFrame, path: str | Path) -> None:
         )
 
 
-def check_tables(tables: dict[str, pd.DataFrame], paths: dict[str, str | Path], seeds: pd.DataFrame | None = None) -> None:
+def check_tables(tables: dict[str, pd.DataFrame], paths: dict[str, str | Path]) -> None:
     """Every table's contract, then agreement between the tables that state the same numbers: the
-    seed summary's means are the means of every seed's rows, and the accuracy table is the
-    primary seed's rows (compare reads one and claims another, so they must not disagree)."""
+    seed summary's means are the means of every seed's rows (`accuracy_seeds`), and the accuracy
+    table is the primary seed's rows (compare reads one and claims another, so they must not
+    disagree)."""
     for name, df in tables.items():
         if isinstance(df, pd.DataFrame):
             check_table(name, df, paths.get(name, f"tables/{name}.csv"))
+    seeds = tables.get("accuracy_seeds")
     if seeds is not None and not seeds.empty:
-        check_table("accuracy_seeds", seeds, paths.get("accuracy_seeds", "tables/accuracy_seeds.csv"))
         summary = tables.get("seed_summary")
         if summary is not None and not summary.empty and {"top1_mean", "n_seeds"} <= set(summary):
             mean = seeds.groupby(["model", "groups"]).top1.agg(["mean", "size"])

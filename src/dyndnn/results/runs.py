@@ -84,7 +84,7 @@ class Run:
 
 
 TABLES = ("accuracy", "latency_summary", "boards", "seed_summary", "operating_points", "ranges", "footprint")
-OPTIONAL = ("latency_ratios",)  # tables of newer records: absent from older ones, read when present
+OPTIONAL = ("latency_ratios", "accuracy_seeds")  # tables of newer records (or only checked): read when present
 
 
 def load_run(path: str | Path) -> Run:
@@ -105,7 +105,7 @@ def load_run(path: str | Path) -> Run:
             config = json.loads(meta.read_text()).get("config", {})
         except (json.JSONDecodeError, AttributeError) as e:
             raise RecordError(f"{meta}: malformed ({e})") from None
-    tables = {}
+    tables, paths = {}, {}
     for name in TABLES + OPTIONAL:  # a record's files only through its manifest (listed and verified)
         if name in OPTIONAL and not (listed(manifest, f"tables/{name}.csv") if manifest else (path / "tables" / f"{name}.csv").is_file()):
             tables[name] = pd.DataFrame()
@@ -113,23 +113,13 @@ def load_run(path: str | Path) -> Run:
         f = record_path(path, manifest, f"tables/{name}.csv") if manifest else path / "tables" / f"{name}.csv"
         if not f.is_file():
             raise RecordError(f"{f}: missing table")
+        paths[name] = f
         try:
             tables[name] = pd.read_csv(f, dtype={"frequency": str}) if f.stat().st_size > 1 else pd.DataFrame()
         except (pd.errors.ParserError, UnicodeDecodeError) as e:
             raise RecordError(f"{f}: malformed table ({e})") from None
-    missing = {"model", "groups", "top1", "confidence_norm", "macs", "resident_bytes"} - set(tables["accuracy"].columns)
-    if missing:  # an empty accuracy table is no run at all
-        raise RecordError(f"{path / 'tables/accuracy.csv'}: malformed table, no column {', '.join(sorted(missing))}")
-    if tables["accuracy"].empty:
+    if tables["accuracy"].empty:  # the contract passes empty tables; an empty accuracy table is no run at all
         raise RecordError(f"{path / 'tables/accuracy.csv'}: no rows (a run evaluates at least the dynamic DNN)")
-    seeds_file = (
-        record_path(path, manifest, "tables/accuracy_seeds.csv", required=False) if manifest else path / "tables/accuracy_seeds.csv"
-    )
-    seeds = pd.read_csv(seeds_file) if seeds_file is not None and seeds_file.is_file() and seeds_file.stat().st_size > 1 else None
-    names = {
-        name: (record_path(path, manifest, f"tables/{name}.csv", required=False) if manifest else None) or path / "tables" / f"{name}.csv"
-        for name in tables
-    }
-    check_tables(tables, {**names, "accuracy_seeds": seeds_file}, seeds)
+    check_tables(tables, paths)
     facts = {b: dict(zip(d["fact"], d["value"])) for b, d in tables["boards"].groupby("board")} if not tables["boards"].empty else {}
     return Run(str(path), tables, config, facts, manifest)
