@@ -32,6 +32,7 @@ __all__ = [
     "footprint_table",
     "derived_tables",
     "seed_summary",
+    "pooled_std",
     "ablation_table",
 ]
 
@@ -252,6 +253,18 @@ def footprint_table(accuracy: pd.DataFrame, top1_floor: float) -> pd.DataFrame:
     ours = fp.loc[fp.model == DYNAMIC, "resident_bytes"]
     fp["resident_vs_dynamic"] = fp.resident_bytes / ours.iloc[0] if len(ours) else float("nan")
     return fp
+
+
+def pooled_std(rows: pd.DataFrame, column: str) -> float:
+    """A technique's seed spread pooled over its configurations (root mean variance): three seeds
+    per configuration give an unsteady std each (measured on the quick config: 0.1 to 2.5
+    points for the same technique), their pool a steady one. A configuration whose value is
+    fixed by definition (normalised confidence at G groups, std 0) does not count."""
+    if column not in rows:
+        return float("nan")
+    v = pd.to_numeric(rows[column], errors="coerce")
+    v = v[v.notna() & (v > 0)]
+    return float((v**2).mean() ** 0.5) if len(v) else float("nan")
 
 
 def seed_summary(every_seed: pd.DataFrame) -> pd.DataFrame:

@@ -8,12 +8,14 @@ import math
 
 import pandas as pd
 
-from dyndnn.results.analysis import DYNAMIC, baseline_ranges, memory_by_baseline, pareto_mask
+from dyndnn.results.analysis import DYNAMIC, baseline_ranges, memory_by_baseline, pareto_mask, pooled_std
 from dyndnn.results.existing_works import check_rule, counted, rule
 
 __all__ = [
     "evaluate_claims",
     "shown_verdict",
+    "shown_reason",
+    "WITHIN_NOISE",
     "verdict",
     "check_claims",
     "HOLDS",
@@ -147,9 +149,7 @@ def _seed_series(r, column) -> tuple[pd.Series, float] | None:
     if mine.empty or int(mine.n_seeds.min()) < 2:
         return None
     mean, std = SEED_COLUMNS[column]
-    spread = pd.to_numeric(mine[std], errors="coerce")
-    spread = spread[spread > 0]
-    return mine.set_index("groups")[mean], float((spread**2).mean() ** 0.5) if len(spread) else float("nan")
+    return mine.set_index("groups")[mean], pooled_std(mine, std)
 
 
 def _series(column):
@@ -300,6 +300,11 @@ def shown_verdict(verdict: str, noise: str) -> str:
     """The verdict as people read it: ', within noise' where it rests on differences smaller than
     their seed spread or latency interval (the `noise` column says which)."""
     return verdict + WITHIN_NOISE if noise and verdict != NOT_MEASURABLE else verdict
+
+
+def shown_reason(reason: str, noise: str) -> str:
+    """The reason as people read it: what of the verdict lies within the noise, in brackets."""
+    return reason + (f" ({noise})" if noise else "")
 
 
 def evaluate_claims(claims: list[dict], tables: dict) -> pd.DataFrame:

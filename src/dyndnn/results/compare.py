@@ -29,18 +29,6 @@ def _row(kind, key, ref, run, diff, tol, status, reason=""):
     return dict(zip(COLUMNS, (kind, key, ref, run, diff, tol, status, reason)))
 
 
-def _pooled_std(rows: pd.DataFrame, column: str) -> float:
-    """A technique's seed spread pooled over its configurations (root mean variance): three seeds
-    per configuration give an unsteady std each (measured on the quick config: 0.1 to 2.5
-    points for the same technique), their pool a steady one. A configuration whose value is
-    fixed by definition (normalised confidence at G groups, std 0) does not count."""
-    if column not in rows:
-        return float("nan")
-    v = pd.to_numeric(rows[column], errors="coerce")
-    v = v[v.notna() & (v > 0)]
-    return float((v**2).mean() ** 0.5) if len(v) else float("nan")
-
-
 def _seed_stats(run: Run, model: str, groups: int) -> dict:
     """A configuration's top-1 and confidence as the run states them: the mean over its training
     seeds where it has several (with the technique's pooled seed std), else the primary seed's
@@ -53,9 +41,9 @@ def _seed_stats(run: Run, model: str, groups: int) -> dict:
         return {
             "n": int(h["n_seeds"]),
             "top1": float(h["top1_mean"]),
-            "top1_std": _pooled_std(mine, "top1_std"),
+            "top1_std": analysis.pooled_std(mine, "top1_std"),
             "confidence_norm": float(h["confidence_mean"]),
-            "confidence_norm_std": _pooled_std(mine, "confidence_std"),
+            "confidence_norm_std": analysis.pooled_std(mine, "confidence_std"),
         }
     row = run.tables["accuracy"].set_index(["model", "groups"]).loc[(model, groups)]
     nan = float("nan")

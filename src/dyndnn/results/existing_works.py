@@ -8,7 +8,7 @@ import pandas as pd
 
 from dyndnn.results.analysis import baseline_ranges, memory_by_baseline
 
-__all__ = ["RULE_KEYS", "RULED", "RANGE_METRICS", "rule", "counted", "check_rule", "claim_baselines"]
+__all__ = ["RULE_KEYS", "RULED", "RANGE_METRICS", "COLUMNS", "rule", "counted", "check_rule", "claim_baselines"]
 
 RULE_KEYS = {"baselines": "all", "accuracy_floor": True}  # a comparison with existing works: which count, and whether the floor applies
 
@@ -24,6 +24,20 @@ def counted(table: pd.DataFrame, names: list[str] | None) -> pd.DataFrame:
     return table if names is None else table[table.baseline.isin(names)]
 
 
+# The table of claims against existing works (report, summary block `baselines`).
+COLUMNS = [
+    "claim",
+    "board",
+    "baseline",
+    "ours_all",
+    "theirs_all",
+    "ratio_all",
+    "ours_floor",
+    "theirs_floor",
+    "ratio_floor",
+    "usable",
+    "counted",
+]
 RANGE_METRICS = {"time_range_vs_baselines": "p50_ms", "energy_range_vs_baselines": "energy_mj"}
 RULED = (*RANGE_METRICS, "memory_vs_baselines")  # the claims against existing works: they take a rule
 
@@ -44,28 +58,15 @@ def claim_baselines(claims: list[dict], tables: dict) -> pd.DataFrame:
     configuration and with only those at the accuracy floor; `counted` says which of the two the
     claim's rule reads, or that its rule leaves the baseline out. Ranges: ours / theirs; memory:
     our and their recoverable compression, and their resident bytes / ours where they reach ours."""
-    cols = [
-        "claim",
-        "board",
-        "baseline",
-        "ours_all",
-        "theirs_all",
-        "ratio_all",
-        "ours_floor",
-        "theirs_floor",
-        "ratio_floor",
-        "usable",
-        "counted",
-    ]
     rows, floor = [], tables["top1_floor"]
     for c in (c for c in claims if c["metric"] in RULED):
         names, use_floor = rule({"claim": c})
         how = "at the floor" if use_floor else "every configuration"
-        counted = lambda name, names=names, how=how: how if names is None or name in names else "not counted"  # noqa: E731
+        status = lambda name, names=names, how=how: how if names is None or name in names else "not counted"  # noqa: E731
         if c["metric"] in RANGE_METRICS:
             for _, b in baseline_ranges(tables["operating_points"], RANGE_METRICS[c["metric"]], floor).iterrows():
                 rows.append([c["id"], b.board, b.baseline, b.ours_all, b.theirs_all, b.ratio_all])
-                rows[-1] += [b.ours_floor, b.theirs_floor, b.ratio_floor, b.usable, counted(b.baseline)]
+                rows[-1] += [b.ours_floor, b.theirs_floor, b.ratio_floor, b.usable, status(b.baseline)]
             continue
         for _, b in memory_by_baseline(tables["footprint"], tables["accuracy"], floor).iterrows():
             reach = lambda theirs, ours: b.resident_vs_dynamic if theirs >= ours * 0.999 else float("nan")  # noqa: E731, B023
@@ -77,6 +78,6 @@ def claim_baselines(claims: list[dict], tables: dict) -> pd.DataFrame:
                 b.compression_floor,
                 reach(b.compression_floor, b.ours_compression_floor),
                 "",
-                counted(b.baseline),
+                status(b.baseline),
             ]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=COLUMNS)

@@ -19,8 +19,9 @@ import pandas as pd
 from dyndnn.arch import POOL_AFTER
 from dyndnn.provenance import read_meta, write_atomic
 from dyndnn.results import analysis
-from dyndnn.results.claims import FAILS, HOLDS, NOT_MEASURABLE, evaluate_claims, shown_verdict
+from dyndnn.results.claims import FAILS, HOLDS, NOT_MEASURABLE, evaluate_claims, shown_reason, shown_verdict
 from dyndnn.results.compare import DIFFERS, INCONCLUSIVE, NOT_COMPARABLE, REPRODUCED, compare
+from dyndnn.results.existing_works import COLUMNS as CLAIM_BASELINE_COLUMNS
 from dyndnn.results.existing_works import claim_baselines
 from dyndnn.results.figures import FIGURES
 from dyndnn.results.record import RecordError
@@ -121,25 +122,10 @@ def claim_rows(claims: pd.DataFrame) -> list[dict]:
             "ours": ours(r.ours),
             "verdict": shown_verdict(r.verdict, getattr(r, "noise", "")),
             "verdict_class": r.verdict.replace(" ", "-"),
-            "reason": r.reason + (f" ({r.noise})" if getattr(r, "noise", "") else ""),
+            "reason": shown_reason(r.reason, getattr(r, "noise", "")),
         }
         for r in claims.itertuples(index=False)
     ]
-
-
-CLAIM_BASELINE_COLUMNS = [
-    "claim",
-    "board",
-    "baseline",
-    "ours_all",
-    "theirs_all",
-    "ratio_all",
-    "ours_floor",
-    "theirs_floor",
-    "ratio_floor",
-    "usable",
-    "counted",
-]
 
 
 def build_context(

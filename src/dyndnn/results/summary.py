@@ -22,7 +22,8 @@ import pandas as pd
 import yaml
 
 from dyndnn.provenance import write_atomic
-from dyndnn.results.claims import evaluate_claims, shown_verdict
+from dyndnn.results.analysis import pooled_std
+from dyndnn.results.claims import WITHIN_NOISE, evaluate_claims, shown_reason, shown_verdict
 from dyndnn.results.existing_works import claim_baselines
 from dyndnn.results.record import RecordError, record_path
 from dyndnn.results.runs import load_run
@@ -114,7 +115,7 @@ def _claims(run) -> str:
     claims = yaml.safe_load(claims_file.read_text())["claims"]
     verdicts = evaluate_claims(claims, {**run.tables, "top1_floor": run.top1_floor})
     verdicts["verdict"] = [shown_verdict(v, n) for v, n in zip(verdicts.verdict, verdicts.noise)]
-    verdicts["reason"] = [r + (f" ({n})" if n else "") for r, n in zip(verdicts.reason, verdicts.noise)]
+    verdicts["reason"] = [shown_reason(r, n) for r, n in zip(verdicts.reason, verdicts.noise)]
     shown = verdicts[["id", "paper", "ours", "unit", "verdict", "reason"]].copy()
     shown["ours"] = shown["ours"].map(_value)
     shown["reason"] = shown["reason"].map(lambda r: str(r).replace("|", "/"))
@@ -262,8 +263,7 @@ def _spread(run, model: str) -> float:
     """A technique's seed std of top-1 in points, pooled over its configurations (NaN with one seed)."""
     s = run.tables.get("seed_summary", pd.DataFrame())
     mine = s[(s.model == model) & (s.n_seeds > 1)] if not s.empty and "n_seeds" in s else s.iloc[0:0]
-    v = pd.to_numeric(mine.get("top1_std", pd.Series(dtype=float)), errors="coerce").dropna()
-    return float(100 * (v**2).mean() ** 0.5) if len(v) else float("nan")
+    return 100 * pooled_std(mine, "top1_std")
 
 
 def _block_targets(run) -> str:
@@ -297,7 +297,7 @@ def _block_targets(run) -> str:
         steps = 100 * dyn.diff().dropna()
         s_std, d_std = _spread(run, "static"), _spread(run, "dynamic")  # points; NaN with one seed
         pm = lambda std: f" +- {std:.2f}" if std == std else ""  # noqa: E731
-        judged = lambda ok, margin, std: verdict(ok) + (", within noise" if std == std and abs(margin) < std else "")  # noqa: E731
+        judged = lambda ok, margin, std: verdict(ok) + (WITHIN_NOISE if std == std and abs(margin) < std else "")  # noqa: E731
         rows += [
             [
                 f"static {_width(run, 'static', static.index[-1])} % model",
