@@ -2,10 +2,12 @@
 the same machine, with the interleaved-rounds protocol (the config's profile block) and, as the
 baseline measured in the same run, the former protocol (every point measured once, in plan
 order: all one-core points, then all all-cores points, technique after technique), or (`kept`)
-the interleaved rounds with one session per worker and point instead of a new one per visit.
+the interleaved rounds with one session per worker and point instead of a new one per visit, or
+(`nohuge`) the config's protocol with the workers' allocations on small pages (huge_pages off).
+The protocols' profiles alternate (A0 B0 A1 B1), so a drift of the host lands on both.
 
 Prints per protocol: the wall time of one profile; the widest 95 % interval of a median
-(half-width relative to the median); the negative control (techniques that run the same graph:
+(half-width relative to the median) and the median one; the negative control (techniques that run the same graph:
 their largest disagreement at any mapping and configuration); and between the two profiles the
 largest disagreement of a median and of a g1/gG ratio. The last line gives the new protocol's
 figures as ratios of the old one's.
@@ -35,6 +37,7 @@ from dyndnn.schema import read_yaml
 REPO = Path(__file__).resolve().parents[1]
 OLD = {"rounds": 1, "workers": 1, "shuffle": False, "fresh_sessions": False}  # the former protocol: one visit per point, plan order
 KEPT = {"fresh_sessions": False}  # interleaved rounds, but one session per worker and point (before fresh_sessions)
+NOHUGE = {"huge_pages": False}  # the config's protocol on small pages (before huge_pages)
 
 
 def profile(board: dict, models: list[dict], settings: dict, out: Path) -> tuple[pd.DataFrame, pd.DataFrame, float]:
@@ -55,6 +58,7 @@ def figures(a, b, exports: pd.DataFrame) -> dict:
     return {
         "wall_s": max(wa, wb),
         "ci_half_width_max": float(half.max()) if half.notna().any() else float("nan"),
+        "ci_half_width_median": float(half.median()) if half.notna().any() else float("nan"),
         "control_spread_max": float(control.spread.max()) if not control.empty else float("nan"),
         "median_disagreement_max": float((m.p50_ms_a / m.p50_ms_b - 1).abs().max()),
         "ratio_disagreement_max": float((r.ratio_a / r.ratio_b - 1).abs().max()),
@@ -68,7 +72,11 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=REPO / "config/config.yaml")
     ap.add_argument("--board", type=Path, default=REPO / "config/boards/local.yaml")
     ap.add_argument(
-        "--protocols", nargs="+", choices=["old", "kept", "new"], default=["old", "new"], help="which to run (default: old and new)"
+        "--protocols",
+        nargs="+",
+        choices=["old", "kept", "nohuge", "new"],
+        default=["old", "new"],
+        help="which to run (default: old and new)",
     )
     args = ap.parse_args()
     board = load_board(args.board)
@@ -76,17 +84,21 @@ def main() -> None:
     exports = pd.read_csv(args.results / "tables/exports.csv")
     block = {k: v for k, v in read_yaml(args.config)["profile"].items() if k in MeasureSettings.__dataclass_fields__}
     new = as_params(from_block(MeasureSettings, block))
-    protocols = {"old": {**new, **OLD}, "kept": {**new, **KEPT}, "new": new}
+    protocols = {"old": {**new, **OLD}, "kept": {**new, **KEPT}, "nohuge": {**new, **NOHUGE}, "new": new}
+    chosen = {n: s for n, s in protocols.items() if n in args.protocols}
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, settings in [(n, s) for n, s in protocols.items() if n in args.protocols]:
-            runs = [profile(board, models, settings, Path(tmp) / f"{name}{i}") for i in (0, 1)]
-            out[name] = figures(*runs, exports)
-            shown = ("rounds", "workers", "shuffle", "fresh_sessions", "min_runs", "min_seconds")
+        runs = {name: [] for name in chosen}
+        for i in (0, 1):  # alternating: A0 B0 A1 B1
+            for name, settings in chosen.items():
+                runs[name].append(profile(board, models, settings, Path(tmp) / f"{name}{i}"))
+        for name, settings in chosen.items():
+            out[name] = figures(*runs[name], exports)
+            shown = ("rounds", "workers", "shuffle", "fresh_sessions", "huge_pages", "min_runs", "min_seconds")
             print(f"{name} protocol ({json.dumps({k: settings[k] for k in shown})}):")
             for k, v in out[name].items():
                 print(f"  {k:26s} {v:.4g}" if isinstance(v, float) else f"  {k:26s} {v}")
-    base = next((b for b in ("old", "kept") if b in out), None)
+    base = next((b for b in ("old", "kept", "nohuge") if b in out), None)
     if "new" in out and base:
         ratios = {k: out["new"][k] / out[base][k] for k in out["new"] if k != "points" and out[base][k] and out[base][k] == out[base][k]}
         print(f"new / {base}: " + ", ".join(f"{k} {v:.3g}x" for k, v in ratios.items()))

@@ -129,6 +129,7 @@ class MeasureSettings:
     visit_warmup: int = default("profile", "visit_warmup")
     shuffle: bool = default("profile", "shuffle")
     fresh_sessions: bool = default("profile", "fresh_sessions")
+    huge_pages: bool = default("profile", "huge_pages")
     seed: int = default("profile", "seed")
     parity_images: int = default("profile", "parity_images")
     parity_atol: float = default("profile", "parity_atol")

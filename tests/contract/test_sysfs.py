@@ -171,8 +171,14 @@ def test_runner_interleaves_randomised_rounds_over_worker_processes(runner_modul
     import pandas as pd
 
     p = plan(sysfs, onnx_model)
-    p["settings"].update(rounds=4, workers=2, min_runs=8, visit_warmup=1)
+    p["settings"].update(rounds=4, workers=2, min_runs=8, visit_warmup=1, huge_pages=True)
+    thp = sysfs / "sys/kernel/mm/transparent_hugepage/enabled"
+    thp.parent.mkdir(parents=True, exist_ok=True)
+    thp.write_text("always [madvise] never\n")
     assert run_in_process(runner_module, tmp_path, p) == 0
+    facts = json.loads((tmp_path / "out/board.json").read_text())
+    assert facts["huge_pages"] == "requested" and facts["thp_mode"] == "madvise"
+    assert len(facts["workers_huge_pages_mb"]) == 2  # what each worker held on huge pages (None where /proc does not say)
     s = pd.read_csv(tmp_path / "out/samples.csv")
     visits = s.groupby(["round", "position"]).agg(
         point=("frequency", lambda f: f.iloc[0]), mapping=("mapping", "first"), n=("worker", "size")

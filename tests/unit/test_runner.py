@@ -48,3 +48,60 @@ def test_fresh_sessions_make_a_new_session_at_every_visit(monkeypatch, fresh, se
         worker.round(rnd)
     assert len(made) == sessions
     assert warmups == ([7] * 6 if fresh else [7, 7, 2, 2, 2, 2])
+
+
+def test_workers_environment_sets_the_huge_page_tunable_and_keeps_the_others():
+    from dyndnn.boards.onboard import runner
+
+    env = runner.tunables_env(True, {"PATH": "/bin", "GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=0"})
+    assert env == {"PATH": "/bin", "GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"}
+    assert runner.tunables_env(False, {})["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=0"
+
+
+ALLOCATE = """
+import ctypes, sys
+sys.path.insert(0, sys.argv[1])
+import runner
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+size = 64 << 20
+p = libc.malloc(size)
+ctypes.memset(p, 1, size)
+print(runner.anon_huge_kb())
+"""
+
+
+def test_huge_pages_reach_a_workers_large_allocation():
+    """The mechanism profile.huge_pages relies on, on this machine's real kernel and glibc: a
+    process started with tunables_env(True) holds a 64 MiB malloc on huge pages; with (False) and
+    the kernel's THP mode madvise, on none."""
+    import platform
+
+    from dyndnn.boards.onboard import runner
+
+    mode = runner.thp_mode("/")
+    libc, version = platform.libc_ver()
+    if mode not in ("madvise", "always") or libc != "glibc" or tuple(map(int, version.split(".")[:2])) < (2, 35):
+        pytest.skip(f"no huge pages by glibc.malloc.hugetlb here (THP mode {mode}, {libc} {version})")
+    onboard = str(REPO / "src/dyndnn/boards/onboard")
+
+    def held_kb(huge_pages):
+        proc = subprocess.run(
+            [sys.executable, "-c", ALLOCATE, onboard], env=runner.tunables_env(huge_pages), capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        return int(proc.stdout)
+
+    assert held_kb(True) >= 32 << 10  # most of the 64 MiB on 2 MiB pages
+    if mode == "madvise":
+        assert held_kb(False) == 0
+
+
+def test_thp_mode_reads_the_kernels_choice(tmp_path):
+    from dyndnn.boards.onboard import runner
+
+    assert runner.thp_mode(str(tmp_path)) is None
+    f = tmp_path / "sys/kernel/mm/transparent_hugepage/enabled"
+    f.parent.mkdir(parents=True)
+    f.write_text("always [madvise] never\n")
+    assert runner.thp_mode(str(tmp_path)) == "madvise"

@@ -96,6 +96,42 @@ def read_frequency_khz(sysfs_root, cpu):
         return None
 
 
+HUGETLB = "glibc.malloc.hugetlb"
+
+
+def tunables_env(huge_pages, environ=None):
+    """The workers' environment: glibc's malloc asked (hugetlb=1) or told not (0) to madvise
+    transparent huge pages for its large allocations, the other GLIBC_TUNABLES kept. Read at a
+    process's start, so it is set for the workers, not in this process; glibc before 2.35 ignores it."""
+    env = dict(os.environ if environ is None else environ)
+    kept = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t and not t.startswith(HUGETLB + "=")]
+    env["GLIBC_TUNABLES"] = ":".join(kept + ["%s=%d" % (HUGETLB, 1 if huge_pages else 0)])
+    return env
+
+
+def thp_mode(sysfs_root):
+    """The kernel's transparent-huge-page mode (always, madvise or never), None where unknown."""
+    try:
+        with open(os.path.join(sysfs_root, "sys/kernel/mm/transparent_hugepage/enabled")) as f:
+            text = f.read()
+    except OSError:
+        return None
+    start, end = text.find("["), text.find("]")
+    return text[start + 1 : end] if 0 <= start < end else None
+
+
+def anon_huge_kb():
+    """Anonymous memory this process holds on huge pages (kB; None where /proc does not say)."""
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("AnonHugePages:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 PROVIDERS = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider"}
 
 
@@ -404,6 +440,7 @@ class Worker:
         self.points = points(plan, trt, [])
         self.runs = {}
         self.seen = set()  # points this worker has visited (their first visit warms up longer)
+        self.huge_kb = None  # the most anonymous memory on huge pages seen right after a visit
 
     def _run(self, p):
         key = (p["model"]["label"], p["mapping"]["name"])
@@ -428,6 +465,9 @@ class Worker:
         try:
             with power.EnergyMeter(self.reader, self.plan["power"].get("rate_hz", 20)) as meter:
                 samples = self.trt.time(what, vs) if kind == "tensorrt" else time_model(lambda: what(self.x), vs, meter)
+            huge = anon_huge_kb()  # while the visit's session still holds its memory
+            if huge is not None:
+                self.huge_kb = max(huge, self.huge_kb or 0)
         finally:
             if settings.get("fresh_sessions") and kind == "session":
                 del self.runs[(p["model"]["label"], p["mapping"]["name"])]  # the next visit makes a new session
@@ -482,7 +522,7 @@ def worker_main(plan_path, worker_id, t0):
                 if not cmd or cmd[0] != "round":
                     break
                 samples, visits = worker.round(int(cmd[1]))
-                out.write(json.dumps({"samples": samples, "visits": visits}) + "\n")
+                out.write(json.dumps({"samples": samples, "visits": visits, "anon_huge_kb": worker.huge_kb}) + "\n")
                 out.flush()
     finally:
         reader.close()
@@ -491,17 +531,20 @@ def worker_main(plan_path, worker_id, t0):
 
 class Workers:
     """`n` worker processes (this script with --worker, started by the plan's `launch` command,
-    the one that started the runner, else this interpreter), each kept alive for the whole
-    measurement; round r goes to worker r % n, one round at a time."""
+    the one that started the runner, else this interpreter, with `tunables_env(huge_pages)`), each
+    kept alive for the whole measurement; round r goes to worker r % n, one round at a time.
+    `huge_kb[w]`: the most memory worker w held on huge pages after a visit (kB)."""
 
-    def __init__(self, plan_path, n, t0, launch=None):
+    def __init__(self, plan_path, n, t0, launch=None, huge_pages=False):
         import subprocess
 
         cmd = list(launch or [sys.executable, os.path.abspath(__file__)]) + ["--worker", plan_path]
+        env = tunables_env(huge_pages)
         self.procs = [
-            subprocess.Popen(cmd + [str(w), repr(t0)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True)
+            subprocess.Popen(cmd + [str(w), repr(t0)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True, env=env)
             for w in range(n)
         ]
+        self.huge_kb = [None] * n
 
     def round(self, rnd):
         proc = self.procs[rnd % len(self.procs)]
@@ -511,6 +554,7 @@ class Workers:
         if not line:
             raise RuntimeError("worker %d ended during round %d (exit %s)" % (rnd % len(self.procs), rnd, proc.wait()))
         reply = json.loads(line)
+        self.huge_kb[rnd % len(self.procs)] = reply.get("anon_huge_kb")
         return reply["samples"], reply["visits"]
 
     def close(self, abort=False):
@@ -565,11 +609,12 @@ def summarise_points(plan_points, samples, visits):
 
 def measure(plan, plan_path, trt, notes):
     """Every point of the plan in interleaved, randomised rounds over the worker processes;
-    returns (sample rows, summary rows)."""
+    returns (sample rows, summary rows, facts of the workers' memory)."""
     plan_points = points(plan, trt, notes)
     settings = plan["settings"]
     t0 = time.time()
-    workers = Workers(plan_path, max(1, int(settings.get("workers", 1))), t0, plan.get("launch"))
+    huge_pages = bool(settings.get("huge_pages"))
+    workers = Workers(plan_path, max(1, int(settings.get("workers", 1))), t0, plan.get("launch"), huge_pages)
     sample_rows, visit_rows = [], []
     done = False
     try:
@@ -585,7 +630,14 @@ def measure(plan, plan_path, trt, notes):
         key = (s["label"], s["mapping"], s["frequency"])
         s["run_idx"] = run_idx.get(key, 0)
         run_idx[key] = s["run_idx"] + 1
-    return sample_rows, summarise_points(plan_points, sample_rows, visit_rows)
+    libc = " ".join(platform.libc_ver()).strip()
+    memory = {
+        "huge_pages": "requested" if huge_pages else "not requested",
+        "thp_mode": thp_mode(plan.get("sysfs_root", "/")),
+        "libc": libc or None,
+        "workers_huge_pages_mb": [None if kb is None else round(kb / 1024.0, 1) for kb in workers.huge_kb],
+    }
+    return sample_rows, summarise_points(plan_points, sample_rows, visit_rows), memory
 
 
 def write_outputs(plan, out):
@@ -714,7 +766,7 @@ def main(argv):
     sysfs_root = plan.get("sysfs_root", "/")
     reader, power_note = open_power(plan["power"], sysfs_root)
     lock = board_lock(plan.get("lock", "/tmp/dyndnn-board.lock"))
-    sample_rows, summary_rows, notes = [], [], []
+    sample_rows, summary_rows, notes, memory = [], [], [], {}
     check_idle(plan)
     load = HostLoad()
     trt = open_tensorrt(plan, out)
@@ -722,12 +774,13 @@ def main(argv):
         with dvfs.signals_raise():  # the workers set frequencies and restore them after each round, also when stopped
             if plan.get("parity"):
                 write_outputs(plan, out)
-            sample_rows, summary_rows = measure(plan, os.path.abspath(argv[1]), trt, notes)
+            sample_rows, summary_rows, memory = measure(plan, os.path.abspath(argv[1]), trt, notes)
     finally:
         reader.close()
         lock.close()
     facts = board_facts(sysfs_root, plan.get("runtime", "onnxruntime"))
     facts.update(load_facts(load))
+    facts.update(memory)
     facts["power_backend"] = reader.name
     facts["power_note"] = power_note or ""
     facts["dvfs"] = "controlled" if any(r["dvfs_domain"] for r in summary_rows) else "fixed"
