@@ -24,7 +24,7 @@ include: "workflow/rules/report.smk"
 
 onstart:
     dyndnn.runlock.hold()  # for as long as this run lives: `make unlock` refuses meanwhile
-    dyndnn.results.record.mark_started("results")
+    dyndnn.results.record.mark_started("results", workflow.basedir)
 
 
 onsuccess:

@@ -388,6 +388,7 @@ def test_sittings_are_recorded_and_summed(tmp_path, monkeypatch):
     sittings = rec.read_sittings(results)
     assert [s["outcome"] for s in sittings] == ["interrupted (end: its last file written)", "success"]
     assert sittings[0]["finished"] == "2026-12-03T09:50:00+00:00" and sittings[1]["cpu_identity"] == rec.cpu_identity()["cpu_identity"]
+    assert sittings[1]["commit"] == rec.git_state(".")["commit"] != "unknown"  # the code each sitting ran (the tests run in this checkout)
     closed = rec._closed(sittings, t0)
     assert [s["wall_s"] for s in closed] == [3000.0, 3600.0]
     assert json.loads((results / "sittings.json").read_text()) == sittings

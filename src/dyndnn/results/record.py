@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dyndnn.boards.onboard.runner import NATIVE_BF16_FLAGS, cpu_identity
-from dyndnn.provenance import portable_config, write_atomic
+from dyndnn.provenance import git_state, portable_config, write_atomic
 from dyndnn.provenance import sha256_file as sha256
 
 __all__ = [
@@ -129,19 +129,24 @@ def _write_sittings(results: Path, sittings: list[dict]) -> None:
     write_atomic(results / SITTINGS, json.dumps(sittings, indent=1) + "\n")
 
 
-def mark_started(results: str | Path) -> None:
+def mark_started(results: str | Path, code: str | Path = ".") -> None:
     """A new sitting of the pipeline on this results folder (the Snakefile's onstart): when, on
-    which host (CPU identity: the ISA flags that decide the training precision). A sitting that
-    was killed without its end handler is closed at its last written file."""
+    which host (CPU identity: the ISA flags that decide the training precision), with which
+    commit of the code at `code` (a run moved to a newer commit between sittings, e.g. to measure
+    again with a changed instrument, says so). A sitting that was killed without its end handler
+    is closed at its last written file."""
     results = Path(results)
     sittings = read_sittings(results)
     if sittings and not sittings[-1].get("finished"):
         last = _last_activity(results)
         sittings[-1].update(finished=_iso(last) if last else sittings[-1]["started"], outcome="interrupted (end: its last file written)")
     cpu = cpu_identity()
+    git = git_state(code)
     sittings.append(
         {
             "started": _iso(_now()),
+            "commit": git["commit"],
+            "dirty": git["dirty"],
             "node": platform.node(),
             "cpu_identity": cpu["cpu_identity"],
             "cpu_isa": cpu["cpu_isa"],

@@ -56,16 +56,25 @@ def _provenance(path: Path, manifest: dict) -> str:
                     s.get("started"),
                     s.get("finished"),
                     s.get("wall_s"),
+                    _short_commit(s),
                     s.get("node"),
                     "bf16" if s.get("native_bf16") else "fp32",
                     s.get("outcome", ""),
                 ]
                 for s in sittings
             ],
-            columns=["started", "finished", "wall_s", "node", "native precision", "outcome"],
+            columns=["started", "finished", "wall_s", "commit", "node", "native precision", "outcome"],
         )
         lines.append(_md(rows))
     return "\n".join(lines)
+
+
+def _short_commit(sitting: dict) -> str:
+    """The commit a sitting ran, short ('not recorded' for sittings before commits were kept)."""
+    commit = sitting.get("commit")
+    if not commit:
+        return "not recorded"
+    return (commit[:7] if commit != "unknown" else commit) + (" (dirty)" if sitting.get("dirty") else "")
 
 
 def _recipe(config: dict) -> str:
