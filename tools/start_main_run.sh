@@ -8,11 +8,19 @@
 #   tools/start_main_run.sh RUN_DIR      # resume that run (a clone this script made) at its own commit
 #   DATA=/path/to/cifar10-jpeg.tar.gz tools/start_main_run.sh ...
 #   CONFIGFILE=config/three-seeds.yaml tools/start_main_run.sh ...   # a preset over config.yaml
+#   ADVANCE=1 tools/start_main_run.sh RUN_DIR   # move that run to this checkout's HEAD, then resume
 #
 # After a lost sitting, start it again (HEAD unchanged, or name the run directory): the same
 # clone is reused, Snakemake's lock is released, finished jobs are kept and a training job
 # resumes from its last epoch; the record lists every sitting. The log is <run dir>/run.log
 # (appended per sitting).
+#
+# ADVANCE=1 moves a stopped run's clone to this checkout's HEAD before resuming, so that work
+# that changed only later steps (e.g. the latency instrument) reruns those and keeps the
+# training: Snakemake reruns a job whose code, params or inputs changed. A dry run shows what
+# would run first; if that includes training (a train_*, teacher_targets or data rule), the clone
+# goes back to its commit and nothing starts (ADVANCE=force runs it anyway). Each sitting records
+# the commit it ran (results/sittings.json, and the record).
 set -euo pipefail
 here=$(git rev-parse --show-toplevel)
 target=$(realpath -m "${1:-$here/../runs}")
@@ -44,6 +52,30 @@ test -z "$(git status --porcelain --untracked-files=no)" || { echo "$dir has loc
 if ! flock -n run.lock true; then
     echo "$dir: a sitting is still running (pid $(cat run.pid 2>/dev/null)); not starting another" >&2
     exit 2
+fi
+if [ -n "${ADVANCE:-}" ]; then
+    old=$(git rev-parse HEAD)
+    git fetch --quiet "$here" HEAD
+    git checkout --quiet --detach FETCH_HEAD
+    new=$(git rev-parse --short HEAD)
+    # MAIN_JOB_DRYRUN: what lists the jobs a sitting would run (the tests replace it).
+    dry=${MAIN_JOB_DRYRUN:-"make --quiet install >/dev/null && .venv/bin/snakemake --dry-run --quiet rules --cores 1${CONFIGFILE:+ --configfile '$CONFIGFILE'}${data:+ --config 'data={source: images, path: $data}'}"}
+    if ! plan=$(bash -c "$dry" 2>&1); then
+        git checkout --quiet --detach "$old"
+        printf '%s\n' "$plan" >&2
+        echo "$dir: the dry run at $new failed; the run stays at ${old:0:7}" >&2
+        exit 2
+    fi
+    training=$(printf '%s\n' "$plan" | grep -Eo '^(download_data|prepare_data|teacher_targets|train_[a-z_]+)\b' | sort -u | paste -sd, - || true)
+    if [ -n "$training" ] && [ "$ADVANCE" != force ]; then
+        git checkout --quiet --detach "$old"
+        printf '%s\n' "$plan" >&2
+        echo "$dir: at $new the run would train again ($training); it stays at ${old:0:7} (ADVANCE=force to run it anyway)" >&2
+        exit 2
+    fi
+    printf '%s\n' "$plan"
+    echo "moved $dir from ${old:0:7} to $new"
+    sha=$new
 fi
 # MAIN_JOB_CMD: what a sitting runs (the tests replace it with a quick command).
 cmd=${MAIN_JOB_CMD:-"make unlock && make reproduce${data:+ DATA='$data'}${CONFIGFILE:+ CONFIGFILE='$CONFIGFILE'}"}

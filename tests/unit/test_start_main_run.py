@@ -104,3 +104,44 @@ def test_a_run_inside_the_checkout_is_refused(checkout, where):
     proc = start(repo, archive, where)
     assert proc.returncode == 2 and "inside this checkout" in proc.stderr
     assert not (repo / "ran.txt").exists() and not (repo / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "advance, would_run, moves",
+    [("1", "profile_board 1\naggregate 1", True), ("1", "train_baseline 3\nprofile_board 1", False), ("force", "train_baseline 3", True)],
+)
+def test_advance_moves_a_stopped_run_to_head_unless_it_would_train_again(checkout, tmp_path, advance, would_run, moves):
+    """ADVANCE=1: a changed measurement reruns on the run's finished training at HEAD; a change
+    that would retrain (the dry run lists a training rule) leaves the run at its commit and starts
+    nothing, unless ADVANCE=force."""
+    repo, archive = checkout
+    runs = tmp_path / "runs"
+    sha = git(repo, "rev-parse", "--short", "HEAD")
+    assert start(repo, archive, str(runs)).returncode == 0
+    run = runs / f"main-{sha}"
+    wait_for(run / "ran.txt", 1)
+    for _ in range(100):  # the first sitting ends (its lock released)
+        if subprocess.run(["flock", "-n", str(run / "run.lock"), "true"]).returncode == 0:
+            break
+        time.sleep(0.05)
+    (repo / "Snakefile").write_text("# the instrument changed\n")
+    git(repo, "commit", "-qam", "second")
+    head = git(repo, "rev-parse", "--short", "HEAD")
+    env = {
+        **os.environ,
+        "DATA": str(archive),
+        "MAIN_JOB_CMD": "echo ran >> ran.txt",
+        "ADVANCE": advance,
+        "MAIN_JOB_DRYRUN": f"printf '{would_run}\\n'",
+    }
+    proc = subprocess.run(["bash", str(SCRIPT), str(run)], cwd=repo, capture_output=True, text=True, env=env, timeout=60)
+    if moves:
+        assert proc.returncode == 0, proc.stderr
+        assert f"from {sha} to {head}" in proc.stdout
+        wait_for(run / "ran.txt", 2)
+        assert git(run, "rev-parse", "--short", "HEAD") == head
+    else:
+        assert proc.returncode == 2 and "would train again (train_baseline)" in proc.stderr
+        assert git(run, "rev-parse", "--short", "HEAD") == sha
+        time.sleep(0.2)
+        assert (run / "ran.txt").read_text().count("ran") == 1
