@@ -183,7 +183,8 @@ def test_quick_run_report_has_accuracy_and_latency_for_every_configuration(quick
     assert (workdir / "results/tables/accuracy.meta.json").is_file()
     claims = table_with(parser.tables, "claim", "verdict", "reason")
     assert len(claims) == len(yaml.safe_load((REPO / "config/claims.yaml").read_text())["claims"])
-    assert {r["verdict"] for r in claims} <= {"holds", "does not hold", "not measurable"}
+    verdicts = {"holds", "does not hold"}  # each also "..., within noise" where it rests on differences inside the noise
+    assert {r["verdict"] for r in claims} <= verdicts | {f"{v}, within noise" for v in verdicts} | {"not measurable"}
 
 
 @pytest.mark.slow
