@@ -17,10 +17,11 @@
 #
 # ADVANCE=1 moves a stopped run's clone to this checkout's HEAD before resuming, so that work
 # that changed only later steps (e.g. the latency instrument) reruns those and keeps the
-# training: Snakemake reruns a job whose code, params or inputs changed. A dry run shows what
-# would run first; if that includes training (a train_*, teacher_targets or data rule), the clone
-# goes back to its commit and nothing starts (ADVANCE=force runs it anyway). Each sitting records
-# the commit it ran (results/sittings.json, and the record).
+# training: Snakemake reruns a job whose code, params or inputs changed. Dry runs at the run's
+# commit and at HEAD count the training and data jobs (train_*, teacher_targets, the data rules)
+# each would run; if HEAD would run more of any (finished training redone), the clone goes back
+# to its commit and nothing starts (ADVANCE=force moves it anyway). Training not yet finished
+# simply goes on at HEAD. Each sitting records the commit it ran (results/sittings.json, the record).
 set -euo pipefail
 here=$(git rev-parse --show-toplevel)
 target=$(realpath -m "${1:-$here/../runs}")
@@ -54,27 +55,28 @@ if ! flock -n run.lock true; then
     exit 2
 fi
 if [ -n "${ADVANCE:-}" ]; then
+    # MAIN_JOB_DRYRUN: what lists the jobs a sitting would run, a "rule count" line per rule (the tests replace it).
+    dry=${MAIN_JOB_DRYRUN:-"make --quiet install >/dev/null && .venv/bin/snakemake --dry-run --quiet rules --cores 1${CONFIGFILE:+ --configfile '$CONFIGFILE'}${data:+ --config 'data={source: images, path: $data}'}"}
+    training() {  # "rule count" of the training and data jobs a sitting at the checked-out commit would run
+        local plan
+        plan=$(bash -c "$dry" 2>&1) || { printf '%s\n' "$plan" >&2; echo "$dir: the dry run at $(git rev-parse --short HEAD) failed" >&2; return 1; }
+        printf '%s\n' "$plan" | grep -E '^(download_data|prepare_data|teacher_targets|train_[a-z_]+)[[:space:]]+[0-9]+' | awk '{print $1, $2}' | sort || true
+    }
     old=$(git rev-parse HEAD)
+    before=$(training) || exit 2
     git fetch --quiet "$here" HEAD
     git checkout --quiet --detach FETCH_HEAD
     new=$(git rev-parse --short HEAD)
-    # MAIN_JOB_DRYRUN: what lists the jobs a sitting would run (the tests replace it).
-    dry=${MAIN_JOB_DRYRUN:-"make --quiet install >/dev/null && .venv/bin/snakemake --dry-run --quiet rules --cores 1${CONFIGFILE:+ --configfile '$CONFIGFILE'}${data:+ --config 'data={source: images, path: $data}'}"}
-    if ! plan=$(bash -c "$dry" 2>&1); then
+    after=$(training) || { git checkout --quiet --detach "$old"; exit 2; }
+    # training the move would add: a rule with more jobs at HEAD than at the run's commit
+    added=$(join -a 2 -e 0 -o 0,1.2,2.2 <(printf '%s\n' "$before" | sed '/^$/d') <(printf '%s\n' "$after" | sed '/^$/d') | awk '$3 > $2 {printf "%s%s +%d", sep, $1, $3 - $2; sep = ", "}')
+    if [ -n "$added" ] && [ "$ADVANCE" != force ]; then
         git checkout --quiet --detach "$old"
-        printf '%s\n' "$plan" >&2
-        echo "$dir: the dry run at $new failed; the run stays at ${old:0:7}" >&2
+        echo "$dir: at $new the run would train again ($added); it stays at ${old:0:7} (ADVANCE=force to move it anyway)" >&2
         exit 2
     fi
-    training=$(printf '%s\n' "$plan" | grep -Eo '^(download_data|prepare_data|teacher_targets|train_[a-z_]+)\b' | sort -u | paste -sd, - || true)
-    if [ -n "$training" ] && [ "$ADVANCE" != force ]; then
-        git checkout --quiet --detach "$old"
-        printf '%s\n' "$plan" >&2
-        echo "$dir: at $new the run would train again ($training); it stays at ${old:0:7} (ADVANCE=force to run it anyway)" >&2
-        exit 2
-    fi
-    printf '%s\n' "$plan"
-    echo "moved $dir from ${old:0:7} to $new"
+    echo "moved $dir from ${old:0:7} to $new; training and data jobs still to run: ${after:-none}" | tr '\n' ' '
+    echo
     sha=$new
 fi
 # MAIN_JOB_CMD: what a sitting runs (the tests replace it with a quick command).

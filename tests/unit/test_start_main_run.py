@@ -107,14 +107,21 @@ def test_a_run_inside_the_checkout_is_refused(checkout, where):
 
 
 @pytest.mark.parametrize(
-    "advance, would_run, moves",
-    [("1", "profile_board 1\naggregate 1", True), ("1", "train_baseline 3\nprofile_board 1", False), ("force", "train_baseline 3", True)],
+    "advance, at_head, moves",
+    [
+        ("1", "train_baseline 2\nprofile_board 1\naggregate 1", True),  # the training still to do goes on; the profile reruns
+        ("1", "train_baseline 3\nteacher_targets 1\nprofile_board 1", False),  # finished training would be redone
+        ("force", "train_baseline 3", True),
+    ],
 )
-def test_advance_moves_a_stopped_run_to_head_unless_it_would_train_again(checkout, tmp_path, advance, would_run, moves):
+def test_advance_moves_a_stopped_run_to_head_unless_it_would_train_again(checkout, tmp_path, advance, at_head, moves):
     """ADVANCE=1: a changed measurement reruns on the run's finished training at HEAD; a change
-    that would retrain (the dry run lists a training rule) leaves the run at its commit and starts
-    nothing, unless ADVANCE=force."""
+    that would redo training (HEAD's dry run lists more jobs of a training rule than the run's
+    commit does) leaves the run at its commit and starts nothing, unless ADVANCE=force."""
     repo, archive = checkout
+    (repo / "dryrun.txt").write_text("train_baseline 2\n")  # what the dry run lists at the run's commit
+    git(repo, "add", "dryrun.txt")
+    git(repo, "commit", "-qm", "the run's commit")
     runs = tmp_path / "runs"
     sha = git(repo, "rev-parse", "--short", "HEAD")
     assert start(repo, archive, str(runs)).returncode == 0
@@ -124,15 +131,15 @@ def test_advance_moves_a_stopped_run_to_head_unless_it_would_train_again(checkou
         if subprocess.run(["flock", "-n", str(run / "run.lock"), "true"]).returncode == 0:
             break
         time.sleep(0.05)
-    (repo / "Snakefile").write_text("# the instrument changed\n")
-    git(repo, "commit", "-qam", "second")
+    (repo / "dryrun.txt").write_text(at_head + "\n")
+    git(repo, "commit", "-qam", "the instrument changed")
     head = git(repo, "rev-parse", "--short", "HEAD")
     env = {
         **os.environ,
         "DATA": str(archive),
         "MAIN_JOB_CMD": "echo ran >> ran.txt",
         "ADVANCE": advance,
-        "MAIN_JOB_DRYRUN": f"printf '{would_run}\\n'",
+        "MAIN_JOB_DRYRUN": "cat dryrun.txt",
     }
     proc = subprocess.run(["bash", str(SCRIPT), str(run)], cwd=repo, capture_output=True, text=True, env=env, timeout=60)
     if moves:
@@ -141,7 +148,7 @@ def test_advance_moves_a_stopped_run_to_head_unless_it_would_train_again(checkou
         wait_for(run / "ran.txt", 2)
         assert git(run, "rev-parse", "--short", "HEAD") == head
     else:
-        assert proc.returncode == 2 and "would train again (train_baseline)" in proc.stderr
+        assert proc.returncode == 2 and "would train again (teacher_targets +1, train_baseline +1)" in proc.stderr, proc.stderr
         assert git(run, "rev-parse", "--short", "HEAD") == sha
         time.sleep(0.2)
         assert (run / "ran.txt").read_text().count("ran") == 1
