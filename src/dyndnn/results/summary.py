@@ -74,7 +74,7 @@ def _short_commit(sitting: dict) -> str:
     commit = sitting.get("commit")
     if not commit:
         return "not recorded"
-    return (commit[:7] if commit != "unknown" else commit) + (" (dirty)" if sitting.get("dirty") else "")
+    return commit[:7] + (" (dirty)" if sitting.get("dirty") else "")  # "unknown" outside git
 
 
 def _recipe(config: dict) -> str:

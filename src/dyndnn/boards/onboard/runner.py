@@ -347,6 +347,8 @@ def board_facts(sysfs_root, runtime):
         "runtime": runtime,
         "runtime_version": importlib.import_module(RUNTIME_MODULES[runtime]).__version__,
         "cpu0_frequency_khz": read_frequency_khz(sysfs_root, 0),
+        "thp_mode": thp_mode(sysfs_root),
+        "libc": " ".join(platform.libc_ver()).strip() or None,
     }
     facts.update(cpu_identity())
     if facts["cpu_identity"]:  # the runtime decides the kernels as much as the CPU does
@@ -630,11 +632,8 @@ def measure(plan, plan_path, trt, notes):
         key = (s["label"], s["mapping"], s["frequency"])
         s["run_idx"] = run_idx.get(key, 0)
         run_idx[key] = s["run_idx"] + 1
-    libc = " ".join(platform.libc_ver()).strip()
     memory = {
         "huge_pages": "requested" if huge_pages else "not requested",
-        "thp_mode": thp_mode(plan.get("sysfs_root", "/")),
-        "libc": libc or None,
         "workers_huge_pages_mb": [None if kb is None else round(kb / 1024.0, 1) for kb in workers.huge_kb],
     }
     return sample_rows, summarise_points(plan_points, sample_rows, visit_rows), memory
