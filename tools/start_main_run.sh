@@ -60,7 +60,7 @@ if [ -n "${ADVANCE:-}" ]; then
     training() {  # "rule count" of the training and data jobs a sitting at the checked-out commit would run
         local plan
         plan=$(bash -c "$dry" 2>&1) || { printf '%s\n' "$plan" >&2; echo "$dir: the dry run at $(git rev-parse --short HEAD) failed" >&2; return 1; }
-        printf '%s\n' "$plan" | grep -E '^(download_data|prepare_data|teacher_targets|train_[a-z_]+)[[:space:]]+[0-9]+' | awk '{print $1, $2}' | sort || true
+        printf '%s\n' "$plan" | grep -E '^(download_data|prepare_data|teacher_targets|train_[a-z_]+)[[:space:]]+[0-9]+' | awk '{print $1, $2}' | sort -u || true  # snakemake 9 prints its job table twice
     }
     old=$(git rev-parse HEAD)
     before=$(training) || exit 2
@@ -75,8 +75,8 @@ if [ -n "${ADVANCE:-}" ]; then
         echo "$dir: at $new the run would train again ($added); it stays at ${old:0:7} (ADVANCE=force to move it anyway)" >&2
         exit 2
     fi
-    echo "moved $dir from ${old:0:7} to $new; training and data jobs still to run: ${after:-none}" | tr '\n' ' '
-    echo
+    left=$(printf '%s\n' "$after" | sed '/^$/d' | paste -sd, - | sed 's/,/, /g')
+    echo "moved $dir from ${old:0:7} to $new; training and data jobs still to run: ${left:-none}"
     sha=$new
 fi
 # MAIN_JOB_CMD: what a sitting runs (the tests replace it with a quick command).
