@@ -258,6 +258,38 @@ def test_range_claims_follow_their_rule_and_the_table_shows_every_baseline_both_
     assert "no configuration of the dynamic DNN reaches top-1 >= 0.75" in c.loc["time_range_vs_existing", "reason"]
 
 
+def test_a_claim_against_existing_works_says_when_the_floor_decision_rests_on_the_seed_spread():
+    """The truncated model's 75 % configuration passes the floor in the primary seed only (one of
+    three): the time range then counts it and its value changes, so the verdict reads "..., within noise"
+    and names the configuration and the value with the seed means deciding the floor. Where the
+    value does not change (memory) or every seed agrees, nothing is flagged."""
+    weak = ACC.top1.where(ACC.groups >= 3, 0.1)  # truncated: 25 % and 50 % at chance, 75 % at 0.65 in the primary seed
+    acc = pd.concat([ACC, ACC.assign(model="static"), ACC.assign(model="truncated", top1=weak)], ignore_index=True)
+    lat = {"dynamic": [1.0, 2.0, 3.0, 4.0], "static": [1.0, 4.0, 9.0, 16.0], "truncated": [1.0, 4.0, 9.0, 16.0]}
+    summ = pd.concat([summary(dict(zip(range(1, 5), v))).assign(model=m) for m, v in lat.items()], ignore_index=True)
+    t = claim_tables(acc, summ)
+    seeds = acc[["model", "groups"]].assign(
+        n_seeds=3,
+        top1_mean=acc.top1,
+        top1_std=0.01,
+        top1_min=acc.top1,
+        top1_max=acc.top1 + 0.02,
+        confidence_mean=acc.confidence_norm,
+        confidence_std=0.0,
+    )
+    c = by_id(claim_checks.evaluate_claims(CLAIMS, {**t, "seed_summary": seeds}))
+    assert c.loc["time_range_vs_existing", "noise"] == ""  # every seed on the same side of the floor
+    g3 = (seeds.model == "truncated") & (seeds.groups == 3)
+    seeds.loc[g3, ["top1_mean", "top1_min", "top1_max"]] = [0.40, 0.30, 0.65]
+    c = by_id(claim_checks.evaluate_claims(CLAIMS, {**t, "seed_summary": seeds}))
+    row = c.loc["time_range_vs_existing"]
+    assert row.ours == pytest.approx(4 / (16 / 9)) and row.verdict == claim_checks.HOLDS  # the primary seed decides the value
+    assert row.noise == "at top-1 >= 0.5 in some seeds only: truncated at 3 group(s) (30.0-65.0 %); with the seed means at the floor: 4x"
+    assert claim_checks.shown_verdict(row.verdict, row.noise) == "holds, within noise"
+    assert c.loc["memory_vs_existing", "noise"] == ""  # its value is the same either way
+    assert c.loc["time_range_vs_existing", "ours"] == by_id(claim_checks.evaluate_claims(CLAIMS, t)).loc["time_range_vs_existing", "ours"]
+
+
 @pytest.mark.parametrize(
     "edit, says",
     [

@@ -50,31 +50,82 @@ def _ranges(r, metric, what) -> pd.DataFrame:
     return ranges
 
 
+def _floor_in_doubt(r, names) -> tuple[str, pd.DataFrame | None]:
+    """The configurations (of the dynamic DNN and the counted baselines) that reach the accuracy
+    floor in some training seeds only, named for the `noise` column, and the seed means to put in
+    place of the primary seed's top-1 (what the floor would pass then); ('', None) when every
+    seed agrees or the run has one seed. The floor decides which configurations count, so a
+    verdict resting on such a configuration rests on the seed spread."""
+    seeds = r.get("seed_summary")
+    if seeds is None or seeds.empty or not {"top1_min", "top1_max", "n_seeds"} <= set(seeds) or int(seeds.n_seeds.min()) < 2:
+        return "", None
+    floor = r["top1_floor"]
+    doubt = seeds[(seeds.top1_min < floor) & (seeds.top1_max >= floor)]
+    if names is not None:
+        doubt = doubt[doubt.model.isin([DYNAMIC, *names])]
+    if doubt.empty:
+        return "", None
+    each = ", ".join(f"{d.model} at {int(d.groups)} group(s) ({100 * d.top1_min:.1f}-{100 * d.top1_max:.1f} %)" for d in doubt.itertuples())
+    return f"at top-1 >= {floor:g} in some seeds only: {each}", seeds[["model", "groups", "top1_mean"]]
+
+
+def _floor_noise(r, names, floor: bool, value: float, with_means) -> str:
+    """The `noise` of a claim against existing works: where configurations reach the floor in
+    some seeds only and the claim's value changes when the seed means decide the floor
+    (`with_means(means)` gives that value), what they are and the other value; else ''."""
+    doubt, means = _floor_in_doubt(r, names) if floor else ("", None)
+    if not doubt:
+        return ""
+    try:
+        other = with_means(means)
+    except NotMeasurable:
+        return f"{doubt}; with the seed means at the floor: not measurable"
+    return "" if math.isclose(other, value, rel_tol=1e-9) else f"{doubt}; with the seed means at the floor: {other:.3g}x"
+
+
+def _with_seed_means(table: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
+    """`table` (operating points or accuracy) with each configuration's top-1 the seed mean."""
+    m = table.reset_index(drop=True).merge(means, on=["model", "groups"], how="left")  # a left merge keeps the rows' order
+    return m.assign(top1=m.pop("top1_mean").fillna(m["top1"]))
+
+
 def _range_vs_baselines(metric, what):
     def compute(r):
         _require_baselines(r["accuracy"])
         _ranges(r, metric, what)
         names, floor = rule(r)
-        per = counted(baseline_ranges(r["operating_points"], metric, r["top1_floor"]), names)
-        col, other = ("ratio_floor", "ratio_all") if floor else ("ratio_all", "ratio_floor")
-        if floor and len(per) and per.ours_floor.isna().all():
-            raise NotMeasurable(
-                f"no configuration of the dynamic DNN reaches top-1 >= {r['top1_floor']:g} (report.top1_floor), so it has no usable range"
-            )
-        per = per[per[col].notna()]
-        if per.empty:
-            raise NotMeasurable(
-                f"{what} of the baselines or of the dynamic DNN is missing, or no baseline keeps a configuration at the floor"
-            )
-        best = per.loc[per[col].idxmax()]
-        how = f"configurations at top-1 >= {r['top1_floor']:g}" if floor else "every configuration"
-        alt = f"{'without' if floor else 'with'} the floor: {per[other].max():.3g}x"
-        return float(best[col]), (
-            f"dynamic DNN {what} range / {best.baseline}'s on {best.board}, {how} ({best.ours_floor if floor else best.ours_all:.3g}x vs "
-            f"{best.theirs_floor if floor else best.theirs_all:.3g}x; {alt}){_layout_note(r)}"
+        value, reason = _range_ratio(r, metric, what, names, floor, r["operating_points"])
+        points = r["operating_points"]
+        return (
+            value,
+            reason,
+            _floor_noise(
+                r, names, floor, value, lambda means: _range_ratio(r, metric, what, names, floor, _with_seed_means(points, means))[0]
+            ),
         )
 
     return compute
+
+
+def _range_ratio(r, metric, what, names, floor, points) -> tuple[float, str]:
+    """The claim's value (the largest ratio over the counted baselines) and its reason, from
+    `points` (the operating points, whose top-1 the floor reads)."""
+    per = counted(baseline_ranges(points, metric, r["top1_floor"]), names)
+    col, other = ("ratio_floor", "ratio_all") if floor else ("ratio_all", "ratio_floor")
+    if floor and len(per) and per.ours_floor.isna().all():
+        raise NotMeasurable(
+            f"no configuration of the dynamic DNN reaches top-1 >= {r['top1_floor']:g} (report.top1_floor), so it has no usable range"
+        )
+    per = per[per[col].notna()]
+    if per.empty:
+        raise NotMeasurable(f"{what} of the baselines or of the dynamic DNN is missing, or no baseline keeps a configuration at the floor")
+    best = per.loc[per[col].idxmax()]
+    how = f"configurations at top-1 >= {r['top1_floor']:g}" if floor else "every configuration"
+    alt = f"{'without' if floor else 'with'} the floor: {per[other].max():.3g}x"
+    return float(best[col]), (
+        f"dynamic DNN {what} range / {best.baseline}'s on {best.board}, {how} ({best.ours_floor if floor else best.ours_all:.3g}x vs "
+        f"{best.theirs_floor if floor else best.theirs_all:.3g}x; {alt}){_layout_note(r)}"
+    )
 
 
 def _layout_note(r) -> str:
@@ -117,7 +168,17 @@ def _memory_vs_baselines(r):
     if fp["resident_bytes"].isna().any() or DYNAMIC not in fp.index:
         raise NotMeasurable("resident memory was not recorded for every technique")
     names, floor = rule(r)
-    per = counted(memory_by_baseline(r["footprint"], r["accuracy"], r["top1_floor"]), names)
+    value, reason = _memory_ratio(r, names, floor, r["accuracy"])
+    return (
+        value,
+        reason,
+        _floor_noise(r, names, floor, value, lambda means: _memory_ratio(r, names, floor, _with_seed_means(r["accuracy"], means))[0]),
+    )
+
+
+def _memory_ratio(r, names, floor, accuracy) -> tuple[float, str]:
+    """The memory claim's value and reason from `accuracy` (whose top-1 the floor reads)."""
+    per = counted(memory_by_baseline(r["footprint"], accuracy, r["top1_floor"]), names)
     theirs, ours = ("compression_floor", "ours_compression_floor") if floor else ("compression_all", "ours_compression_all")
     if per.empty or math.isnan(per[ours].iloc[0]):
         raise NotMeasurable(
