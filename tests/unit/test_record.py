@@ -133,7 +133,7 @@ def test_compare_names_the_config_differences_and_prints_numbers_in_their_units(
     header = out.split("\nkind ", 1)[0]
     for difference in ("data.train_subset: all vs 5000", "train.epochs: 10 vs 1", "model.fc_features: [4096, 4096] vs [1024, 1024]"):
         assert difference in header, header
-    assert "seeds: [0" in header and "data.path" not in header
+    assert "train.lr: 0.1 vs 0.05" in header and "data.path" not in header
     assert not re.search(r"\de[+-]\d\d", out), "scientific notation in the table"
     row = next(line for line in out.splitlines() if line.startswith("top1") and "dynamic g1" in line)
     assert re.search(r"\d+\.\d\d %", row) and re.search(r"[+-]\d+\.\d\d pts", row), row
@@ -505,8 +505,9 @@ def test_readme_blocks_are_checked_then_rewritten_from_the_record(tmp_path, caps
     assert out.endswith("<!-- end record -->\nend\n")
     seeds = pd.read_csv(record / "tables/seed_summary.csv").sort_values("groups")
     dyn, static = (seeds[seeds.model == m].top1_mean for m in ("dynamic", "static"))
-    assert "| dynamic (ours) | " + " / ".join(f"{100 * v:.2f}" for v in dyn) + " |" in out
-    assert f"| {100 * static.iloc[-1]:.2f} % | {'holds' if static.iloc[-1] >= 0.85 else 'missed'} |" in out
+    spread = seeds[seeds.model == "dynamic"].top1_std  # the record has three seeds: mean +- std in every cell
+    assert "| dynamic (ours) | " + " / ".join(f"{100 * v:.2f} +- {100 * e:.2f}" for v, e in zip(dyn, spread)) + " |" in out
+    assert re.search(rf"\| {100 * static.iloc[-1]:.2f} \+- \d\.\d\d % \| {'holds' if static.iloc[-1] >= 0.85 else 'missed'} \|", out)
     gap = 100 * (static.iloc[-1] - dyn.iloc[-1])
     assert f"({gap:.2f} points below) | {'holds' if gap <= 1.5 else 'missed'} |" in out
     assert main(["summary", str(record), "--readme", str(readme), "--check"]) == 0

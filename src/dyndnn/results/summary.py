@@ -212,7 +212,20 @@ def _top1(run) -> pd.Series:
 
 
 def _n_seeds(run) -> int:
+    """How many training seeds the record's top-1 rests on (its accuracy table holds the primary
+    seed only; the seed summary counts them all)."""
+    seeds = run.tables.get("seed_summary", pd.DataFrame())
+    if not seeds.empty and "n_seeds" in seeds:
+        return int(seeds.n_seeds.min())
     return int(run.tables["accuracy"].get("seed", pd.Series([0])).nunique())
+
+
+def _top1_std(run) -> pd.Series | None:
+    """The seed standard deviation of top-1 by (model, groups); None with one seed."""
+    seeds = run.tables.get("seed_summary", pd.DataFrame())
+    if seeds.empty or "top1_std" not in seeds or _n_seeds(run) < 2:
+        return None
+    return seeds.set_index(["model", "groups"]).top1_std
 
 
 def _width(run, model: str, groups: int) -> str:
@@ -227,7 +240,9 @@ def _block_accuracy(run) -> str:
     first = acc[acc.model == acc.model.iloc[0]].drop_duplicates("groups").sort_values("groups")
     widths = " / ".join(f"{w:g}" for w in first.width_pct)
     seeds = _n_seeds(run)
-    header = f"top-1 (%) at {widths} %" + (f" (mean of {seeds} seeds)" if seeds > 1 else "")
+    header = f"top-1 (%) at {widths} %" + (f" (mean +- std of {seeds} seeds)" if seeds > 1 else "")
+    std = _top1_std(run)
+    cell = lambda model, k: f"{100 * top1[(model, k)]:.2f}" + ("" if std is None else f" +- {100 * std[(model, k)]:.2f}")  # noqa: E731
     macs = {m: tuple(g.drop_duplicates("groups").sort_values("groups").macs) for m, g in acc.groupby("model", sort=False)}
     finetune = (run.config.get("baselines", {}).get("pruned") or {}).get("finetune_epochs")
     labels = {**LABELS, "pruned": f"pruned (L1 + {finetune} fine-tuning epochs)" if finetune else "pruned"}
@@ -238,7 +253,7 @@ def _block_accuracy(run) -> str:
         rows.append(
             [
                 labels.get(model, model),
-                " / ".join(f"{100 * top1[(model, k)]:.2f}" for k in groups),
+                " / ".join(cell(model, k) for k in groups),
                 "same as static" if same else " / ".join(f"{m / 1e6:.1f}" for m in macs[model]),
                 f"{g.resident_bytes.max() / 1e6:.1f}",
             ]
