@@ -9,7 +9,7 @@ import math
 import pandas as pd
 
 from dyndnn.results.analysis import DYNAMIC, baseline_ranges, memory_by_baseline, pareto_mask, pooled_std
-from dyndnn.results.existing_works import check_rule, counted, rule
+from dyndnn.results.existing_works import check_rule, counted, floor_in_doubt, rule, with_seed_means
 
 __all__ = [
     "evaluate_claims",
@@ -50,30 +50,11 @@ def _ranges(r, metric, what) -> pd.DataFrame:
     return ranges
 
 
-def _floor_in_doubt(r, names) -> tuple[str, pd.DataFrame | None]:
-    """The configurations (of the dynamic DNN and the counted baselines) that reach the accuracy
-    floor in some training seeds only, named for the `noise` column, and the seed means to put in
-    place of the primary seed's top-1 (what the floor would pass then); ('', None) when every
-    seed agrees or the run has one seed. The floor decides which configurations count, so a
-    verdict resting on such a configuration rests on the seed spread."""
-    seeds = r.get("seed_summary")
-    if seeds is None or seeds.empty or not {"top1_min", "top1_max", "n_seeds"} <= set(seeds) or int(seeds.n_seeds.min()) < 2:
-        return "", None
-    floor = r["top1_floor"]
-    doubt = seeds[(seeds.top1_min < floor) & (seeds.top1_max >= floor)]
-    if names is not None:
-        doubt = doubt[doubt.model.isin([DYNAMIC, *names])]
-    if doubt.empty:
-        return "", None
-    each = ", ".join(f"{d.model} at {int(d.groups)} group(s) ({100 * d.top1_min:.1f}-{100 * d.top1_max:.1f} %)" for d in doubt.itertuples())
-    return f"at top-1 >= {floor:g} in some seeds only: {each}", seeds[["model", "groups", "top1_mean"]]
-
-
 def _floor_noise(r, names, floor: bool, value: float, with_means) -> str:
     """The `noise` of a claim against existing works: where configurations reach the floor in
     some seeds only and the claim's value changes when the seed means decide the floor
     (`with_means(means)` gives that value), what they are and the other value; else ''."""
-    doubt, means = _floor_in_doubt(r, names) if floor else ("", None)
+    doubt, means = floor_in_doubt(r.get("seed_summary"), r["top1_floor"], names) if floor else ("", None)
     if not doubt:
         return ""
     try:
@@ -81,12 +62,6 @@ def _floor_noise(r, names, floor: bool, value: float, with_means) -> str:
     except NotMeasurable:
         return f"{doubt}; with the seed means at the floor: not measurable"
     return "" if math.isclose(other, value, rel_tol=1e-9) else f"{doubt}; with the seed means at the floor: {other:.3g}x"
-
-
-def _with_seed_means(table: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
-    """`table` (operating points or accuracy) with each configuration's top-1 the seed mean."""
-    m = table.reset_index(drop=True).merge(means, on=["model", "groups"], how="left")  # a left merge keeps the rows' order
-    return m.assign(top1=m.pop("top1_mean").fillna(m["top1"]))
 
 
 def _range_vs_baselines(metric, what):
@@ -100,7 +75,7 @@ def _range_vs_baselines(metric, what):
             value,
             reason,
             _floor_noise(
-                r, names, floor, value, lambda means: _range_ratio(r, metric, what, names, floor, _with_seed_means(points, means))[0]
+                r, names, floor, value, lambda means: _range_ratio(r, metric, what, names, floor, with_seed_means(points, means))[0]
             ),
         )
 
@@ -172,7 +147,7 @@ def _memory_vs_baselines(r):
     return (
         value,
         reason,
-        _floor_noise(r, names, floor, value, lambda means: _memory_ratio(r, names, floor, _with_seed_means(r["accuracy"], means))[0]),
+        _floor_noise(r, names, floor, value, lambda means: _memory_ratio(r, names, floor, with_seed_means(r["accuracy"], means))[0]),
     )
 
 

@@ -1,14 +1,25 @@
 """The claims against existing works (time, energy and memory): the rule a claims file states for
-them (which baselines count, whether the accuracy floor applies) and the table that shows every
-baseline both ways. Pure functions of the aggregated tables."""
+them (which baselines count, whether the accuracy floor applies), the table that shows every
+baseline both ways, and the configurations whose place above the floor depends on the seed. Pure functions of the aggregated tables."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from dyndnn.results.analysis import baseline_ranges, memory_by_baseline
+from dyndnn.results.analysis import DYNAMIC, baseline_ranges, memory_by_baseline
 
-__all__ = ["RULE_KEYS", "RULED", "RANGE_METRICS", "COLUMNS", "rule", "counted", "check_rule", "claim_baselines"]
+__all__ = [
+    "RULE_KEYS",
+    "RULED",
+    "RANGE_METRICS",
+    "COLUMNS",
+    "rule",
+    "counted",
+    "check_rule",
+    "claim_baselines",
+    "floor_in_doubt",
+    "with_seed_means",
+]
 
 RULE_KEYS = {"baselines": "all", "accuracy_floor": True}  # a comparison with existing works: which count, and whether the floor applies
 
@@ -22,6 +33,30 @@ def rule(r) -> tuple[list[str] | None, bool]:
 
 def counted(table: pd.DataFrame, names: list[str] | None) -> pd.DataFrame:
     return table if names is None else table[table.baseline.isin(names)]
+
+
+def floor_in_doubt(seeds: pd.DataFrame | None, floor: float, names: list[str] | None) -> tuple[str, pd.DataFrame | None]:
+    """The configurations (of the dynamic DNN and the counted baselines `names`; None: all) that
+    reach the accuracy floor in some training seeds only, named for the `noise` column, and the
+    seed means (from the seed summary `seeds`) to put in
+    place of the primary seed's top-1 (what the floor would pass then); ('', None) when every
+    seed agrees or the run has one seed. The floor decides which configurations count, so a
+    verdict resting on such a configuration rests on the seed spread."""
+    if seeds is None or seeds.empty or not {"top1_min", "top1_max", "n_seeds"} <= set(seeds) or int(seeds.n_seeds.min()) < 2:
+        return "", None
+    doubt = seeds[(seeds.top1_min < floor) & (seeds.top1_max >= floor)]
+    if names is not None:
+        doubt = doubt[doubt.model.isin([DYNAMIC, *names])]
+    if doubt.empty:
+        return "", None
+    each = ", ".join(f"{d.model} at {int(d.groups)} group(s) ({100 * d.top1_min:.1f}-{100 * d.top1_max:.1f} %)" for d in doubt.itertuples())
+    return f"at top-1 >= {floor:g} in some seeds only: {each}", seeds[["model", "groups", "top1_mean"]]
+
+
+def with_seed_means(table: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
+    """`table` (operating points or accuracy) with each configuration's top-1 the seed mean."""
+    m = table.reset_index(drop=True).merge(means, on=["model", "groups"], how="left")  # a left merge keeps the rows' order
+    return m.assign(top1=m.pop("top1_mean").fillna(m["top1"]))
 
 
 # The table of claims against existing works (report, summary block `baselines`).
