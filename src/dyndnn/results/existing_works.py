@@ -1,6 +1,7 @@
 """The claims against existing works (time, energy and memory): the rule a claims file states for
 them (which baselines count, whether the accuracy floor applies), the table that shows every
-baseline both ways, and the configurations whose place above the floor depends on the seed. Pure functions of the aggregated tables."""
+baseline both ways, and the configurations whose place above the floor depends on the seed.
+Pure functions of the aggregated tables."""
 
 from __future__ import annotations
 
