@@ -50,15 +50,16 @@ def _ranges(r, metric, what) -> pd.DataFrame:
     return ranges
 
 
-def _floor_noise(r, names, floor: bool, value: float, with_means) -> str:
+def _floor_noise(r, names, floor: bool, value: float, table: pd.DataFrame, value_of) -> str:
     """The `noise` of a claim against existing works: where configurations reach the floor in
     some seeds only and the claim's value changes when the seed means decide the floor
-    (`with_means(means)` gives that value), what they are and the other value; else ''."""
-    doubt, means = floor_in_doubt(r.get("seed_summary"), r["top1_floor"], names) if floor else ("", None)
+    (`value_of(table)` with each top-1 of `table` the seed mean), what they are and the other
+    value; else ''."""
+    doubt = floor_in_doubt(r.get("seed_summary"), r["top1_floor"], names) if floor else ""
     if not doubt:
         return ""
     try:
-        other = with_means(means)
+        other = value_of(with_seed_means(table, r["seed_summary"]))
     except NotMeasurable:
         return f"{doubt}; with the seed means at the floor: not measurable"
     return "" if math.isclose(other, value, rel_tol=1e-9) else f"{doubt}; with the seed means at the floor: {other:.3g}x"
@@ -69,15 +70,9 @@ def _range_vs_baselines(metric, what):
         _require_baselines(r["accuracy"])
         _ranges(r, metric, what)
         names, floor = rule(r)
-        value, reason = _range_ratio(r, metric, what, names, floor, r["operating_points"])
         points = r["operating_points"]
-        return (
-            value,
-            reason,
-            _floor_noise(
-                r, names, floor, value, lambda means: _range_ratio(r, metric, what, names, floor, with_seed_means(points, means))[0]
-            ),
-        )
+        value, reason = _range_ratio(r, metric, what, names, floor, points)
+        return value, reason, _floor_noise(r, names, floor, value, points, lambda t: _range_ratio(r, metric, what, names, floor, t)[0])
 
     return compute
 
@@ -144,11 +139,7 @@ def _memory_vs_baselines(r):
         raise NotMeasurable("resident memory was not recorded for every technique")
     names, floor = rule(r)
     value, reason = _memory_ratio(r, names, floor, r["accuracy"])
-    return (
-        value,
-        reason,
-        _floor_noise(r, names, floor, value, lambda means: _memory_ratio(r, names, floor, with_seed_means(r["accuracy"], means))[0]),
-    )
+    return value, reason, _floor_noise(r, names, floor, value, r["accuracy"], lambda t: _memory_ratio(r, names, floor, t)[0])
 
 
 def _memory_ratio(r, names, floor, accuracy) -> tuple[float, str]:

@@ -36,26 +36,25 @@ def counted(table: pd.DataFrame, names: list[str] | None) -> pd.DataFrame:
     return table if names is None else table[table.baseline.isin(names)]
 
 
-def floor_in_doubt(seeds: pd.DataFrame | None, floor: float, names: list[str] | None) -> tuple[str, pd.DataFrame | None]:
+def floor_in_doubt(seeds: pd.DataFrame | None, floor: float, names: list[str] | None) -> str:
     """The configurations (of the dynamic DNN and the counted baselines `names`; None: all) that
-    reach the accuracy floor in some training seeds only, named for the `noise` column, and the
-    seed means (from the seed summary `seeds`) to put in
-    place of the primary seed's top-1 (what the floor would pass then); ('', None) when every
-    seed agrees or the run has one seed. The floor decides which configurations count, so a
-    verdict resting on such a configuration rests on the seed spread."""
+    reach the accuracy floor in some training seeds only (from the seed summary `seeds`), named
+    for the `noise` column; '' when every seed agrees or the run has one seed. The floor decides
+    which configurations count, so a verdict resting on such a configuration rests on the seed
+    spread."""
     if seeds is None or seeds.empty or not {"top1_min", "top1_max", "n_seeds"} <= set(seeds) or int(seeds.n_seeds.min()) < 2:
-        return "", None
+        return ""
     doubt = seeds[(seeds.top1_min < floor) & (seeds.top1_max >= floor)]
     if names is not None:
         doubt = doubt[doubt.model.isin([DYNAMIC, *names])]
-    if doubt.empty:
-        return "", None
     each = ", ".join(f"{d.model} at {int(d.groups)} group(s) ({100 * d.top1_min:.1f}-{100 * d.top1_max:.1f} %)" for d in doubt.itertuples())
-    return f"at top-1 >= {floor:g} in some seeds only: {each}", seeds[["model", "groups", "top1_mean"]]
+    return f"at top-1 >= {floor:g} in some seeds only: {each}" if each else ""
 
 
-def with_seed_means(table: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
-    """`table` (operating points or accuracy) with each configuration's top-1 the seed mean."""
+def with_seed_means(table: pd.DataFrame, seeds: pd.DataFrame) -> pd.DataFrame:
+    """`table` (operating points or accuracy) with each configuration's top-1 the mean over its
+    seeds (from the seed summary `seeds`)."""
+    means = seeds[["model", "groups", "top1_mean"]]
     m = table.reset_index(drop=True).merge(means, on=["model", "groups"], how="left")  # a left merge keeps the rows' order
     return m.assign(top1=m.pop("top1_mean").fillna(m["top1"]))
 
